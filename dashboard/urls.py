@@ -1,0 +1,17 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from dashboard import views as dashboard_views
+from partners import views as partner_views
+
+urlpatterns = [
+    path("", dashboard_views.overview, name="overview"),
+    path("partners/", include("partners.urls")),
+    path("controls/", partner_views.controls, name="controls"),
+    path("controls/defaults/", partner_views.controls_defaults, name="controls-defaults"),
+    path("controls/pause-all/", partner_views.controls_pause_all, name="controls-pause-all"),
+    path("controls/resume-all/", partner_views.controls_resume_all, name="controls-resume-all"),
+    path("audit/", partner_views.audit_log, name="audit"),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("admin/", admin.site.urls),
+]

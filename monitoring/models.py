@@ -1,0 +1,1 @@
+"""Metric sources, samples, alert rules and notifications arrive here with live metrics."""

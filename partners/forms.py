@@ -1,0 +1,199 @@
+from django import forms
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from partners.models import BYTE_LIMIT_FIELDS, LIMIT_FIELDS, AuditAction, Partner
+from partners.units import ByteSizeError, format_bytes_exact, parse_bytes
+
+NO_LIMIT_HELP = "Empty means no limit."
+MIN_ONE_MESSAGE = "Must be at least 1; leave it empty for no limit."
+
+
+class ByteSizeField(forms.Field):
+    """A byte count typed and shown in human units ("5 GB", "2 GiB")."""
+
+    default_error_messages = {"min_value": MIN_ONE_MESSAGE}
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("widget", forms.TextInput(attrs={"placeholder": "no limit", "inputmode": "text"}))
+        super().__init__(*args, **kwargs)
+
+    def prepare_value(self, value):
+        if isinstance(value, int):
+            return format_bytes_exact(value)
+        return value
+
+    def to_python(self, value):
+        if value in self.empty_values or (isinstance(value, str) and not value.strip()):
+            return None
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_bytes(str(value))
+        except ByteSizeError as error:
+            raise forms.ValidationError(str(error), code="invalid") from error
+
+    def validate(self, value):
+        super().validate(value)
+        if value is not None and value < 1:
+            raise forms.ValidationError(self.error_messages["min_value"], code="min_value")
+
+
+def limit_form_field(name: str, label: str) -> forms.Field:
+    if name in BYTE_LIMIT_FIELDS:
+        return ByteSizeField(label=label, required=False, help_text=NO_LIMIT_HELP)
+    return forms.IntegerField(
+        label=label,
+        required=False,
+        min_value=1,
+        error_messages={"min_value": MIN_ONE_MESSAGE},
+        widget=forms.NumberInput(attrs={"placeholder": "no limit", "min": 1}),
+        help_text=NO_LIMIT_HELP,
+    )
+
+
+LIMIT_LABELS = {
+    "requests_per_minute": "Requests per minute",
+    "burst": "Burst",
+    "max_concurrent_uploads": "Concurrent uploads",
+    "max_bytes_in_flight": "Bytes in flight",
+    "daily_upload_bytes": "Upload bytes per day (UTC)",
+}
+
+
+def check_burst_has_rate(form: forms.Form, prefix: str = "") -> None:
+    if form.cleaned_data.get(f"{prefix}burst") is not None and form.cleaned_data.get(
+        f"{prefix}requests_per_minute"
+    ) is None:
+        form.add_error(f"{prefix}burst", "A burst needs a requests-per-minute rate to go with it.")
+
+
+class ReasonField(forms.CharField):
+    def __init__(self, required: bool = True, **kwargs):
+        kwargs.setdefault("widget", forms.TextInput(attrs={"placeholder": "why (kept in the audit log)"}))
+        kwargs.setdefault("max_length", 500)
+        super().__init__(required=required, **kwargs)
+
+    def clean(self, value):
+        value = super().clean(value)
+        return value.strip() if value else value
+
+
+class LimitsForm(forms.Form):
+    """A partner's (or the defaults') five limits. Ceilings apply when given (managers)."""
+
+    reason = ReasonField(error_messages={"required": "Say why: the reason goes into the audit log."})
+    revision = forms.IntegerField(widget=forms.HiddenInput, required=False)
+
+    def __init__(self, *args, ceilings: dict | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.ceilings = ceilings
+        for name in reversed(LIMIT_FIELDS):
+            field = limit_form_field(name, LIMIT_LABELS[name])
+            ceiling = (ceilings or {}).get(name)
+            if ceiling is not None:
+                shown = format_bytes_exact(ceiling) if name in BYTE_LIMIT_FIELDS else ceiling
+                field.help_text = f"At most {shown} (ceiling set by ops)."
+            self.fields = {name: field, **self.fields}
+
+    def clean(self):
+        cleaned = super().clean()
+        check_burst_has_rate(self)
+        for name, ceiling in (self.ceilings or {}).items():
+            self._check_ceiling(name, ceiling)
+        return cleaned
+
+    def _check_ceiling(self, name: str, ceiling: int | None) -> None:
+        if ceiling is None or name in self.errors:
+            return
+        value = self.cleaned_data.get(name)
+        shown = format_bytes_exact(ceiling) if name in BYTE_LIMIT_FIELDS else str(ceiling)
+        if value is None:
+            self.add_error(name, f"Cannot be unlimited: the ceiling set by ops is {shown}.")
+        elif value > ceiling:
+            self.add_error(name, f"Above the ceiling set by ops ({shown}).")
+
+    def limits(self) -> dict:
+        return {name: self.cleaned_data[name] for name in LIMIT_FIELDS}
+
+
+def _user_choices():
+    return get_user_model().objects.filter(is_active=True).order_by("username")
+
+
+class PartnerForm(forms.ModelForm):
+    """What only ops set: who the partner is, who manages it, and its ceilings."""
+
+    reason = ReasonField(error_messages={"required": "Say why: the reason goes into the audit log."})
+    revision = forms.IntegerField(widget=forms.HiddenInput, required=False)
+    managers = forms.ModelMultipleChoiceField(queryset=_user_choices(), required=False)
+
+    class Meta:
+        model = Partner
+        fields = ["name", "slug", "client_id", "contact_email", "priority", "managers"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["managers"].queryset = _user_choices()
+        for name in LIMIT_FIELDS:
+            field = limit_form_field(name, f"Ceiling: {LIMIT_LABELS[name].lower()}")
+            field.help_text = "Managers cannot set more than this. Empty means no ceiling."
+            field.initial = getattr(self.instance, f"ceiling_{name}", None)
+            self.fields[f"ceiling_{name}"] = field
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.instance.pk:
+            for name in LIMIT_FIELDS:
+                self._check_ceiling_covers_limit(name)
+        return cleaned
+
+    def _check_ceiling_covers_limit(self, name: str) -> None:
+        ceiling = self.cleaned_data.get(f"ceiling_{name}")
+        current = getattr(self.instance, name)
+        if ceiling is not None and current is not None and current > ceiling:
+            shown = format_bytes_exact(current) if name in BYTE_LIMIT_FIELDS else current
+            self.add_error(
+                f"ceiling_{name}", f"Below the limit in force ({shown}): lower the limit first."
+            )
+
+    def partner_values(self) -> dict:
+        values = {name: self.cleaned_data[name] for name in self._meta.fields if name != "managers"}
+        values.update({f"ceiling_{n}": self.cleaned_data[f"ceiling_{n}"] for n in LIMIT_FIELDS})
+        return values
+
+
+class PauseForm(forms.Form):
+    reason = ReasonField(
+        error_messages={"required": "A pause needs a reason: partners see it in the 503 response."}
+    )
+    resume_at = forms.DateTimeField(
+        label="Resume automatically at (UTC)",
+        required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"],
+        help_text="Optional. Empty means the pause lasts until someone resumes it.",
+    )
+
+    def clean_resume_at(self):
+        resume_at = self.cleaned_data.get("resume_at")
+        if resume_at is not None and resume_at <= timezone.now():
+            raise forms.ValidationError("The resume time must be in the future.")
+        return resume_at
+
+
+class ResumeForm(forms.Form):
+    reason = ReasonField(required=False)
+
+
+class AuditFilterForm(forms.Form):
+    partner = forms.ModelChoiceField(queryset=Partner.objects.none(), required=False,
+                                     to_field_name="slug", empty_label="all partners")
+    actor = forms.CharField(required=False, label="Who")
+    action = forms.ChoiceField(choices=[("", "all actions"), *AuditAction.choices], required=False)
+    since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+    def __init__(self, *args, partners=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["partner"].queryset = partners if partners is not None else Partner.objects.all()

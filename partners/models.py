@@ -1,0 +1,232 @@
+"""Partners, their limits and ceilings, pauses, the audit log and the shared config table."""
+
+from django.conf import settings
+from django.core.validators import MinValueValidator, RegexValidator
+from django.db import models
+from django.urls import reverse
+from django.utils import timezone
+
+LIMIT_FIELDS = (
+    "requests_per_minute",
+    "burst",
+    "max_concurrent_uploads",
+    "max_bytes_in_flight",
+    "daily_upload_bytes",
+)
+BYTE_LIMIT_FIELDS = ("max_bytes_in_flight", "daily_upload_bytes")
+DEFAULTS_CLIENT_ID = "*"
+
+client_id_validator = RegexValidator(
+    r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,254}$",
+    "Use letters, digits and . _ : @ - (up to 255), starting with a letter or digit, "
+    "exactly as the partner's OAuth client id.",
+)
+
+
+class Priority(models.TextChoices):
+    INTERACTIVE = "interactive", "Interactive"
+    BULK = "bulk", "Bulk"
+
+
+def _limit_field(verbose_name: str, big: bool = False, help_text: str = ""):
+    field_class = models.PositiveBigIntegerField if big else models.PositiveIntegerField
+    return field_class(
+        verbose_name, null=True, blank=True, validators=[MinValueValidator(1)], help_text=help_text
+    )
+
+
+class UploadLimits(models.Model):
+    """The five limits the upload gate enforces. Null means no limit. All are fleet-wide."""
+
+    requests_per_minute = _limit_field("requests per minute")
+    burst = _limit_field("burst", help_text="Requests that may arrive at once above the rate.")
+    max_concurrent_uploads = _limit_field("concurrent uploads")
+    max_bytes_in_flight = _limit_field("bytes in flight", big=True)
+    daily_upload_bytes = _limit_field("upload bytes per day (UTC)", big=True)
+
+    class Meta:
+        abstract = True
+
+    def limit_values(self) -> dict[str, int | None]:
+        return {name: getattr(self, name) for name in LIMIT_FIELDS}
+
+
+class Partner(UploadLimits):
+    name = models.CharField(max_length=120, unique=True)
+    slug = models.SlugField(max_length=60, unique=True)
+    client_id = models.CharField(
+        "OAuth client id", max_length=255, unique=True, validators=[client_id_validator]
+    )
+    contact_email = models.EmailField(blank=True)
+    priority = models.CharField(max_length=16, choices=Priority.choices, default=Priority.BULK)
+    managers = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, related_name="managed_partners", blank=True
+    )
+
+    # Ceilings: set by ops only; a partner manager's limits must stay at or below them.
+    ceiling_requests_per_minute = _limit_field("ceiling: requests per minute")
+    ceiling_burst = _limit_field("ceiling: burst")
+    ceiling_max_concurrent_uploads = _limit_field("ceiling: concurrent uploads")
+    ceiling_max_bytes_in_flight = _limit_field("ceiling: bytes in flight", big=True)
+    ceiling_daily_upload_bytes = _limit_field("ceiling: upload bytes per day", big=True)
+
+    paused = models.BooleanField(default=False)
+    pause_reason = models.TextField(blank=True)
+    paused_at = models.DateTimeField(null=True, blank=True)
+    paused_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    resume_at = models.DateTimeField(null=True, blank=True)
+
+    # Bumped by every settings or limits change: a form opened at an older revision is stale.
+    revision = models.PositiveIntegerField(default=0)
+    changed_at = models.DateTimeField(default=timezone.now)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("partners:detail", args=[self.slug])
+
+    def ceilings(self) -> dict[str, int | None]:
+        return {name: getattr(self, f"ceiling_{name}") for name in LIMIT_FIELDS}
+
+    def has_limits(self) -> bool:
+        return any(value is not None for value in self.limit_values().values())
+
+
+class FleetSettings(UploadLimits):
+    """One row: the `*` defaults and the pause of all partner imports."""
+
+    all_partners_paused = models.BooleanField(default=False)
+    all_partners_pause_reason = models.TextField(blank=True)
+    all_partners_paused_at = models.DateTimeField(null=True, blank=True)
+    all_partners_paused_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    all_partners_resume_at = models.DateTimeField(null=True, blank=True)
+    revision = models.PositiveIntegerField(default=0)
+    changed_at = models.DateTimeField(default=timezone.now)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = "fleet settings"
+        verbose_name_plural = "fleet settings"
+
+    def __str__(self) -> str:
+        return "Defaults and global pause"
+
+    @classmethod
+    def load(cls, for_update: bool = False) -> "FleetSettings":
+        cls.objects.get_or_create(pk=1)
+        queryset = cls.objects.select_for_update() if for_update else cls.objects
+        return queryset.get(pk=1)
+
+
+class AuditAction(models.TextChoices):
+    PARTNER_CREATED = "partner.created", "Partner created"
+    PARTNER_CHANGED = "partner.changed", "Partner settings changed"
+    LIMITS_CHANGED = "limits.changed", "Limits changed"
+    PARTNER_PAUSED = "partner.paused", "Imports paused"
+    PARTNER_RESUMED = "partner.resumed", "Imports resumed"
+    ALL_PAUSED = "all.paused", "All partner imports paused"
+    ALL_RESUMED = "all.resumed", "All partner imports resumed"
+    DEFAULTS_CHANGED = "defaults.changed", "Default limits changed"
+
+
+class AuditEntryQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise PermissionError("Audit entries cannot be changed.")
+
+    def delete(self):
+        raise PermissionError("Audit entries cannot be deleted.")
+
+
+class AuditEntry(models.Model):
+    """Who changed what, before → after, why and when. Append-only."""
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    actor_name = models.CharField(max_length=150, help_text="“system” for automatic changes.")
+    action = models.CharField(max_length=32, choices=AuditAction.choices)
+    partner = models.ForeignKey(
+        Partner, null=True, blank=True, on_delete=models.PROTECT, related_name="audit_entries"
+    )
+    subject = models.CharField(max_length=200)
+    before = models.JSONField(default=dict, blank=True)
+    after = models.JSONField(default=dict, blank=True)
+    reason = models.TextField(blank=True)
+
+    objects = AuditEntryQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "audit entries"
+
+    def __str__(self) -> str:
+        return f"{self.actor_name}: {self.get_action_display()} ({self.subject})"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise PermissionError("Audit entries cannot be changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError("Audit entries cannot be deleted.")
+
+    def changes(self) -> list[tuple[str, object, object]]:
+        """(field, before, after) for every field that changed, in a stable order."""
+        names = list(dict.fromkeys([*self.before, *self.after]))
+        return [(name, self.before.get(name), self.after.get(name)) for name in names]
+
+
+class ConfigVersion(models.Model):
+    """The global version counter of the shared config table (one row).
+
+    Incremented with UPDATE … SET value = value + 1, whose row lock is held until commit:
+    concurrent publishers queue on it, so versions commit in increasing order.
+    """
+
+    value = models.BigIntegerField(default=0)
+
+
+class UploadLimitRow(models.Model):
+    """A row of the shared config table `upload_limits` (docs/shared-config-table.md).
+
+    Written only by partners.publisher; read by the upload servers in any language.
+    """
+
+    client_id = models.CharField(max_length=255, primary_key=True)
+    requests_per_minute = models.IntegerField(null=True)
+    burst = models.IntegerField(null=True)
+    max_concurrent_uploads = models.IntegerField(null=True)
+    max_bytes_in_flight = models.BigIntegerField(null=True)
+    daily_upload_bytes = models.BigIntegerField(null=True)
+    paused = models.BooleanField(default=False)
+    pause_reason = models.TextField(default="")
+    resume_at = models.DateTimeField(null=True)
+    priority = models.CharField(max_length=16)
+    version = models.BigIntegerField()
+    updated_at = models.DateTimeField()
+    all_partners_paused = models.BooleanField(default=False)
+    all_partners_pause_reason = models.TextField(default="")
+    all_partners_resume_at = models.DateTimeField(null=True)
+    live_server_count = models.IntegerField(default=1)
+
+    class Meta:
+        db_table = "upload_limits"
+        indexes = [models.Index(fields=["version"], name="upload_limits_version_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.client_id} @ v{self.version}"

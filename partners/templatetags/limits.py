@@ -1,0 +1,47 @@
+from django import template
+
+from partners.forms import LIMIT_LABELS
+from partners.models import BYTE_LIMIT_FIELDS
+from partners.units import format_bytes_exact, format_bytes_short
+
+register = template.Library()
+
+
+@register.filter
+def limit_value(obj, name: str):
+    """The value of limit `name` on obj (a partner, the fleet settings or a table row)."""
+    return getattr(obj, name, None)
+
+
+@register.filter
+def show_limit(value, name: str) -> str:
+    if value is None:
+        return "no limit"
+    if name in BYTE_LIMIT_FIELDS:
+        return format_bytes_short(value)
+    return f"{value:,}"
+
+
+@register.filter
+def show_limit_exact(value, name: str) -> str:
+    if value is None:
+        return "no limit"
+    return format_bytes_exact(value) if name in BYTE_LIMIT_FIELDS else f"{value:,}"
+
+
+@register.filter
+def limit_label(name: str) -> str:
+    if name.startswith("ceiling_"):
+        return f"Ceiling: {limit_label(name.removeprefix('ceiling_')).lower()}"
+    return LIMIT_LABELS.get(name, name.replace("_", " "))
+
+
+@register.filter
+def audit_value(value, name: str) -> str:
+    if name in BYTE_LIMIT_FIELDS or name.removeprefix("ceiling_") in BYTE_LIMIT_FIELDS:
+        return show_limit_exact(value, name.removeprefix("ceiling_"))
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, list):
+        return ", ".join(map(str, value)) or "—"
+    return str(value)

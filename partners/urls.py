@@ -1,0 +1,15 @@
+from django.urls import path
+
+from partners import views
+
+app_name = "partners"
+
+urlpatterns = [
+    path("", views.partner_list, name="list"),
+    path("new/", views.partner_create, name="create"),
+    path("<slug:slug>/", views.partner_detail, name="detail"),
+    path("<slug:slug>/limits/", views.partner_limits, name="limits"),
+    path("<slug:slug>/settings/", views.partner_settings, name="settings"),
+    path("<slug:slug>/pause/", views.partner_pause, name="pause"),
+    path("<slug:slug>/resume/", views.partner_resume, name="resume"),
+]

@@ -1,0 +1,52 @@
+"""A partner manager lowers TheirStory's concurrent uploads in the browser."""
+
+import pytest
+
+from partners.models import AuditEntry, UploadLimitRow
+from tests.conftest import PASSWORD
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def test_manager_lowers_concurrent_uploads_and_sees_it_in_the_audit_log(
+        page, live_server, log_in, screenshot, manager_a, partner_a, partner_b):
+    version_before = UploadLimitRow.objects.get(client_id="theirstory-sdk").version
+    log_in(manager_a.username, PASSWORD)
+
+    page.click("text=Partners")
+    assert page.locator("table.partners").inner_text().count("TheirStory") == 1
+    assert "Family Archive" not in page.content()
+    page.click("text=TheirStory")
+    page.fill("#id_limits-max_concurrent_uploads", "6")
+    page.fill("#id_limits-reason", "CPU at 95% during the backlog import")
+    screenshot("partner-detail-before-save")
+    page.click("text=Save limits")
+
+    page.wait_for_selector(".message.success")
+    assert "Limits of TheirStory saved" in page.inner_text(".messages")
+    screenshot("partner-detail-after-save")
+
+    page.click("nav >> text=Audit log")
+    row = page.locator("table.audit tbody tr").first
+    assert "mara-manager-a" in row.inner_text()
+    assert "16 → 6" in row.inner_text()
+    assert "CPU at 95% during the backlog import" in row.inner_text()
+    screenshot("audit-log")
+
+    published = UploadLimitRow.objects.get(client_id="theirstory-sdk")
+    assert published.max_concurrent_uploads == 6
+    assert published.version > version_before
+    assert AuditEntry.objects.filter(actor=manager_a).count() == 1
+
+
+def test_a_manager_sees_a_field_error_above_the_ceiling(page, live_server, log_in, screenshot,
+                                                         manager_a, partner_a):
+    log_in(manager_a.username, PASSWORD)
+    page.goto(f"{live_server.url}/partners/{partner_a.slug}/")
+    page.fill("#id_limits-max_bytes_in_flight", "500 GB")
+    page.fill("#id_limits-reason", "need more")
+    page.click("text=Save limits")
+    error = page.wait_for_selector("#id_limits-max_bytes_in_flight-error")
+    assert "Above the ceiling set by ops (100 GB)" in error.inner_text()
+    screenshot("partner-detail-ceiling-error")
+    assert UploadLimitRow.objects.get(client_id="theirstory-sdk").max_bytes_in_flight == 40 * 10**9
