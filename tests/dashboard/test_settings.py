@@ -17,7 +17,9 @@ PRODUCTION_ENV = {
 
 
 def manage(*args: str, env: dict) -> subprocess.CompletedProcess:
-    clean_env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "Q_SYNC", "DEBUG")}
+    # Only the machine's basics: the test run's own settings (and Playwright's
+    # DJANGO_ALLOW_ASYNC_UNSAFE) must not leak into "production".
+    clean_env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
     return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, capture_output=True,
                           text=True, env={**clean_env, "DJANGO_SETTINGS_MODULE": "dashboard.settings", **env})
 
