@@ -136,7 +136,8 @@ class PartnerForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.fields["managers"].queryset = _user_choices()
         for name in LIMIT_FIELDS:
-            field = limit_form_field(name, f"Ceiling: {LIMIT_LABELS[name].lower()}")
+            label = LIMIT_LABELS[name]
+            field = limit_form_field(name, f"Ceiling: {label[0].lower()}{label[1:]}")
             field.help_text = "Managers cannot set more than this. Empty means no ceiling."
             field.initial = getattr(self.instance, f"ceiling_{name}", None)
             self.fields[f"ceiling_{name}"] = field

@@ -32,13 +32,14 @@ def show_limit_exact(value, name: str) -> str:
 @register.filter
 def limit_label(name: str) -> str:
     if name.startswith("ceiling_"):
-        return f"Ceiling: {limit_label(name.removeprefix('ceiling_')).lower()}"
+        label = limit_label(name.removeprefix("ceiling_"))
+        return f"Ceiling: {label[0].lower()}{label[1:]}"
     return LIMIT_LABELS.get(name, name.replace("_", " "))
 
 
 @register.filter
 def audit_value(value, name: str) -> str:
-    if name in BYTE_LIMIT_FIELDS or name.removeprefix("ceiling_") in BYTE_LIMIT_FIELDS:
+    if name.removeprefix("ceiling_") in LIMIT_LABELS:
         return show_limit_exact(value, name.removeprefix("ceiling_"))
     if value is None or value == "":
         return "—"
