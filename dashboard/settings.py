@@ -100,6 +100,11 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+STATICFILES_FINDERS = [
+    "django.contrib.staticfiles.finders.FileSystemFinder",
+    "django.contrib.staticfiles.finders.AppDirectoriesFinder",
+    "dashboard.staticfinders.PlotlyFinder",
+]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -135,6 +140,24 @@ else:
 
 # The fleet's size before any upload server has reported: the share each gate enforces.
 FLEET_CONFIGURED_SERVER_COUNT = env.int("FLEET_CONFIGURED_SERVER_COUNT", default=2)
+
+# AWS (boto3): region, optional endpoint (moto's server in tests), and what the worker polls.
+AWS_REGION = env.str("AWS_REGION", default="us-east-1")
+AWS_ENDPOINT_URL = env.str("AWS_ENDPOINT_URL", default="") or None
+AWS_CONNECT_TIMEOUT_SECONDS = env.float("AWS_CONNECT_TIMEOUT_SECONDS", default=3.0)
+AWS_READ_TIMEOUT_SECONDS = env.float("AWS_READ_TIMEOUT_SECONDS", default=10.0)
+AWS_MAX_ATTEMPTS = env.int("AWS_MAX_ATTEMPTS", default=3)
+# Seeded as metric sources at migrate; ops add or disable more in the admin.
+METRICS_AUTOSCALING_GROUPS = env.list("METRICS_AUTOSCALING_GROUPS", default=[])
+METRICS_SQS_QUEUES = env.list("METRICS_SQS_QUEUES", default=[])
+
+# Metric retention (days): raw reports, then per-minute, per-10-minute and hourly rollups.
+METRICS_RAW_RETENTION_HOURS = env.int("METRICS_RAW_RETENTION_HOURS", default=6)
+METRICS_MINUTE_RETENTION_DAYS = env.int("METRICS_MINUTE_RETENTION_DAYS", default=14)
+METRICS_TEN_MINUTE_RETENTION_DAYS = env.int("METRICS_TEN_MINUTE_RETENTION_DAYS", default=90)
+METRICS_HOUR_RETENTION_DAYS = env.int("METRICS_HOUR_RETENTION_DAYS", default=400)
+# The fleet CPU line drawn on the overview until alert rules own the threshold.
+FLEET_CPU_ALERT_PERCENT = env.float("FLEET_CPU_ALERT_PERCENT", default=80.0)
 
 # Security: strict whenever DEBUG is off (`manage.py check --deploy` is clean then).
 SECURE_CONTENT_TYPE_NOSNIFF = True

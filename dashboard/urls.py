@@ -14,4 +14,5 @@ urlpatterns = [
     path("audit/", partner_views.audit_log, name="audit"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
+    path("", include("monitoring.urls")),
 ]

@@ -1,1 +1,167 @@
-"""Metric sources, samples, alert rules and notifications arrive here with live metrics."""
+"""Upload servers and their reports, metric sources (CloudWatch, SQS) and stored metrics.
+
+Storage is sized for a year: each status report is one `ServerReport` row, kept raw for a
+short window; a scheduled job rolls reports and collected samples into `Rollup` rows per
+minute, per ten minutes and per hour, each level with its own retention. A chart picks the
+finest level that draws at most about 1,000 points a series (monitoring.charts).
+"""
+
+import hashlib
+import hmac
+import secrets
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+from django.utils import timezone
+
+server_name_validator = RegexValidator(
+    r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$",
+    "Use letters, digits and . _ - (up to 100), as the server calls itself in its reports.",
+)
+TOKEN_PREFIX_CHARS = 8
+SILENT_AFTER_INTERVALS = 3
+
+
+def hash_token(token: str) -> str:
+    # Tokens are 32 random bytes: a fast hash is enough, no salt or stretching needed.
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class UploadServer(models.Model):
+    """An upload server allowed to post status reports, with its latest report's figures."""
+
+    name = models.CharField(max_length=100, unique=True, validators=[server_name_validator])
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    token_prefix = models.CharField(max_length=TOKEN_PREFIX_CHARS, editable=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                   on_delete=models.PROTECT, related_name="+")
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    boot_id = models.CharField(max_length=64, blank=True)
+    last_sequence = models.BigIntegerField(null=True, blank=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+    silent_after = models.DateTimeField(null=True, blank=True, db_index=True)
+    report_interval_seconds = models.PositiveIntegerField(default=5)
+    last_cpu_percent = models.FloatField(null=True, blank=True)
+    last_config_version = models.BigIntegerField(null=True, blank=True)
+    last_uploads_in_progress = models.PositiveIntegerField(default=0)
+    last_bytes_in_flight = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @classmethod
+    def live(cls, now=None) -> models.QuerySet:
+        now = now or timezone.now()
+        return cls.objects.filter(revoked_at=None, silent_after__gt=now)
+
+    def issue_token(self) -> str:
+        """A new token, shown once; only its hash is kept. Replaces any earlier token."""
+        token = f"uos_{secrets.token_urlsafe(32)}"
+        self.token_hash = hash_token(token)
+        self.token_prefix = token[:TOKEN_PREFIX_CHARS]
+        return token
+
+    def token_matches(self, token: str) -> bool:
+        return hmac.compare_digest(self.token_hash, hash_token(token))
+
+    def is_silent(self, now=None) -> bool:
+        return self.silent_after is None or self.silent_after <= (now or timezone.now())
+
+    @staticmethod
+    def silent_after_for(seen_at, interval_seconds: int):
+        return seen_at + timedelta(seconds=SILENT_AFTER_INTERVALS * interval_seconds)
+
+
+class ServerReport(models.Model):
+    """One status report, kept raw for a short window (settings.METRICS_RAW_RETENTION)."""
+
+    server = models.ForeignKey(UploadServer, on_delete=models.CASCADE, related_name="reports")
+    sequence = models.BigIntegerField()
+    received_at = models.DateTimeField(db_index=True)
+    interval_seconds = models.PositiveIntegerField()
+    cpu_percent = models.FloatField()
+    config_version = models.BigIntegerField()
+    uploads_in_progress = models.PositiveIntegerField()
+    bytes_in_flight = models.PositiveBigIntegerField()
+    admitted = models.PositiveIntegerField()
+    throttled = models.PositiveIntegerField()
+    timed_out = models.PositiveIntegerField()
+    completed = models.PositiveIntegerField()
+    failed = models.PositiveIntegerField(default=0)
+    # Per client id: {"uploads_in_progress", "bytes_in_flight", "admitted", "throttled",
+    # "timed_out", "completed", "failed"}; rolled up per partner each minute.
+    clients = models.JSONField(default=dict)
+
+    class Meta:
+        indexes = [models.Index(fields=["server", "received_at"], name="report_server_time_idx")]
+
+
+class Rollup(models.Model):
+    """One bucket of one series: the value per minute averaged over the bucket, with extremes.
+
+    A series is (metric, subject): subject is "fleet", "server:<name>", "client:<client id>",
+    "queue:<name>" or "instance:<id>". A minute bucket holds one value (count 1); coarser
+    buckets hold the sum and count of their minute values, so value = total / count at every
+    level, for gauges (uploads in progress) and per-minute counts (throttled) alike.
+    """
+
+    metric = models.CharField(max_length=40)
+    subject = models.CharField(max_length=255)
+    resolution_seconds = models.PositiveIntegerField()
+    bucket_start = models.DateTimeField()
+    sample_count = models.PositiveIntegerField()
+    total = models.FloatField()
+    minimum = models.FloatField()
+    maximum = models.FloatField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(
+            fields=["metric", "subject", "resolution_seconds", "bucket_start"], name="rollup_unique_bucket")]
+        indexes = [models.Index(fields=["metric", "resolution_seconds", "bucket_start"],
+                                name="rollup_chart_idx")]
+
+    @property
+    def value(self) -> float:
+        return self.total / self.sample_count
+
+
+class RollupWatermark(models.Model):
+    """Up to when each resolution has been rolled up: the rollup job resumes from here."""
+
+    resolution_seconds = models.PositiveIntegerField(unique=True)
+    rolled_until = models.DateTimeField()
+
+
+class MetricSource(models.Model):
+    """Something the worker polls every minute through boto3, and how that went last time."""
+
+    class Kind(models.TextChoices):
+        AUTOSCALING_CPU = "autoscaling_cpu", "CloudWatch CPU of an Auto Scaling group"
+        SQS_QUEUE = "sqs_queue", "SQS queue depth"
+
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    name = models.CharField(max_length=255, help_text="The Auto Scaling group name or the SQS queue name.")
+    enabled = models.BooleanField(default=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    last_error_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["kind", "name"], name="metric_source_unique")]
+        ordering = ["kind", "name"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.name}"
+
+    @property
+    def failing(self) -> bool:
+        return bool(self.last_error) and (
+            self.last_success_at is None or (self.last_error_at and self.last_error_at > self.last_success_at))

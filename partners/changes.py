@@ -66,7 +66,7 @@ def _diff(before: dict, after: dict) -> tuple[dict, dict]:
     )
 
 
-def _record(actor, action: str, subject: str, before: dict, after: dict, reason: str,
+def record(actor, action: str, subject: str, before: dict, after: dict, reason: str,
             partner: Partner | None = None) -> AuditEntry:
     return AuditEntry.objects.create(
         actor=actor,
@@ -96,7 +96,7 @@ def create_partner(actor, values: dict, managers, reason: str) -> Partner:
         partner.save()
         partner.managers.set(managers)
         after = {**{k: _json_value(v) for k, v in values.items()}, "managers": _managers_of(partner)}
-        _record(actor, AuditAction.PARTNER_CREATED, partner.name, {}, after, reason, partner)
+        record(actor, AuditAction.PARTNER_CREATED, partner.name, {}, after, reason, partner)
         publisher.publish_partner(partner)
     return partner
 
@@ -125,7 +125,7 @@ def change_partner(partner: Partner, actor, values: dict, reason: str,
         locked.save()
         if managers is not None:
             locked.managers.set(managers)
-        entry = _record(actor, action, locked.name, before, after, reason, locked)
+        entry = record(actor, action, locked.name, before, after, reason, locked)
         version = publisher.publish_partner(locked, previous_client_id=previous_client_id)
     _refresh(partner, locked)
     return ChangeResult(entry, version)
@@ -150,7 +150,7 @@ def pause_partner(partner: Partner, actor, reason: str, resume_at: datetime | No
         locked.paused_by = actor
         locked.resume_at = resume_at
         locked.save()
-        entry = _record(actor, AuditAction.PARTNER_PAUSED, locked.name, before,
+        entry = record(actor, AuditAction.PARTNER_PAUSED, locked.name, before,
                         _pause_state(locked), reason, locked)
         version = publisher.publish_partner(locked)
     _refresh(partner, locked)
@@ -171,7 +171,7 @@ def resume_partner(partner: Partner, actor, reason: str = "",
         locked.paused_by = None
         locked.resume_at = None
         locked.save()
-        entry = _record(actor, AuditAction.PARTNER_RESUMED, locked.name, before,
+        entry = record(actor, AuditAction.PARTNER_RESUMED, locked.name, before,
                         _pause_state(locked), reason, locked)
         version = publisher.publish_partner(locked)
     _refresh(partner, locked)
@@ -201,7 +201,7 @@ def pause_all_partners(actor, reason: str, resume_at: datetime | None) -> Change
         fleet.all_partners_paused_by = actor
         fleet.all_partners_resume_at = resume_at
         fleet.save()
-        entry = _record(actor, AuditAction.ALL_PAUSED, "all partners", before,
+        entry = record(actor, AuditAction.ALL_PAUSED, "all partners", before,
                         _global_pause_state(fleet), reason)
         version = publisher.publish_defaults(fleet)
     return ChangeResult(entry, version)
@@ -219,7 +219,7 @@ def resume_all_partners(actor, reason: str = "", due_by: datetime | None = None)
         fleet.all_partners_paused_by = None
         fleet.all_partners_resume_at = None
         fleet.save()
-        entry = _record(actor, AuditAction.ALL_RESUMED, "all partners", before,
+        entry = record(actor, AuditAction.ALL_RESUMED, "all partners", before,
                         _global_pause_state(fleet), reason)
         version = publisher.publish_defaults(fleet)
     return ChangeResult(entry, version)
@@ -247,7 +247,7 @@ def change_default_limits(actor, limits: dict, reason: str,
         fleet.changed_at = timezone.now()
         fleet.changed_by = actor
         fleet.save()
-        entry = _record(actor, AuditAction.DEFAULTS_CHANGED, "defaults (*)", before, after, reason)
+        entry = record(actor, AuditAction.DEFAULTS_CHANGED, "defaults (*)", before, after, reason)
         version = publisher.publish_defaults(fleet)
     return ChangeResult(entry, version)
 

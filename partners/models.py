@@ -127,9 +127,12 @@ class FleetSettings(UploadLimits):
 
     @classmethod
     def load(cls, for_update: bool = False) -> "FleetSettings":
-        cls.objects.get_or_create(pk=1)
         queryset = cls.objects.select_for_update() if for_update else cls.objects
-        return queryset.get(pk=1)
+        try:
+            return queryset.get(pk=1)
+        except cls.DoesNotExist:
+            cls.objects.get_or_create(pk=1)
+            return queryset.get(pk=1)
 
 
 class AuditAction(models.TextChoices):
@@ -141,6 +144,9 @@ class AuditAction(models.TextChoices):
     ALL_PAUSED = "all.paused", "All partner imports paused"
     ALL_RESUMED = "all.resumed", "All partner imports resumed"
     DEFAULTS_CHANGED = "defaults.changed", "Default limits changed"
+    SERVER_REGISTERED = "server.registered", "Upload server registered"
+    SERVER_TOKEN_ROTATED = "server.token_rotated", "Upload server token replaced"
+    SERVER_REVOKED = "server.revoked", "Upload server revoked"
 
 
 class AuditEntryQuerySet(models.QuerySet):

@@ -52,9 +52,16 @@ def _notify_after_commit(version: int) -> None:
             cursor.execute("SELECT pg_notify(%s, %s)", [NOTIFY_CHANNEL, str(version)])
 
 
-def live_server_count() -> int:
-    """Upload servers live now; the configured fleet size until status reports arrive."""
-    return max(1, settings.FLEET_CONFIGURED_SERVER_COUNT)
+def live_server_count(now=None) -> int:
+    """Upload servers that reported within 3 of their intervals.
+
+    While none is live (before the first report, or while reports cannot reach us) it is
+    the fleet's configured size: dividing by 1 would let every server admit the whole
+    fleet-wide limit.
+    """
+    from monitoring.models import UploadServer
+
+    return UploadServer.live(now).count() or max(1, settings.FLEET_CONFIGURED_SERVER_COUNT)
 
 
 def publish_partner(partner: Partner, previous_client_id: str | None = None) -> int:

@@ -1,0 +1,157 @@
+"""What the overview and partner pages draw: Plotly traces and layouts, ready for Plotly.react."""
+
+from django.db.models import Max
+from django.utils import timezone
+
+from dashboard import roles
+from monitoring import metrics
+from monitoring.charts import Window, iso, raw_cpu_series, rollup_series
+from monitoring.models import MetricSource, UploadServer
+from partners.access import visible_partners
+from partners.models import FleetSettings, Partner, UploadLimitRow
+
+OTHER_TRAFFIC = "direct users & other clients"
+HIDDEN_PARTNERS = "other partners"
+
+
+def _layout(title: str, y_title: str, **extra) -> dict:
+    return {"title": {"text": title, "font": {"size": 14}}, "yaxis": {"title": {"text": y_title}, "rangemode": "tozero"},
+            "xaxis": {"type": "date"}, "margin": {"l": 56, "r": 16, "t": 36, "b": 36},
+            "legend": {"orientation": "h", "y": -0.2}, "hovermode": "x unified", **extra}
+
+
+def _chart(window: Window, traces: list[dict], layout: dict) -> dict:
+    return {"range": window.name, "resolution_seconds": window.resolution_seconds,
+            "traces": traces, "layout": layout}
+
+
+def cpu_chart(window: Window, threshold_percent: float) -> dict:
+    if window.resolution_seconds is None:
+        per_server, fleet = raw_cpu_series(window)
+    else:
+        per_server = {subject.removeprefix("server:"): series for subject, series in rollup_series(
+            metrics.CPU_PERCENT, window, subject_prefix="server:").items()}
+        fleet = rollup_series(metrics.CPU_PERCENT, window, subjects=[metrics.FLEET]).get(
+            metrics.FLEET, {"x": [], "y": []})
+    traces = [{"type": "scattergl", "mode": "lines", "name": name, "line": {"width": 1},
+               "opacity": 0.55, **iso(series)} for name, series in sorted(per_server.items())]
+    traces.append({"type": "scattergl", "mode": "lines", "name": "fleet average",
+                   "line": {"width": 3, "color": "#151b2b"}, **iso(fleet)})
+    threshold = {"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": threshold_percent,
+                 "y1": threshold_percent, "line": {"color": "#c0322b", "dash": "dash", "width": 2}}
+    layout = _layout("Fleet CPU", "CPU %", shapes=[threshold],
+                     annotations=[{"xref": "paper", "x": 1, "y": threshold_percent, "xanchor": "right",
+                                   "yanchor": "bottom", "showarrow": False,
+                                   "text": f"alert at {threshold_percent:g}%", "font": {"color": "#c0322b"}}])
+    layout["yaxis"]["range"] = [0, 100]
+    return _chart(window, traces, layout)
+
+
+def _client_labels(user) -> dict[str, str]:
+    """client id → the name shown; partners the user may not see are merged into one."""
+    names = dict(Partner.objects.values_list("client_id", "name"))
+    if roles.sees_all_partners(user):
+        return names
+    visible = set(visible_partners(user).values_list("client_id", flat=True))
+    return {client_id: (name if client_id in visible else HIDDEN_PARTNERS) for client_id, name in names.items()}
+
+
+def partner_stack_chart(window: Window, metric: str, user) -> dict:
+    """Uploads in progress or bytes in flight, stacked by partner (minute level or coarser)."""
+    labels = _client_labels(user)
+    stacked: dict[str, dict] = {}
+    for subject, series in rollup_series(metric, window, subject_prefix="client:").items():
+        client_id = subject.removeprefix("client:")
+        label = labels.get(client_id, OTHER_TRAFFIC)
+        target = stacked.setdefault(label, {})
+        for moment, value in zip(series["x"], series["y"]):
+            target[moment] = target.get(moment, 0.0) + value
+    traces = []
+    for label in sorted(stacked, key=lambda name: (name in (OTHER_TRAFFIC, HIDDEN_PARTNERS), name)):
+        points = sorted(stacked[label].items())
+        traces.append({"type": "scatter", "mode": "lines", "stackgroup": "partners", "name": label,
+                       **iso({"x": [p[0] for p in points], "y": [p[1] for p in points]})})
+    title, unit = ("Uploads in progress", "uploads") if metric == metrics.UPLOADS_IN_PROGRESS else (
+        "Bytes in flight", "bytes")
+    return _chart(window, traces, _layout(f"{title} by partner", unit))
+
+
+def outcomes_chart(window: Window) -> dict:
+    traces = []
+    for metric, label, color in ((metrics.THROTTLED, "throttled", "#b25e09"),
+                                 (metrics.TIMED_OUT, "timed out", "#c0322b")):
+        series = rollup_series(metric, window, subjects=[metrics.FLEET]).get(metrics.FLEET, {"x": [], "y": []})
+        traces.append({"type": "bar", "name": label, "marker": {"color": color}, **iso(series)})
+    return _chart(window, traces, _layout("Throttled and timed-out uploads per minute", "per minute",
+                                          barmode="group"))
+
+
+def queues_chart(window: Window) -> dict:
+    traces = []
+    for metric, kind in ((metrics.QUEUE_VISIBLE, "visible"), (metrics.QUEUE_IN_FLIGHT, "in flight")):
+        for subject, series in sorted(rollup_series(metric, window, subject_prefix="queue:").items()):
+            traces.append({"type": "scatter", "mode": "lines", "name": f"{subject.removeprefix('queue:')} ({kind})",
+                           "line": {"dash": "solid" if kind == "visible" else "dot"}, **iso(series)})
+    return _chart(window, traces, _layout("SQS queue depth", "messages"))
+
+
+def partner_usage_chart(window: Window, partner: Partner) -> dict:
+    subject = metrics.client_subject(partner.client_id)
+    traces = []
+    for metric, limit, label, axis in (
+            (metrics.UPLOADS_IN_PROGRESS, partner.max_concurrent_uploads, "uploads in progress", "y"),
+            (metrics.BYTES_IN_FLIGHT, partner.max_bytes_in_flight, "bytes in flight", "y2")):
+        series = rollup_series(metric, window, subjects=[subject]).get(subject, {"x": [], "y": []})
+        traces.append({"type": "scatter", "mode": "lines", "name": label, "yaxis": axis, **iso(series)})
+        if limit is not None:
+            traces.append({"type": "scatter", "mode": "lines", "name": f"{label} limit", "yaxis": axis,
+                           "line": {"dash": "dash"}, "x": [window.start.isoformat(), window.end.isoformat()],
+                           "y": [limit, limit]})
+    throttled = rollup_series(metrics.THROTTLED, window, subjects=[subject]).get(subject, {"x": [], "y": []})
+    traces.append({"type": "bar", "name": "throttled per minute", "yaxis": "y", "opacity": 0.5, **iso(throttled)})
+    layout = _layout(f"{partner.name}: usage against limits", "uploads")
+    layout["yaxis2"] = {"title": {"text": "bytes"}, "overlaying": "y", "side": "right", "rangemode": "tozero"}
+    return _chart(window, traces, layout)
+
+
+def fleet_status(user) -> dict:
+    """The servers table, what is paused, collector health. A fixed handful of queries."""
+    now = timezone.now()
+    newest_version = UploadLimitRow.objects.aggregate(v=Max("version"))["v"]
+    servers = [_server_row(server, now, newest_version) for server in UploadServer.objects.filter(revoked_at=None)]
+    fleet = FleetSettings.load()
+    paused = [{"name": p.name, "url": p.get_absolute_url(), "reason": p.pause_reason,
+               "resume_at": p.resume_at.isoformat() if p.resume_at else None}
+              for p in visible_partners(user).filter(paused=True)]
+    return {
+        "now": now.isoformat(),
+        "config_version": newest_version,
+        "servers": servers,
+        "live_servers": sum(1 for s in servers if not s["silent"]),
+        "applied_newest": sum(1 for s in servers if not s["silent"] and s["config_version"] == newest_version),
+        "all_partners_paused": fleet.all_partners_paused,
+        "all_partners_pause_reason": fleet.all_partners_pause_reason,
+        "paused_partners": paused,
+        "sources": [_source_row(source) for source in MetricSource.objects.all()]
+        if roles.sees_all_partners(user) else [],
+    }
+
+
+def _server_row(server: UploadServer, now, newest_version) -> dict:
+    return {
+        "name": server.name,
+        "cpu_percent": server.last_cpu_percent,
+        "uploads_in_progress": server.last_uploads_in_progress,
+        "bytes_in_flight": server.last_bytes_in_flight,
+        "config_version": server.last_config_version,
+        "config_current": server.last_config_version == newest_version,
+        "last_seen_at": server.last_seen_at.isoformat() if server.last_seen_at else None,
+        "silent": server.is_silent(now),
+    }
+
+
+def _source_row(source: MetricSource) -> dict:
+    return {"name": str(source), "enabled": source.enabled, "failing": source.failing,
+            "last_success_at": source.last_success_at.isoformat() if source.last_success_at else None,
+            "last_error": source.last_error}
+

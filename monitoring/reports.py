@@ -1,0 +1,206 @@
+"""Status reports from upload servers: validation and storage (docs/status-report.md).
+
+A report costs a handful of queries: the token lookup, one conditional UPDATE of the
+server (which also drops a retried report), one INSERT, and the live-server count.
+"""
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from monitoring.models import ServerReport, UploadServer
+
+MAX_REPORT_BYTES = 256 * 1024
+MAX_CLIENTS_PER_REPORT = 5000
+MAX_INTERVAL_SECONDS = 3600
+CLIENT_COUNTERS = ("admitted", "throttled", "timed_out", "completed", "failed")
+CLIENT_GAUGES = ("uploads_in_progress", "bytes_in_flight")
+CLIENT_FIELDS = CLIENT_GAUGES + CLIENT_COUNTERS
+CLIENT_ID_RE = re.compile(r"^(\*|[A-Za-z0-9][A-Za-z0-9._:@-]{0,254})$")
+SERVER_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+BOOT_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+MAX_COUNT = 2**31 - 1
+MAX_BYTES = 2**63 - 1
+
+
+class InvalidReport(ValueError):
+    def __init__(self, errors: dict[str, str]):
+        self.errors = errors
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+
+
+@dataclass
+class Report:
+    server_id: str
+    sequence: int
+    cpu_percent: float
+    config_version: int
+    interval_seconds: int = 5
+    boot_id: str = ""
+    clients: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def total(self, name: str) -> int:
+        return sum(stats[name] for stats in self.clients.values())
+
+
+def parse_report(body: bytes) -> Report:
+    """Parse and check a report body; raise InvalidReport naming every field that is wrong."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise InvalidReport({"body": f"not valid JSON ({error})"}) from error
+    if not isinstance(data, dict):
+        raise InvalidReport({"body": "must be a JSON object"})
+    errors: dict[str, str] = {}
+    unknown = set(data) - {"server_id", "sequence", "cpu_percent", "config_version",
+                           "interval_seconds", "boot_id", "clients", "sent_at"}
+    for name in sorted(unknown):
+        errors[name] = "unknown field"
+    report = Report(
+        server_id=_string(data, "server_id", SERVER_ID_RE, errors, required=True),
+        sequence=_integer(data, "sequence", errors, required=True, maximum=2**62),
+        cpu_percent=_percent(data, "cpu_percent", errors),
+        config_version=_integer(data, "config_version", errors, required=True, maximum=2**62),
+        interval_seconds=_integer(data, "interval_seconds", errors, default=5, minimum=1,
+                                  maximum=MAX_INTERVAL_SECONDS),
+        boot_id=_string(data, "boot_id", BOOT_ID_RE, errors, required=False),
+        clients=_clients(data.get("clients", {}), errors),
+    )
+    if errors:
+        raise InvalidReport(errors)
+    return report
+
+
+def _string(data, name, pattern, errors, required: bool) -> str:
+    value = data.get(name)
+    if value is None:
+        if required:
+            errors[name] = "required"
+        return ""
+    if not isinstance(value, str) or not pattern.match(value):
+        errors[name] = f"must be a string matching {pattern.pattern}"
+        return ""
+    return value
+
+
+def _integer(data, name, errors, required=False, default=0, minimum=0, maximum=MAX_COUNT) -> int:
+    if name not in data:
+        if required:
+            errors[name] = "required"
+        return default
+    return _checked_integer(data[name], name, errors, minimum, maximum)
+
+
+def _checked_integer(value, name, errors, minimum=0, maximum=MAX_COUNT) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        errors[name] = "must be an integer"
+        return 0
+    if not minimum <= value <= maximum:
+        errors[name] = f"must be between {minimum} and {maximum}"
+        return 0
+    return value
+
+
+def _percent(data, name, errors) -> float:
+    value = data.get(name)
+    if value is None:
+        errors[name] = "required"
+        return 0.0
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        errors[name] = "must be a number"
+        return 0.0
+    if not 0 <= value <= 100:
+        errors[name] = "must be between 0 and 100 (percent of all cores)"
+        return 0.0
+    return float(value)
+
+
+def _clients(clients, errors) -> dict[str, dict[str, int]]:
+    if not isinstance(clients, dict):
+        errors["clients"] = "must be an object keyed by client id"
+        return {}
+    if len(clients) > MAX_CLIENTS_PER_REPORT:
+        errors["clients"] = f"at most {MAX_CLIENTS_PER_REPORT} client ids per report"
+        return {}
+    checked = {}
+    for client_id, stats in clients.items():
+        prefix = f"clients.{client_id}"
+        if not CLIENT_ID_RE.match(client_id):
+            errors[prefix] = "not a valid client id"
+            continue
+        if not isinstance(stats, dict):
+            errors[prefix] = "must be an object of counts"
+            continue
+        for name in sorted(set(stats) - set(CLIENT_FIELDS)):
+            errors[f"{prefix}.{name}"] = "unknown field"
+        checked[client_id] = {
+            name: _checked_integer(stats.get(name, 0), f"{prefix}.{name}", errors,
+                                   maximum=MAX_BYTES if name == "bytes_in_flight" else MAX_COUNT)
+            for name in CLIENT_FIELDS
+        }
+    return checked
+
+
+def authenticate(authorization_header: str) -> UploadServer | None:
+    """The server whose token is in `Authorization: Bearer <token>`, unless revoked."""
+    scheme, _, token = (authorization_header or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    from monitoring.models import hash_token
+
+    server = UploadServer.objects.filter(token_hash=hash_token(token.strip()), revoked_at=None).first()
+    # The lookup is by hash; compare once more in constant time before trusting it.
+    return server if server is not None and server.token_matches(token.strip()) else None
+
+
+def store_report(server: UploadServer, report: Report, now=None) -> bool:
+    """Store a report; False when it is a retry of one already stored (same boot, sequence)."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        fresh = Q(last_sequence__isnull=True) | Q(last_sequence__lt=report.sequence) | ~Q(boot_id=report.boot_id)
+        claimed = UploadServer.objects.filter(fresh, pk=server.pk).update(
+            boot_id=report.boot_id,
+            last_sequence=report.sequence,
+            last_seen_at=now,
+            silent_after=UploadServer.silent_after_for(now, report.interval_seconds),
+            report_interval_seconds=report.interval_seconds,
+            last_cpu_percent=report.cpu_percent,
+            last_config_version=report.config_version,
+            last_uploads_in_progress=report.total("uploads_in_progress"),
+            last_bytes_in_flight=report.total("bytes_in_flight"),
+        )
+        if not claimed:
+            return False
+        ServerReport.objects.create(
+            server=server,
+            sequence=report.sequence,
+            received_at=now,
+            interval_seconds=report.interval_seconds,
+            cpu_percent=report.cpu_percent,
+            config_version=report.config_version,
+            uploads_in_progress=report.total("uploads_in_progress"),
+            bytes_in_flight=report.total("bytes_in_flight"),
+            **{name: report.total(name) for name in CLIENT_COUNTERS},
+            clients=report.clients,
+        )
+    sync_live_server_count(now)
+    return True
+
+
+def sync_live_server_count(now=None) -> bool:
+    """Republish the `*` row when the live count moved, so each gate's share follows the fleet."""
+    from partners import publisher
+    from partners.models import DEFAULTS_CLIENT_ID, UploadLimitRow
+
+    count = publisher.live_server_count(now)
+    published = UploadLimitRow.objects.filter(client_id=DEFAULTS_CLIENT_ID).values_list(
+        "live_server_count", flat=True).first()
+    if published == count:
+        return False
+    with transaction.atomic():
+        publisher.publish_defaults()
+    return True

@@ -1,0 +1,171 @@
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_not_required
+from django.core.exceptions import PermissionDenied
+from django.db import DatabaseError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from dashboard import roles
+from monitoring import overview, reports, servers
+from monitoring.charts import UnknownRange, Window
+from monitoring.forms import RegisterServerForm, ServerActionForm
+from monitoring.models import UploadServer
+from partners.access import partner_for, require_ops
+
+OPENAPI_PATH = Path(__file__).resolve().parent.parent / "docs" / "status-report.openapi.json"
+
+
+def _error(status: int, message: str, **details) -> JsonResponse:
+    return JsonResponse({"error": message, **details}, status=status)
+
+
+# The report API: token-authenticated, for upload servers, not people.
+
+@csrf_exempt
+@login_not_required
+@require_POST
+def post_report(request: HttpRequest) -> JsonResponse:
+    length = int(request.META.get("CONTENT_LENGTH") or 0)
+    if length > reports.MAX_REPORT_BYTES:
+        return _error(413, f"report larger than {reports.MAX_REPORT_BYTES} bytes")
+    if request.content_type != "application/json":
+        return _error(415, "send the report as Content-Type: application/json")
+    server = reports.authenticate(request.headers.get("Authorization", ""))
+    if server is None:
+        response = _error(401, "missing, unknown or revoked token: send Authorization: Bearer <token>")
+        response["WWW-Authenticate"] = 'Bearer realm="upload-ops reports"'
+        return response
+    try:
+        report = reports.parse_report(request.body)
+    except reports.InvalidReport as invalid:
+        return _error(400, "invalid report", fields=invalid.errors)
+    if report.server_id != server.name:
+        return _error(403, f"this token belongs to server {server.name}, not {report.server_id}")
+    try:
+        stored = reports.store_report(server, report)
+    except DatabaseError:
+        return _error(503, "the dashboard's database is unavailable; keep the report and retry")
+    return JsonResponse({"status": "accepted" if stored else "duplicate", "sequence": report.sequence},
+                        status=202)
+
+
+@login_not_required
+@require_GET
+def openapi(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(OPENAPI_PATH.read_text(), content_type="application/json")
+
+
+# Chart data for the overview and partner pages (polled every few seconds).
+
+def _window(request: HttpRequest, raw_allowed: bool = True) -> Window:
+    return Window.parse(request.GET.get("range"), raw_allowed=raw_allowed)
+
+
+def _chart_view(build):
+    """A JSON chart endpoint: the range from ?range=, a 400 that names a bad one."""
+    @require_GET
+    def view(request: HttpRequest, *args, **kwargs) -> JsonResponse:
+        try:
+            window = _window(request)
+        except UnknownRange as error:
+            return _error(400, str(error))
+        return JsonResponse(build(request, window, *args, **kwargs))
+    view.__name__ = build.__name__
+    return view
+
+
+@_chart_view
+def cpu_chart(request, window):
+    return overview.cpu_chart(window, settings.FLEET_CPU_ALERT_PERCENT)
+
+
+@_chart_view
+def uploads_chart(request, window):
+    return overview.partner_stack_chart(window, "uploads_in_progress", request.user)
+
+
+@_chart_view
+def bytes_chart(request, window):
+    return overview.partner_stack_chart(window, "bytes_in_flight", request.user)
+
+
+@_chart_view
+def outcomes_chart(request, window):
+    return overview.outcomes_chart(window)
+
+
+@_chart_view
+def queues_chart(request, window):
+    return overview.queues_chart(window)
+
+
+@_chart_view
+def partner_usage_chart(request, window, slug: str):
+    return overview.partner_usage_chart(window, partner_for(request, slug))
+
+
+@require_GET
+def fleet_status(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(overview.fleet_status(request.user))
+
+
+# The server registry: ops register servers and hand their tokens over once.
+
+def _require_fleet_reader(request) -> None:
+    if not roles.sees_all_partners(request.user):
+        raise PermissionDenied("Upload servers are visible to ops and engineers.")
+
+
+@require_GET
+def server_list(request: HttpRequest) -> HttpResponse:
+    _require_fleet_reader(request)
+    return render(request, "monitoring/server_list.html", {
+        "servers": UploadServer.objects.all(), "form": RegisterServerForm(),
+        "action_form": ServerActionForm()})
+
+
+@require_http_methods(["POST"])
+def server_register(request: HttpRequest) -> HttpResponse:
+    require_ops(request)
+    form = RegisterServerForm(request.POST)
+    if not form.is_valid():
+        return render(request, "monitoring/server_list.html", {
+            "servers": UploadServer.objects.all(), "form": form, "action_form": ServerActionForm()},
+            status=400)
+    server, token = servers.register_server(request.user, form.cleaned_data["name"], form.cleaned_data["reason"])
+    return _show_token_once(request, server, token)
+
+
+def _show_token_once(request, server: UploadServer, token: str) -> HttpResponse:
+    response = render(request, "monitoring/server_token.html", {"server": server, "token": token})
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_POST
+def server_rotate_token(request: HttpRequest, name: str) -> HttpResponse:
+    require_ops(request)
+    server = get_object_or_404(UploadServer, name=name)
+    form = ServerActionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Say why the token is replaced: the reason goes into the audit log.")
+        return redirect("monitoring:servers")
+    return _show_token_once(request, server, servers.rotate_token(server, request.user, form.cleaned_data["reason"]))
+
+
+@require_POST
+def server_revoke(request: HttpRequest, name: str) -> HttpResponse:
+    require_ops(request)
+    server = get_object_or_404(UploadServer, name=name)
+    form = ServerActionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Say why the server is revoked: the reason goes into the audit log.")
+    elif servers.revoke_server(server, request.user, form.cleaned_data["reason"]):
+        messages.warning(request, f"{server.name} revoked: its reports are refused from now on.")
+    return redirect("monitoring:servers")
+

@@ -1,0 +1,86 @@
+// The overview's servers table, pauses and collector health, from /api/fleet-status.
+(function () {
+  "use strict";
+  const statusUrl = document.querySelector("[data-status-url]").dataset.statusUrl;
+
+  function cell(text, className) {
+    const td = document.createElement("td");
+    td.textContent = text;
+    if (className) td.className = className;
+    return td;
+  }
+
+  function bytes(size) {
+    const units = ["B", "KB", "MB", "GB", "TB"];
+    let value = size, unit = 0;
+    while (value >= 1000 && unit < units.length - 1) { value /= 1000; unit += 1; }
+    return (unit ? value.toPrecision(3) : value) + " " + units[unit];
+  }
+
+  function ago(iso, now) {
+    if (!iso) return "never";
+    const seconds = Math.max(0, Math.round((new Date(now) - new Date(iso)) / 1000));
+    return seconds < 120 ? seconds + " s ago" : Math.round(seconds / 60) + " min ago";
+  }
+
+  function renderServers(status) {
+    const body = document.querySelector("#servers tbody");
+    body.replaceChildren(...status.servers.map((server) => {
+      const row = document.createElement("tr");
+      row.dataset.server = server.name;
+      if (server.silent) row.className = "silent";
+      row.append(
+        cell(server.name),
+        cell(server.cpu_percent === null ? "—" : server.cpu_percent.toFixed(1) + " %", "num"),
+        cell(String(server.uploads_in_progress), "num"),
+        cell(bytes(server.bytes_in_flight), "num"),
+        cell(server.config_version === null ? "—" : "v" + server.config_version, server.config_current ? "num" : "num stale"),
+        cell(ago(server.last_seen_at, status.now)),
+        cell(server.silent ? "silent" : "live", server.silent ? "state bad" : "state ok"),
+      );
+      return row;
+    }));
+    if (!status.servers.length) {
+      const row = document.createElement("tr");
+      const td = cell("No upload server has reported yet.", "empty");
+      td.colSpan = 7;
+      row.append(td);
+      body.append(row);
+    }
+    document.querySelector("#applied").textContent = status.config_version === null ? "" :
+      "config v" + status.config_version + " applied by " + status.applied_newest + "/" + status.live_servers + " live servers";
+  }
+
+  function renderPaused(status) {
+    const list = document.querySelector("#paused-now");
+    const items = [];
+    if (status.all_partners_paused) items.push("All partner imports: " + status.all_partners_pause_reason);
+    status.paused_partners.forEach((p) => items.push(p.name + ": " + p.reason));
+    list.replaceChildren(...(items.length ? items : ["Nothing is paused."]).map((text) => {
+      const li = document.createElement("li");
+      li.textContent = text;
+      if (!items.length) li.className = "muted";
+      return li;
+    }));
+  }
+
+  function renderSources(status) {
+    const list = document.querySelector("#sources");
+    if (!list) return;
+    list.replaceChildren(...status.sources.map((source) => {
+      const li = document.createElement("li");
+      li.textContent = source.name + (source.failing ? " — failing: " + source.last_error : source.last_success_at ? " — ok" : " — not collected yet");
+      if (source.failing) li.className = "error";
+      return li;
+    }));
+  }
+
+  window.UploadOpsCharts.onRefresh(async function () {
+    const response = await fetch(statusUrl, { credentials: "same-origin", headers: { Accept: "application/json" } });
+    if (!response.ok) return;
+    const status = await response.json();
+    renderServers(status);
+    renderPaused(status);
+    renderSources(status);
+  });
+})();

@@ -1,0 +1,116 @@
+"""Chart JSON endpoints: who may read them, what they draw, and a fixed query count."""
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from monitoring import metrics
+from monitoring.charts import RANGES_SECONDS, Window, resolution_for
+from monitoring.models import Rollup, ServerReport, UploadServer
+
+CHARTS = ["monitoring:chart-cpu", "monitoring:chart-uploads", "monitoring:chart-bytes",
+          "monitoring:chart-outcomes", "monitoring:chart-queues", "monitoring:fleet-status"]
+
+
+def seed(servers: int, minutes: int, clients=("theirstory-sdk", "fas-importer", "someone-else")):
+    now = timezone.now()
+    fleet = [UploadServer.objects.create(name=f"s{i}", token_hash=f"{i}".ljust(64, "0"), token_prefix="x",
+                                         last_seen_at=now, silent_after=now + timedelta(seconds=15))
+             for i in range(servers)]
+    ServerReport.objects.bulk_create([
+        ServerReport(server=s, sequence=m, received_at=now - timedelta(minutes=m), interval_seconds=5,
+                     cpu_percent=50, config_version=1, uploads_in_progress=1, bytes_in_flight=10,
+                     admitted=1, throttled=0, timed_out=0, completed=1, clients={})
+        for s in fleet for m in range(min(minutes, 60))])
+    rows = []
+    for m in range(minutes):
+        bucket = metrics.bucket_start(now - timedelta(minutes=m), 60)
+        subjects = [(metrics.CPU_PERCENT, f"server:{s.name}") for s in fleet] + [(metrics.CPU_PERCENT, "fleet")]
+        subjects += [(metric, f"client:{c}") for c in clients for metric in metrics.GAUGES + metrics.COUNTS]
+        subjects += [(metrics.THROTTLED, "fleet"), (metrics.TIMED_OUT, "fleet"),
+                     (metrics.QUEUE_VISIBLE, "queue:Video")]
+        rows += [Rollup(metric=metric, subject=subject, resolution_seconds=res, bucket_start=bucket,
+                        sample_count=1, total=m % 7, minimum=0, maximum=9)
+                 for metric, subject in subjects for res in (60, 600, 3600)]
+    Rollup.objects.bulk_create(rows, ignore_conflicts=True)
+
+
+@pytest.mark.parametrize("url_name", CHARTS)
+def test_anonymous_is_sent_to_login(client, url_name):
+    response = client.get(reverse(url_name))
+    assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+@pytest.mark.parametrize("url_name", CHARTS[:-1])
+def test_a_bad_range_gets_a_400_naming_the_choices(login, engineer, url_name):
+    response = login(engineer).get(reverse(url_name), {"range": "2 weeks"})
+    assert response.status_code == 400
+    assert "15m, 1h, 6h, 24h, 7d, 30d" in response.json()["error"]
+
+
+@pytest.mark.parametrize("url_name", CHARTS)
+@pytest.mark.parametrize("range_name", list(RANGES_SECONDS))
+def test_each_endpoint_runs_the_same_queries_whatever_the_data_volume(login, ops_user, url_name, range_name):
+    client = login(ops_user)
+    client.get(reverse(url_name), {"range": range_name})  # warm the session and user caches
+    with CaptureQueriesContext(connection) as empty:
+        assert client.get(reverse(url_name), {"range": range_name}).status_code == 200
+    seed(servers=4, minutes=90)
+    with CaptureQueriesContext(connection) as full:
+        assert client.get(reverse(url_name), {"range": range_name}).status_code == 200
+    assert len(full) == len(empty) <= 10
+
+
+def test_the_cpu_chart_draws_each_server_the_fleet_and_the_threshold(login, ops_user, settings):
+    settings.FLEET_CPU_ALERT_PERCENT = 80
+    seed(servers=3, minutes=20)
+    chart = login(ops_user).get(reverse("monitoring:chart-cpu"), {"range": "15m"}).json()
+    names = [trace["name"] for trace in chart["traces"]]
+    assert names == ["s0", "s1", "s2", "fleet average"]
+    assert chart["layout"]["shapes"][0]["y0"] == 80
+    assert chart["resolution_seconds"] is None and len(chart["traces"][0]["x"]) == 15
+
+
+def test_uploads_are_stacked_by_partner_name(login, ops_user, partner_a, partner_b):
+    seed(servers=1, minutes=10)
+    chart = login(ops_user).get(reverse("monitoring:chart-uploads"), {"range": "6h"}).json()
+    assert [t["name"] for t in chart["traces"]] == ["Family Archive", "TheirStory", "direct users & other clients"]
+    assert all(t["stackgroup"] == "partners" for t in chart["traces"])
+
+
+def test_a_manager_sees_other_partners_merged(login, manager_a, partner_a, partner_b):
+    seed(servers=1, minutes=10)
+    chart = login(manager_a).get(reverse("monitoring:chart-uploads"), {"range": "6h"}).json()
+    assert [t["name"] for t in chart["traces"]] == ["TheirStory", "direct users & other clients", "other partners"]
+
+
+def test_partner_usage_follows_the_partner_access_rules(login, manager_a, manager_b, partner_a):
+    url = reverse("monitoring:chart-partner-usage", args=[partner_a.slug])
+    chart = login(manager_a).get(url, {"range": "24h"}).json()
+    limit_trace = next(t for t in chart["traces"] if t["name"] == "uploads in progress limit")
+    assert limit_trace["y"] == [16, 16]
+    assert login(manager_b).get(url).status_code == 404
+
+
+def test_the_fleet_status_lists_servers_and_pauses(login, engineer, ops_user, partner_a):
+    from partners import changes
+    changes.pause_partner(partner_a, ops_user, "cooling down", None)
+    seed(servers=2, minutes=1)
+    UploadServer.objects.filter(name="s1").update(silent_after=timezone.now() - timedelta(seconds=1))
+    status = login(engineer).get(reverse("monitoring:fleet-status")).json()
+    assert [(s["name"], s["silent"]) for s in status["servers"]] == [("s0", False), ("s1", True)]
+    assert status["live_servers"] == 1
+    assert status["paused_partners"][0]["reason"] == "cooling down"
+
+
+@pytest.mark.parametrize("range_name,resolution", [
+    ("15m", None), ("1h", None), ("6h", 60), ("24h", 600), ("7d", 600), ("30d", 3600)])
+def test_no_series_holds_much_more_than_a_thousand_points(range_name, resolution):
+    seconds = RANGES_SECONDS[range_name]
+    assert resolution_for(seconds) == resolution
+    assert seconds / (resolution or 5) <= 1010
+    assert Window.parse(range_name).resolution_seconds == resolution
