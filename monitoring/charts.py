@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from django.utils import timezone
 
 from monitoring import metrics
-from monitoring.models import Rollup, ServerReport, UploadServer
+from monitoring.models import SILENT_AFTER_INTERVALS, Rollup, ServerReport, UploadServer
 
 RANGES_SECONDS = {"15m": 900, "1h": 3600, "6h": 6 * 3600, "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400}
 DEFAULT_RANGE = "1h"
@@ -75,20 +75,38 @@ def rollup_series(metric: str, window: Window, subjects: list[str] | None = None
 
 
 def raw_cpu_series(window: Window) -> tuple[dict[str, Series], Series]:
-    """Per-server CPU from raw reports, and the fleet average per report interval. Two queries."""
+    """Per-server CPU from raw reports, and the fleet average per report interval. Two queries.
+
+    The fleet average at the end of each interval is the mean of every server's latest CPU,
+    as long as that report is younger than three of its intervals (the live rule).
+    """
     names = dict(UploadServer.objects.values_list("id", "name"))
     per_server: dict[str, Series] = defaultdict(lambda: {"x": [], "y": []})
-    buckets: dict[datetime, list[float]] = defaultdict(list)
+    fleet: Series = {"x": [], "y": []}
+    latest: dict[int, tuple[datetime, float, int]] = {}
+    current_bucket = None
     rows = ServerReport.objects.filter(received_at__gte=window.start, received_at__lte=window.end)
     for server_id, received_at, cpu, interval in rows.order_by("received_at").values_list(
             "server_id", "received_at", "cpu_percent", "interval_seconds"):
+        bucket = metrics.bucket_start(received_at, max(interval, 1))
+        if current_bucket is not None and bucket != current_bucket:
+            _append_fleet_point(fleet, current_bucket, latest)
+        current_bucket = bucket
+        latest[server_id] = (received_at, cpu, interval)
         name = names.get(server_id, str(server_id))
         per_server[name]["x"].append(received_at)
         per_server[name]["y"].append(cpu)
-        buckets[metrics.bucket_start(received_at, max(interval, 1))].append(cpu)
-    fleet = {"x": sorted(buckets), "y": []}
-    fleet["y"] = [sum(buckets[b]) / len(buckets[b]) for b in fleet["x"]]
+    if current_bucket is not None:
+        _append_fleet_point(fleet, current_bucket, latest)
     return dict(per_server), fleet
+
+
+def _append_fleet_point(fleet: Series, bucket: datetime, latest: dict) -> None:
+    live = [cpu for seen_at, cpu, interval in latest.values()
+            if (bucket - seen_at).total_seconds() <= SILENT_AFTER_INTERVALS * interval]
+    if live:
+        fleet["x"].append(bucket)
+        fleet["y"].append(sum(live) / len(live))
 
 
 def iso(series: Series) -> Series:

@@ -9,6 +9,7 @@ from monitoring.charts import Window, iso, raw_cpu_series, rollup_series
 from monitoring.models import MetricSource, UploadServer
 from partners.access import visible_partners
 from partners.models import FleetSettings, Partner, UploadLimitRow
+from partners.publisher import live_server_count
 
 OTHER_TRAFFIC = "direct users & other clients"
 HIDDEN_PARTNERS = "other partners"
@@ -21,6 +22,8 @@ def _layout(title: str, y_title: str, **extra) -> dict:
 
 
 def _chart(window: Window, traces: list[dict], layout: dict) -> dict:
+    # Pin the x axis to the range asked for, so an empty or sparse chart still reads as "now".
+    layout["xaxis"]["range"] = [window.start.isoformat(), window.end.isoformat()]
     return {"range": window.name, "resolution_seconds": window.resolution_seconds,
             "traces": traces, "layout": layout}
 
@@ -33,10 +36,10 @@ def cpu_chart(window: Window, threshold_percent: float) -> dict:
             metrics.CPU_PERCENT, window, subject_prefix="server:").items()}
         fleet = rollup_series(metrics.CPU_PERCENT, window, subjects=[metrics.FLEET]).get(
             metrics.FLEET, {"x": [], "y": []})
-    traces = [{"type": "scattergl", "mode": "lines", "name": name, "line": {"width": 1},
-               "opacity": 0.55, **iso(series)} for name, series in sorted(per_server.items())]
-    traces.append({"type": "scattergl", "mode": "lines", "name": "fleet average",
-                   "line": {"width": 3, "color": "#151b2b"}, **iso(fleet)})
+    traces = [{"type": "scattergl", "mode": "lines+markers", "name": name, "line": {"width": 1},
+               "marker": {"size": 3}, "opacity": 0.6, **iso(series)} for name, series in sorted(per_server.items())]
+    traces.append({"type": "scattergl", "mode": "lines+markers", "name": "fleet average",
+                   "line": {"width": 3, "color": "#151b2b"}, "marker": {"size": 4}, **iso(fleet)})
     threshold = {"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": threshold_percent,
                  "y1": threshold_percent, "line": {"color": "#c0322b", "dash": "dash", "width": 2}}
     layout = _layout("Fleet CPU", "CPU %", shapes=[threshold],
@@ -128,6 +131,7 @@ def fleet_status(user) -> dict:
         "config_version": newest_version,
         "servers": servers,
         "live_servers": sum(1 for s in servers if not s["silent"]),
+        "live_servers_counted": live_server_count(now),
         "applied_newest": sum(1 for s in servers if not s["silent"] and s["config_version"] == newest_version),
         "all_partners_paused": fleet.all_partners_paused,
         "all_partners_pause_reason": fleet.all_partners_pause_reason,

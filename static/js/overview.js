@@ -66,7 +66,7 @@
 
   function renderSources(status) {
     const list = document.querySelector("#sources");
-    if (!list) return;
+    if (!list || !status.sources.length) return;
     list.replaceChildren(...status.sources.map((source) => {
       const li = document.createElement("li");
       li.textContent = source.name + (source.failing ? " — failing: " + source.last_error : source.last_success_at ? " — ok" : " — not collected yet");
@@ -80,6 +80,8 @@
     if (!response.ok) return;
     const status = await response.json();
     renderServers(status);
+    if (status.config_version !== null) document.querySelector("#tile-config-version").textContent = "v" + status.config_version;
+    document.querySelector("#tile-live-servers").textContent = status.live_servers_counted;
     renderPaused(status);
     renderSources(status);
   });

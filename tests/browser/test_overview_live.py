@@ -1,0 +1,60 @@
+"""The overview draws its charts and shows a report posted while it is open, without a reload."""
+
+import json
+import urllib.request
+
+import pytest
+
+from monitoring import servers
+from tests.conftest import PASSWORD
+from tests.monitoring.conftest import report_body
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def post_report(live_server, token: str, body: dict) -> int:
+    request = urllib.request.Request(
+        f"{live_server.url}/api/v1/reports", data=json.dumps(body).encode(), method="POST",
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.status
+
+
+def test_the_overview_draws_and_a_new_report_appears_without_reload(
+        page, live_server, log_in, screenshot, ops_user):
+    _, token_1 = servers.register_server(ops_user, "upload-1", "test")
+    _, token_2 = servers.register_server(ops_user, "upload-2", "test")
+    assert post_report(live_server, token_1, report_body("upload-1", cpu_percent=35.0)) == 202
+
+    log_in(ops_user.username, PASSWORD)
+    page.wait_for_selector("#chart-cpu .main-svg")
+    page.locator("#servers tr[data-server='upload-1']", has_text="35.0 %").wait_for()
+    assert "silent" in page.inner_text("#servers tr[data-server='upload-2']"), "registered, never reported"
+    assert int(page.get_attribute("#chart-cpu", "data-points")) >= 1
+    for chart in ("uploads", "bytes", "outcomes", "queues"):
+        page.wait_for_selector(f"#chart-{chart} .main-svg")
+    page.evaluate("window.__marker = 'same page'")
+
+    assert post_report(live_server, token_2, report_body("upload-2", cpu_percent=91.0)) == 202
+    row = page.locator("#servers tr[data-server='upload-2']", has_text="91.0 %")
+    row.wait_for(timeout=15_000)
+    assert "live" in row.inner_text()
+    assert page.evaluate("window.__marker") == "same page", "the page must not have reloaded"
+    page.wait_for_function("Number(document.querySelector('#chart-cpu').dataset.points) >= 2")
+    screenshot("overview-live")
+
+
+def test_polling_stops_while_the_tab_is_hidden(page, live_server, log_in, ops_user):
+    log_in(ops_user.username, PASSWORD)
+    page.wait_for_selector("#chart-cpu .main-svg")
+    page.wait_for_function("window.UploadOpsCharts.isPolling()")
+    page.evaluate("""() => {
+        Object.defineProperty(document, 'hidden', {value: true, configurable: true});
+        document.dispatchEvent(new Event('visibilitychange'));
+    }""")
+    assert page.evaluate("window.UploadOpsCharts.isPolling()") is False
+    page.evaluate("""() => {
+        Object.defineProperty(document, 'hidden', {value: false, configurable: true});
+        document.dispatchEvent(new Event('visibilitychange'));
+    }""")
+    page.wait_for_function("window.UploadOpsCharts.isPolling()")
