@@ -1,0 +1,80 @@
+"""HTTP header fields for a decision: RateLimit-Policy, RateLimit and Retry-After.
+
+Syntax of draft-ietf-httpapi-ratelimit-headers (structured-field lists of quota policy
+items, identifiers as sf-strings):
+
+    RateLimit-Policy: "rpm";q=100;w=60, "inflight";q=10;qu="concurrent-requests"
+    RateLimit: "rpm";r=42;t=12, "inflight";r=3
+
+Only built when a caller asks (Decision.headers()), never on the hot path.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .limits import US_PER_DAY, US_PER_SECOND, Limits
+
+if TYPE_CHECKING:
+    from .decision import Decision
+
+POLICY_RATE = "rpm"
+POLICY_CONCURRENCY = "inflight"
+POLICY_BYTES_IN_FLIGHT = "inflight-bytes"
+POLICY_DAILY_BYTES = "daily-bytes"
+
+
+def ceil_seconds(microseconds: int) -> int:
+    return -(-microseconds // US_PER_SECOND)
+
+
+def gcra_remaining(limits: Limits, gap_us: int) -> int:
+    """Requests that could be admitted back to back now, given gap = max(tat, now) - now."""
+    if limits.interval_us == 0 or gap_us > limits.tolerance_us:
+        return 0
+    return (limits.tolerance_us - gap_us) // limits.interval_us + 1
+
+
+def rate_limit_fields(
+    limits: Limits,
+    gap_us: int,
+    uploads_in_flight: int,
+    bytes_in_flight: int,
+    day_bytes: int,
+    wall_us: int | None,
+) -> tuple[list[str], list[str]]:
+    """(RateLimit-Policy items, RateLimit items) for every limit that is set."""
+    policy: list[str] = []
+    state: list[str] = []
+    if limits.requests_per_minute is not None:
+        # t: seconds until the bucket is full again (60 when rpm = 0: it never refills).
+        reset = 60 if limits.interval_us == 0 else ceil_seconds(gap_us)
+        policy.append(f'"{POLICY_RATE}";q={limits.requests_per_minute};w=60')
+        state.append(f'"{POLICY_RATE}";r={gcra_remaining(limits, gap_us)};t={reset}')
+    if limits.max_concurrent_uploads is not None:
+        cap = limits.max_concurrent_uploads
+        policy.append(f'"{POLICY_CONCURRENCY}";q={cap};qu="concurrent-requests"')
+        state.append(f'"{POLICY_CONCURRENCY}";r={max(0, cap - uploads_in_flight)}')
+    if limits.max_bytes_in_flight is not None:
+        cap = limits.max_bytes_in_flight
+        policy.append(f'"{POLICY_BYTES_IN_FLIGHT}";q={cap};qu="content-bytes"')
+        state.append(f'"{POLICY_BYTES_IN_FLIGHT}";r={max(0, cap - bytes_in_flight)}')
+    if limits.daily_upload_bytes is not None and wall_us is not None:
+        cap = limits.daily_upload_bytes
+        to_midnight_us = US_PER_DAY - wall_us % US_PER_DAY
+        policy.append(f'"{POLICY_DAILY_BYTES}";q={cap};qu="content-bytes";w=86400')
+        state.append(f'"{POLICY_DAILY_BYTES}";r={max(0, cap - day_bytes)};t={ceil_seconds(to_midnight_us)}')
+    return policy, state
+
+
+def build_headers(decision: "Decision") -> dict[str, str]:
+    fields: dict[str, str] = {}
+    view = decision._view
+    if view is not None:
+        policy, state = rate_limit_fields(*view)
+        if policy:  # an empty list is not a valid field value: omit both fields
+            fields["RateLimit-Policy"] = ", ".join(policy)
+            fields["RateLimit"] = ", ".join(state)
+    if decision.retry_after_seconds is not None:
+        fields["Retry-After"] = str(decision.retry_after_seconds)
+    return fields
