@@ -22,8 +22,6 @@ def _after_migrate(**kwargs) -> None:
     }
     for name, fields in schedules.items():
         Schedule.objects.update_or_create(name=name, defaults=fields)
-    try:
-        from monitoring.collectors import sync_sources_from_settings
-    except ImportError:  # pragma: no cover - collectors arrive with the AWS work
-        return
+    from monitoring.collectors import sync_sources_from_settings
+
     sync_sources_from_settings()

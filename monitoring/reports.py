@@ -160,6 +160,7 @@ def authenticate(authorization_header: str) -> UploadServer | None:
 def store_report(server: UploadServer, report: Report, now=None) -> bool:
     """Store a report; False when it is a retry of one already stored (same boot, sequence)."""
     now = now or timezone.now()
+    was_counted = not server.is_silent(now)
     with transaction.atomic():
         fresh = Q(last_sequence__isnull=True) | Q(last_sequence__lt=report.sequence) | ~Q(boot_id=report.boot_id)
         claimed = UploadServer.objects.filter(fresh, pk=server.pk).update(
@@ -187,7 +188,10 @@ def store_report(server: UploadServer, report: Report, now=None) -> bool:
             **{name: report.total(name) for name in CLIENT_COUNTERS},
             clients=report.clients,
         )
-    sync_live_server_count(now)
+    if not was_counted:
+        # A new or returning server changes the live count; one going silent is noticed by
+        # the every-minute job (monitoring.tasks.sync_live_servers) and by revocation.
+        sync_live_server_count(now)
     return True
 
 

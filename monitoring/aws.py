@@ -1,0 +1,109 @@
+"""boto3 for the metric collectors: the one place that creates AWS clients and explains AWS failures.
+
+Clients are built per call from settings (region, optional endpoint, timeouts, retries), so tests
+can moto-mock or patch this module and a settings override takes effect on the next run.
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import boto3
+from botocore.client import BaseClient
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    PartialCredentialsError,
+    ReadTimeoutError,
+)
+from django.conf import settings
+
+SERVICE_TITLES = {"autoscaling": "Auto Scaling", "cloudwatch": "CloudWatch", "sqs": "SQS"}
+
+ACCESS_DENIED_CODES = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"}
+THROTTLING_CODES = {"Throttling", "ThrottlingException", "ThrottledException", "RequestLimitExceeded",
+                    "TooManyRequestsException", "RequestThrottled"}
+BAD_CREDENTIALS_CODES = {"InvalidClientTokenId", "UnrecognizedClientException", "SignatureDoesNotMatch",
+                         "ExpiredToken", "ExpiredTokenException", "InvalidAccessKeyId"}
+
+
+class AwsError(Exception):
+    """A failed AWS call or an answer we cannot use; the message is meant for a person."""
+
+
+def autoscaling_client() -> BaseClient:
+    return _client("autoscaling")
+
+
+def cloudwatch_client() -> BaseClient:
+    return _client("cloudwatch")
+
+
+def sqs_client() -> BaseClient:
+    return _client("sqs")
+
+
+def _client(service_name: str) -> BaseClient:
+    # A session per client: boto3's default session is not safe to share between threads.
+    return boto3.session.Session().client(
+        service_name, region_name=settings.AWS_REGION, endpoint_url=settings.AWS_ENDPOINT_URL,
+        config=client_config(),
+    )
+
+
+def client_config() -> Config:
+    return Config(
+        connect_timeout=settings.AWS_CONNECT_TIMEOUT_SECONDS,
+        read_timeout=settings.AWS_READ_TIMEOUT_SECONDS,
+        # "standard" retries throttling and transient network errors with backoff. botocore's
+        # "max_attempts" counts retries only; "total_max_attempts" counts the first call too, as
+        # the AWS CLI's AWS_MAX_ATTEMPTS does, so AWS_MAX_ATTEMPTS=1 means no retry.
+        retries={"total_max_attempts": settings.AWS_MAX_ATTEMPTS, "mode": "standard"},
+    )
+
+
+@contextmanager
+def explained_failures(client: BaseClient) -> Iterator[None]:
+    """Turn a botocore failure of a call on `client` into an AwsError a person understands."""
+    try:
+        yield
+    except (ClientError, BotoCoreError) as error:
+        raise AwsError(explain(error, client.meta.service_model.service_name, client.meta.config)) from error
+
+
+def explain(error: Exception, service_name: str = "", config: Config | None = None) -> str:
+    """What went wrong and, where we know it, what to check."""
+    service = SERVICE_TITLES.get(service_name, service_name or "AWS")
+    if isinstance(error, ClientError):
+        return _explain_client_error(error, service_name or "aws")
+    if isinstance(error, (NoCredentialsError, PartialCredentialsError)):
+        return (f"no AWS credentials configured ({error}) — give the worker an IAM role "
+                "or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+    if isinstance(error, ReadTimeoutError):
+        seconds = config.read_timeout if config else settings.AWS_READ_TIMEOUT_SECONDS
+        return f"timed out after {seconds:g} s talking to {service}"
+    if isinstance(error, ConnectTimeoutError):
+        seconds = config.connect_timeout if config else settings.AWS_CONNECT_TIMEOUT_SECONDS
+        return f"could not connect to {service} within {seconds:g} s ({error.kwargs.get('endpoint_url')})"
+    if isinstance(error, EndpointConnectionError):
+        return (f"could not reach {service} at {error.kwargs.get('endpoint_url')} "
+                "— check the network, AWS_REGION and AWS_ENDPOINT_URL")
+    return f"{type(error).__name__} talking to {service}: {error}"
+
+
+def _explain_client_error(error: ClientError, service_name: str) -> str:
+    details = error.response.get("Error", {})
+    code = details.get("Code", "Unknown")
+    action = f"{service_name}:{error.operation_name}"
+    if code in ACCESS_DENIED_CODES:
+        return f"{code}: not allowed to call {action} — check the worker's IAM role"
+    if code in THROTTLING_CODES:
+        return f"{code}: AWS throttled {action} even after retries — the next run tries again"
+    if code in BAD_CREDENTIALS_CODES:
+        return (f"{code}: AWS rejected the worker's credentials calling {action} "
+                "— check its keys or IAM role")
+    message = details.get("Message") or "no message"
+    return f"{code} calling {action}: {message}"
