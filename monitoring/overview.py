@@ -5,7 +5,7 @@ from django.utils import timezone
 
 from dashboard import roles
 from monitoring import metrics
-from monitoring.charts import Window, iso, raw_cpu_series, rollup_series
+from monitoring.charts import RANGES_SECONDS, Window, raw_cpu_series, rollup_band, rollup_series, rounded
 from monitoring.models import MetricSource, UploadServer
 from partners.access import visible_partners
 from partners.models import FleetSettings, Partner, UploadLimitRow
@@ -23,23 +23,21 @@ def _layout(title: str, y_title: str, **extra) -> dict:
 
 def _chart(window: Window, traces: list[dict], layout: dict) -> dict:
     # Pin the x axis to the range asked for, so an empty or sparse chart still reads as "now".
-    layout["xaxis"]["range"] = [window.start.isoformat(), window.end.isoformat()]
+    layout["xaxis"]["range"] = window.x_range_ms()
     return {"range": window.name, "resolution_seconds": window.resolution_seconds,
             "traces": traces, "layout": layout}
 
 
+# Up to an hour, a line per server; beyond, 50 lines of a thousand points each are noise:
+# the band between the coolest and the hottest server says what matters.
+PER_SERVER_MAX_RANGE_SECONDS = RANGES_SECONDS["1h"]
+
+
 def cpu_chart(window: Window, threshold_percent: float) -> dict:
-    if window.resolution_seconds is None:
-        per_server, fleet = raw_cpu_series(window)
+    if window.seconds > PER_SERVER_MAX_RANGE_SECONDS:
+        traces = _cpu_band_traces(window)
     else:
-        per_server = {subject.removeprefix("server:"): series for subject, series in rollup_series(
-            metrics.CPU_PERCENT, window, subject_prefix="server:").items()}
-        fleet = rollup_series(metrics.CPU_PERCENT, window, subjects=[metrics.FLEET]).get(
-            metrics.FLEET, {"x": [], "y": []})
-    traces = [{"type": "scattergl", "mode": "lines+markers", "name": name, "line": {"width": 1},
-               "marker": {"size": 3}, "opacity": 0.6, **iso(series)} for name, series in sorted(per_server.items())]
-    traces.append({"type": "scattergl", "mode": "lines+markers", "name": "fleet average",
-                   "line": {"width": 3, "color": "#151b2b"}, "marker": {"size": 4}, **iso(fleet)})
+        traces = _cpu_per_server_traces(window)
     threshold = {"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": threshold_percent,
                  "y1": threshold_percent, "line": {"color": "#c0322b", "dash": "dash", "width": 2}}
     layout = _layout("Fleet CPU", "CPU %", shapes=[threshold],
@@ -48,6 +46,36 @@ def cpu_chart(window: Window, threshold_percent: float) -> dict:
                                    "text": f"alert at {threshold_percent:g}%", "font": {"color": "#c0322b"}}])
     layout["yaxis"]["range"] = [0, 100]
     return _chart(window, traces, layout)
+
+
+def _cpu_per_server_traces(window: Window) -> list[dict]:
+    if window.resolution_seconds is None:
+        per_server, fleet = raw_cpu_series(window)
+    else:
+        per_server = {subject.removeprefix("server:"): series for subject, series in rollup_series(
+            metrics.CPU_PERCENT, window, subject_prefix="server:").items()}
+        fleet = rollup_series(metrics.CPU_PERCENT, window, subjects=[metrics.FLEET]).get(
+            metrics.FLEET, {"x": [], "y": []})
+    traces = [{"type": "scattergl", "mode": "lines+markers", "name": name, "line": {"width": 1},
+               "marker": {"size": 3}, "opacity": 0.6, **rounded(series)} for name, series in sorted(per_server.items())]
+    traces.append(_fleet_average_trace(fleet["x"], fleet["y"]))
+    return traces
+
+
+def _cpu_band_traces(window: Window) -> list[dict]:
+    band = rollup_band(metrics.CPU_PERCENT, metrics.FLEET, window)
+    coolest = {"type": "scattergl", "mode": "lines", "name": "coolest server", "x": band["x"],
+               "y": [round(v, 2) for v in band["low"]], "line": {"width": 0.5, "color": "#8aa2d8"}}
+    hottest = {"type": "scattergl", "mode": "lines", "name": "hottest server", "x": band["x"],
+               "y": [round(v, 2) for v in band["high"]], "line": {"width": 0.5, "color": "#c0322b"},
+               "fill": "tonexty", "fillcolor": "rgba(37, 87, 214, 0.12)"}
+    return [coolest, hottest, _fleet_average_trace(band["x"], band["mean"])]
+
+
+def _fleet_average_trace(x: list, y: list) -> dict:
+    return {"type": "scattergl", "mode": "lines+markers", "name": "fleet average",
+            "line": {"width": 3, "color": "#151b2b"}, "marker": {"size": 4},
+            **rounded({"x": x, "y": y})}
 
 
 def _client_labels(user) -> dict[str, str]:
@@ -73,7 +101,7 @@ def partner_stack_chart(window: Window, metric: str, user) -> dict:
     for label in sorted(stacked, key=lambda name: (name in (OTHER_TRAFFIC, HIDDEN_PARTNERS), name)):
         points = sorted(stacked[label].items())
         traces.append({"type": "scatter", "mode": "lines", "stackgroup": "partners", "name": label,
-                       **iso({"x": [p[0] for p in points], "y": [p[1] for p in points]})})
+                       **rounded({"x": [p[0] for p in points], "y": [p[1] for p in points]})})
     title, unit = ("Uploads in progress", "uploads") if metric == metrics.UPLOADS_IN_PROGRESS else (
         "Bytes in flight", "bytes")
     return _chart(window, traces, _layout(f"{title} by partner", unit))
@@ -84,7 +112,7 @@ def outcomes_chart(window: Window) -> dict:
     for metric, label, color in ((metrics.THROTTLED, "throttled", "#b25e09"),
                                  (metrics.TIMED_OUT, "timed out", "#c0322b")):
         series = rollup_series(metric, window, subjects=[metrics.FLEET]).get(metrics.FLEET, {"x": [], "y": []})
-        traces.append({"type": "bar", "name": label, "marker": {"color": color}, **iso(series)})
+        traces.append({"type": "bar", "name": label, "marker": {"color": color}, **rounded(series)})
     return _chart(window, traces, _layout("Throttled and timed-out uploads per minute", "per minute",
                                           barmode="group"))
 
@@ -94,7 +122,7 @@ def queues_chart(window: Window) -> dict:
     for metric, kind in ((metrics.QUEUE_VISIBLE, "visible"), (metrics.QUEUE_IN_FLIGHT, "in flight")):
         for subject, series in sorted(rollup_series(metric, window, subject_prefix="queue:").items()):
             traces.append({"type": "scatter", "mode": "lines", "name": f"{subject.removeprefix('queue:')} ({kind})",
-                           "line": {"dash": "solid" if kind == "visible" else "dot"}, **iso(series)})
+                           "line": {"dash": "solid" if kind == "visible" else "dot"}, **rounded(series)})
     return _chart(window, traces, _layout("SQS queue depth", "messages"))
 
 
@@ -105,13 +133,13 @@ def partner_usage_chart(window: Window, partner: Partner) -> dict:
             (metrics.UPLOADS_IN_PROGRESS, partner.max_concurrent_uploads, "uploads in progress", "y"),
             (metrics.BYTES_IN_FLIGHT, partner.max_bytes_in_flight, "bytes in flight", "y2")):
         series = rollup_series(metric, window, subjects=[subject]).get(subject, {"x": [], "y": []})
-        traces.append({"type": "scatter", "mode": "lines", "name": label, "yaxis": axis, **iso(series)})
+        traces.append({"type": "scatter", "mode": "lines", "name": label, "yaxis": axis, **rounded(series)})
         if limit is not None:
             traces.append({"type": "scatter", "mode": "lines", "name": f"{label} limit", "yaxis": axis,
-                           "line": {"dash": "dash"}, "x": [window.start.isoformat(), window.end.isoformat()],
+                           "line": {"dash": "dash"}, "x": window.x_range_ms(),
                            "y": [limit, limit]})
     throttled = rollup_series(metrics.THROTTLED, window, subjects=[subject]).get(subject, {"x": [], "y": []})
-    traces.append({"type": "bar", "name": "throttled per minute", "yaxis": "y", "opacity": 0.5, **iso(throttled)})
+    traces.append({"type": "bar", "name": "throttled per minute", "yaxis": "y", "opacity": 0.5, **rounded(throttled)})
     layout = _layout(f"{partner.name}: usage against limits", "uploads")
     layout["yaxis2"] = {"title": {"text": "bytes"}, "overlaying": "y", "side": "right", "rangemode": "tozero"}
     return _chart(window, traces, layout)

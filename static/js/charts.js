@@ -6,7 +6,7 @@
   const POLL_MS = 5000;
   const PLOT_CONFIG = { responsive: true, displaylogo: false, modeBarButtonsToRemove: ["select2d", "lasso2d"] };
   const refreshers = [];
-  let range = new URLSearchParams(location.search).get("range") || "1h";
+  let range = new URLSearchParams(location.search).get("range") || "15m";
   let timer = null;
 
   async function drawChart(element) {

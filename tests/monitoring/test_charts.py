@@ -108,9 +108,25 @@ def test_the_fleet_status_lists_servers_and_pauses(login, engineer, ops_user, pa
 
 
 @pytest.mark.parametrize("range_name,resolution", [
-    ("15m", None), ("1h", None), ("6h", 60), ("24h", 600), ("7d", 600), ("30d", 3600)])
+    ("15m", None), ("1h", 60), ("6h", 60), ("24h", 600), ("7d", 600), ("30d", 3600)])
 def test_no_series_holds_much_more_than_a_thousand_points(range_name, resolution):
     seconds = RANGES_SECONDS[range_name]
     assert resolution_for(seconds) == resolution
     assert seconds / (resolution or 5) <= 1010
     assert Window.parse(range_name).resolution_seconds == resolution
+
+
+def test_long_ranges_draw_the_fleet_band_instead_of_every_server(login, ops_user):
+    seed(servers=3, minutes=30)
+    chart = login(ops_user).get(reverse("monitoring:chart-cpu"), {"range": "6h"}).json()
+    assert [t["name"] for t in chart["traces"]] == ["coolest server", "hottest server", "fleet average"]
+    assert chart["traces"][1]["fill"] == "tonexty"
+
+
+def test_x_values_are_epoch_milliseconds_within_the_range(login, ops_user):
+    seed(servers=2, minutes=20)
+    chart = login(ops_user).get(reverse("monitoring:chart-cpu"), {"range": "15m"}).json()
+    start_ms, end_ms = chart["layout"]["xaxis"]["range"]
+    xs = [x for trace in chart["traces"] for x in trace["x"]]
+    assert xs and all(isinstance(x, int) and start_ms - 5000 <= x <= end_ms for x in xs)
+    assert end_ms - start_ms == 15 * 60 * 1000

@@ -1,0 +1,61 @@
+"""Shared by the benchmarks: a fresh database (SQLite, or PostgreSQL from DATABASE_URL) and
+manage.py run against it with production-like settings (DEBUG off: no query log)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = str(ROOT / ".venv/bin/python") if (ROOT / ".venv/bin/python").exists() else sys.executable
+
+
+def bench_env(database_url: str) -> dict:
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "dashboard.settings",
+        "DATABASE_URL": database_url,
+        "DEBUG": "false",
+        "SECRET_KEY": "bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
+        "SECURE_SSL_REDIRECT": "false",
+        "LOG_LEVEL": "WARNING",
+        "PYTHONPATH": str(ROOT),
+    }
+
+
+def manage(args: list[str], env: dict) -> str:
+    result = subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True)
+    if result.returncode:
+        raise SystemExit(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result.stdout
+
+
+def postgres_from_environment() -> str | None:
+    url = os.environ.get("DATABASE_URL", "")
+    return url if url.startswith(("postgres", "pgsql")) else None
+
+
+def fresh_database(tmp: Path, name: str, postgres_url: str | None = None) -> dict:
+    """Environment for a new, migrated database: on the PostgreSQL server of postgres_url
+    (a database named bench_<name>), else an SQLite file in tmp."""
+    if postgres_url:
+        url = urlparse(postgres_url)
+        database = f"bench_{name}"
+        admin_url = url._replace(path="/postgres").geturl()
+        _psql(admin_url, f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+        _psql(admin_url, f"CREATE DATABASE {database}")
+        database_url = url._replace(path=f"/{database}").geturl()
+    else:
+        database_url = f"sqlite:///{tmp / f'{name}.sqlite3'}"
+    env = bench_env(database_url)
+    manage(["migrate", "--noinput", "-v0"], env)
+    return env
+
+
+def _psql(url: str, sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute(sql)
