@@ -5,11 +5,13 @@ database for them skips building an aware datetime per row and formatting it aga
 was most of a chart request's time on tens of thousands of points.
 """
 
-from django.db.models import BigIntegerField, Func
+from django.db.models import Field, Func
 
 
 class EpochMilliseconds(Func):
-    output_field = BigIntegerField()
+    # A plain Field: the database already returns an integer, and a typed output field
+    # would add a Python converter call per row.
+    output_field = Field()
 
     def as_sqlite(self, compiler, connection, **extra_context):
         # Django stores UTC text; julianday() keeps the fraction of a second.

@@ -101,7 +101,7 @@ def partner_stack_chart(window: Window, metric: str, user) -> dict:
     for label in sorted(stacked, key=lambda name: (name in (OTHER_TRAFFIC, HIDDEN_PARTNERS), name)):
         points = sorted(stacked[label].items())
         traces.append({"type": "scatter", "mode": "lines", "stackgroup": "partners", "name": label,
-                       **rounded({"x": [p[0] for p in points], "y": [p[1] for p in points]})})
+                       "x": [p[0] for p in points], "y": [p[1] for p in points]})
     title, unit = ("Uploads in progress", "uploads") if metric == metrics.UPLOADS_IN_PROGRESS else (
         "Bytes in flight", "bytes")
     return _chart(window, traces, _layout(f"{title} by partner", unit))
