@@ -73,7 +73,9 @@ DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / '
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 # Keep connections between requests (report posts arrive every few seconds per server).
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# A health check costs a round trip per request; a broken connection is dropped at the end
+# of the request that saw the error anyway.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=False)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Web, worker and the demo fleet share one SQLite file: wait for locks instead of
     # failing; WAL lets readers run beside the writer, and in WAL mode synchronous=NORMAL

@@ -8,6 +8,7 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
+from datetime import timedelta
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -15,6 +16,7 @@ from django.utils import timezone
 from monitoring.models import ServerReport, UploadServer
 
 MAX_REPORT_BYTES = 256 * 1024
+LIVE_COUNT_CHECK_SECONDS = 5
 MAX_CLIENTS_PER_REPORT = 5000
 MAX_INTERVAL_SECONDS = 3600
 CLIENT_COUNTERS = ("admitted", "throttled", "timed_out", "completed", "failed")
@@ -152,7 +154,8 @@ def authenticate(authorization_header: str) -> UploadServer | None:
         return None
     from monitoring.models import hash_token
 
-    server = UploadServer.objects.filter(token_hash=hash_token(token.strip()), revoked_at=None).first()
+    server = UploadServer.objects.filter(token_hash=hash_token(token.strip()), revoked_at=None).only(
+        "id", "name", "token_hash", "silent_after").first()
     # The lookup is by hash; compare once more in constant time before trusting it.
     return server if server is not None and server.token_matches(token.strip()) else None
 
@@ -188,10 +191,23 @@ def store_report(server: UploadServer, report: Report, now=None) -> bool:
             **{name: report.total(name) for name in CLIENT_COUNTERS},
             clients=report.clients,
         )
-    if not was_counted:
-        # A new or returning server changes the live count; one going silent is noticed by
-        # the every-minute job (monitoring.tasks.sync_live_servers) and by revocation.
+    if not was_counted or _live_count_check_due(now):
+        # A new or returning server changes the live count at once. One that went silent is
+        # noticed here within a few seconds while other servers report (and by the
+        # every-minute job, monitoring.tasks.sync_live_servers, when none do).
         sync_live_server_count(now)
+    return True
+
+
+_next_live_count_check = {"at": None}
+
+
+def _live_count_check_due(now) -> bool:
+    """At most one recount per LIVE_COUNT_CHECK_SECONDS per process: cheap, and enough."""
+    due_at = _next_live_count_check["at"]
+    if due_at is not None and now < due_at:
+        return False
+    _next_live_count_check["at"] = now + timedelta(seconds=LIVE_COUNT_CHECK_SECONDS)
     return True
 
 

@@ -158,3 +158,20 @@ def test_a_silent_server_stops_counting(ops_user, post_report, settings):
         sync_live_servers()
     assert UploadLimitRow.objects.get(client_id="*").live_server_count == 5, \
         "with no server live, gates fall back to the configured fleet size"
+
+
+def test_another_servers_report_notices_a_silent_one(ops_user, post_report, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from monitoring import reports
+    settings.FLEET_CONFIGURED_SERVER_COUNT = 5
+    tokens = [servers.register_server(ops_user, f"upload-{i}", "t")[1] for i in range(3)]
+    for i, token in enumerate(tokens):
+        post_report(token, report_body(server_id=f"upload-{i}"))
+    assert UploadLimitRow.objects.get(client_id="*").live_server_count == 3
+    UploadServer.objects.filter(name="upload-0").update(silent_after=timezone.now() - timedelta(seconds=1))
+    reports._next_live_count_check["at"] = None  # the per-process recount is due
+    post_report(tokens[1], report_body(server_id="upload-1", sequence=2))
+    assert UploadLimitRow.objects.get(client_id="*").live_server_count == 2
