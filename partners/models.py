@@ -147,6 +147,12 @@ class AuditAction(models.TextChoices):
     SERVER_REGISTERED = "server.registered", "Upload server registered"
     SERVER_TOKEN_ROTATED = "server.token_rotated", "Upload server token replaced"
     SERVER_REVOKED = "server.revoked", "Upload server revoked"
+    SCALING_GROUP_CHANGED = "scaling.group_changed", "Scaling group settings changed"
+    SCALING_REQUESTED = "scaling.requested", "Scaling requested"
+    SCALING_POLICY_CHANGED = "scaling.policy_changed", "Scaling policy changed"
+    ALERT_RULE_CHANGED = "alerts.rule_changed", "Alert rule changed"
+    ALERT_SILENCED = "alerts.silenced", "Alert silenced"
+    ALERT_ACKNOWLEDGED = "alerts.acknowledged", "Alert acknowledged"
 
 
 class AuditEntryQuerySet(models.QuerySet):
