@@ -1,0 +1,383 @@
+"""Sends the gate's counters to the dashboard as status reports (docs/status-report.md).
+
+    reporter = StatusReporter(gate, "https://ops.internal", "upload-3", token)   # starts a thread
+    ...
+    reporter.stop()
+
+Every `interval_seconds` a daemon thread takes `gate.snapshot_counters(reset=True)`, turns it
+into a report with the next sequence number and queues it; then it POSTs the queue in order.
+Uploads never wait for it: admit/release only touch the gate's own lock, which the snapshot
+holds for a few dictionary operations; all network I/O happens on the reporter's thread.
+
+When the dashboard is unreachable, times out or answers 5xx / 429 / 408, reports stay queued
+(at most `max_queued_reports`, the oldest dropped first and counted) and are sent again in
+order, with their original sequence numbers, after a backoff (1 s, 2 s, 4 s ... capped, or the
+answer's Retry-After). Any other 4xx drops the report it answered (it would fail again) and is
+logged. A 202 "duplicate" counts as delivered. Standard library only.
+"""
+
+from __future__ import annotations
+
+import collections
+import http.client
+import itertools
+import json
+import logging
+import os
+import random
+import re
+import threading
+import time
+import urllib.parse
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+log = logging.getLogger("upload_gate.reporter")
+
+REPORT_PATH = "/api/v1/reports"
+CLIENT_ID_RE = re.compile(r"^(\*|[A-Za-z0-9][A-Za-z0-9._:@-]{0,254})$")  # as the dashboard checks
+DEFAULTS_CLIENT_ID = "*"
+MAX_COUNT = 2**31 - 1
+MAX_BYTES = 2**63 - 1
+RETRY_STATUSES = frozenset({408, 425, 429})  # and every 5xx
+
+_process_lock = threading.Lock()
+_process_boot: tuple[int, str] | None = None
+_sequences: dict[str, Any] = {}
+
+
+def process_boot_id() -> str:
+    """One id per process (a forked child gets its own): `<UTC start>-<pid>-<random>`."""
+    global _process_boot
+    with _process_lock:
+        if _process_boot is None or _process_boot[0] != os.getpid():
+            started = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+            _process_boot = (os.getpid(), f"{started}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        return _process_boot[1]
+
+
+def _next_sequence(boot_id: str) -> int:
+    """Sequences are per boot id, not per reporter: a second reporter never repeats one."""
+    with _process_lock:
+        counter = _sequences.setdefault(boot_id, itertools.count(0))
+        return next(counter)
+
+
+class ProcStatCpu:
+    """CPU use of all cores since the previous call, in percent, from /proc/stat deltas.
+
+    Where /proc/stat is missing (not Linux), the 1-minute load average divided by the core
+    count, capped at 100, stands in.
+    """
+
+    def __init__(self, path: str = "/proc/stat") -> None:
+        self.path = path
+        self._last = self._read()
+
+    def _read(self) -> tuple[int, int] | None:
+        try:
+            with open(self.path, encoding="ascii") as stat:
+                fields = [int(value) for value in stat.readline().split()[1:9]]
+        except (OSError, ValueError):
+            return None
+        # user nice system idle iowait irq softirq steal (guest time is inside user already)
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+        return sum(fields), idle
+
+    def __call__(self) -> float:
+        current = self._read()
+        if current is None or self._last is None:
+            self._last = current
+            try:
+                return min(100.0, 100.0 * os.getloadavg()[0] / (os.cpu_count() or 1))
+            except OSError:
+                return 0.0
+        total, idle = current[0] - self._last[0], current[1] - self._last[1]
+        self._last = current
+        return 0.0 if total <= 0 else max(0.0, min(100.0, 100.0 * (total - idle) / total))
+
+
+class StatusReporter:
+    """Reports one gate's figures to `<dashboard_url>/api/v1/reports`. Thread-safe."""
+
+    def __init__(
+        self,
+        gate: Any,
+        dashboard_url: str,
+        server_id: str | None,
+        token: str,
+        *,
+        interval_seconds: float = 5,
+        cpu_percent: Callable[[], float] | None = None,
+        boot_id: str | None = None,
+        max_queued_reports: int = 720,
+        timeout_seconds: float = 3,
+        min_backoff_seconds: float = 1.0,
+        max_backoff_seconds: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Any] | None = None,
+        start: bool = True,
+    ) -> None:
+        url = urllib.parse.urlsplit(dashboard_url.rstrip("/") + REPORT_PATH)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ValueError(f"dashboard_url must be http(s)://host[:port][/prefix], not {dashboard_url!r}")
+        if max_queued_reports < 1 or interval_seconds <= 0:
+            raise ValueError("max_queued_reports must be >= 1 and interval_seconds > 0")
+        self.gate = gate
+        self.server_id = server_id or gate.server_id
+        self.boot_id = boot_id or process_boot_id()
+        self.interval_seconds = interval_seconds
+        self.max_queued_reports = max_queued_reports
+        self.timeout_seconds = timeout_seconds
+        self.min_backoff_seconds = min_backoff_seconds
+        self.max_backoff_seconds = max_backoff_seconds
+        self._url = url
+        self._token = token
+        self._cpu = cpu_percent or ProcStatCpu()
+        self._clock = clock
+        self._stop = threading.Event()
+        self._sleep = sleep or self._stop.wait  # the default wakes at once on stop()
+        self._lock = threading.Lock()  # the queue and the counters
+        self._cycle_lock = threading.Lock()  # one sender at a time: keeps the order
+        self._queue: collections.deque[tuple[int, bytes]] = collections.deque()
+        self._backoff_seconds = min_backoff_seconds
+        self._retry_at = 0.0
+        self._next_report_at = clock() + interval_seconds
+        self._thread: threading.Thread | None = None
+        self._last_logged_status: int | None = None
+        self.sent = 0  # delivered: accepted, or duplicate of one already stored
+        self.duplicates = 0
+        self.dropped_overflow = 0  # the queue was full: the oldest report went
+        self.rejected = 0  # a 4xx other than 408/425/429: that report went
+        self.failures = 0  # attempts that will be retried
+        self.last_error: str | None = None
+        self.last_status: int | None = None
+        self.last_sequence: int | None = None  # the sequence of the latest delivered report
+        self.sending = False  # a POST is in progress right now
+        if start:
+            self.start()
+
+    # -- counters -------------------------------------------------------------------
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    @property
+    def dropped(self) -> int:
+        return self.dropped_overflow + self.rejected
+
+    def stats(self) -> dict:
+        with self._lock:
+            return {
+                "sent": self.sent, "duplicates": self.duplicates, "queued": len(self._queue),
+                "dropped": self.dropped, "dropped_overflow": self.dropped_overflow,
+                "rejected": self.rejected, "failures": self.failures, "last_error": self.last_error,
+                "last_status": self.last_status, "last_sequence": self.last_sequence,
+            }
+
+    # -- building a report -------------------------------------------------------------
+    def build_report(self, snapshot: dict, sequence: int) -> dict:
+        """The report body for one gate snapshot (docs/status-report.md)."""
+        clients: dict[str, dict[str, int]] = {}
+        for client_id, counts in snapshot.get("clients", {}).items():
+            # Clients without a row of their own are reported together as `*`, as are ids
+            # the dashboard would refuse (one bad id would otherwise cost the whole report).
+            key = client_id if self._has_row(client_id) and CLIENT_ID_RE.match(client_id) else "*"
+            figures = clients.setdefault(key, dict.fromkeys(
+                ("uploads_in_progress", "bytes_in_flight", "admitted", "throttled", "timed_out",
+                 "completed", "failed"), 0))
+            figures["uploads_in_progress"] += counts.get("uploads_in_flight", 0)
+            figures["bytes_in_flight"] += counts.get("bytes_in_flight", 0)
+            figures["admitted"] += counts.get("admitted", 0)
+            # The report has no field for pauses: a 503 (paused) is reported as throttled.
+            figures["throttled"] += counts.get("throttled", 0) + counts.get("paused", 0)
+            for name in ("timed_out", "completed", "failed"):
+                figures[name] += counts.get(name, 0)
+        for figures in clients.values():
+            for name, value in figures.items():
+                figures[name] = max(0, min(MAX_BYTES if name == "bytes_in_flight" else MAX_COUNT, value))
+        try:
+            cpu = float(self._cpu())
+        except Exception:  # a broken CPU probe must not cost the report
+            log.exception("cpu_percent() failed; reporting 0")
+            cpu = 0.0
+        cpu = round(max(0.0, min(100.0, cpu)), 1) if cpu == cpu else 0.0  # NaN -> 0
+        return {
+            "server_id": self.server_id,
+            "boot_id": self.boot_id,
+            "sequence": sequence,
+            "sent_at": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "interval_seconds": max(1, min(3600, round(self.interval_seconds))),
+            "cpu_percent": cpu,
+            # null while the gate runs on its fallback limits: no table version applied yet.
+            "config_version": snapshot.get("config_version") or 0,
+            "clients": clients,
+        }
+
+    def _has_row(self, client_id: str) -> bool:
+        try:
+            return bool(self.gate.client_config(client_id).get("has_row", True))
+        except Exception:
+            return True
+
+    def collect(self) -> int:
+        """Take the gate's counters (resetting them) and queue one report; returns its sequence."""
+        sequence = _next_sequence(self.boot_id)
+        report = self.build_report(self.gate.snapshot_counters(reset=True), sequence)
+        body = json.dumps(report, separators=(",", ":")).encode()
+        with self._lock:
+            self._queue.append((sequence, body))
+            while len(self._queue) > self.max_queued_reports:
+                self._queue.popleft()
+                self.dropped_overflow += 1
+        return sequence
+
+    # -- sending ------------------------------------------------------------------------
+    def send_now(self) -> int:
+        """One synchronous cycle: queue a report, then send the queue (no backoff wait).
+
+        Returns how many queued reports were delivered (accepted or duplicate).
+        """
+        with self._cycle_lock:
+            self.collect()
+            return self._flush(ignore_backoff=True)
+
+    def _flush(self, ignore_backoff: bool = False, stop_at: float | None = None) -> int:
+        """Send queued reports in order until the queue is empty or an attempt must be retried."""
+        delivered = 0
+        while self._queue:
+            if not ignore_backoff and self._clock() < self._retry_at:
+                break
+            if stop_at is not None and self._clock() >= stop_at:
+                break  # time for the next report: take it first, then carry on
+            sequence, body = self._queue[0]
+            outcome, retry_after = self._post(sequence, body)
+            with self._lock:
+                if outcome == "retry":
+                    self.failures += 1
+                    wait = max(self._backoff_seconds, retry_after or 0)
+                    wait = min(self.max_backoff_seconds, wait) * (1 + 0.2 * random.random())
+                    self._retry_at = self._clock() + wait
+                    self._backoff_seconds = min(self.max_backoff_seconds, self._backoff_seconds * 2)
+                    break
+                if self._queue and self._queue[0][0] == sequence:
+                    self._queue.popleft()  # (unless the overflow dropped it meanwhile)
+                self._backoff_seconds = self.min_backoff_seconds
+                self._retry_at = 0.0
+                if outcome == "rejected":
+                    self.rejected += 1
+                else:
+                    delivered += 1
+                    self.sent += 1
+                    self.duplicates += outcome == "duplicate"
+                    self.last_sequence = sequence
+                    self.last_error = None
+        return delivered
+
+    def _post(self, sequence: int, body: bytes) -> tuple[str, float | None]:
+        """POST one report: ("accepted" | "duplicate" | "rejected" | "retry", Retry-After)."""
+        url = self._url
+        https = url.scheme == "https"
+        connection_class = http.client.HTTPSConnection if https else http.client.HTTPConnection
+        connection = connection_class(url.hostname, url.port, timeout=self.timeout_seconds)
+        path = url.path + (f"?{url.query}" if url.query else "")
+        headers = {"Authorization": f"Bearer {self._token}", "Content-Type": "application/json",
+                   "Accept": "application/json", "Connection": "close"}
+        self.sending = True
+        try:
+            connection.request("POST", path, body=body, headers=headers)
+            response = connection.getresponse()
+            status, answer = response.status, response.read(64 * 1024)
+            retry_after = response.getheader("Retry-After")
+        except (OSError, http.client.HTTPException) as exc:  # refused, reset, timed out, bad answer
+            self._record_error(None, f"{type(exc).__name__}: {exc}", sequence, retry=True)
+            return "retry", None
+        finally:
+            self.sending = False
+            connection.close()
+        if 200 <= status < 300:
+            self.last_status = status
+            try:
+                kind = json.loads(answer).get("status")
+            except (ValueError, AttributeError):
+                kind = None
+            self._last_logged_status = None
+            return ("duplicate" if kind == "duplicate" else "accepted"), None
+        text = answer[:500].decode("utf-8", "replace")
+        if status >= 500 or status in RETRY_STATUSES:
+            self._record_error(status, text, sequence, retry=True)
+            return "retry", _seconds(retry_after)
+        self._record_error(status, text, sequence, retry=False)
+        return "rejected", None
+
+    def _record_error(self, status: int | None, text: str, sequence: int, retry: bool) -> None:
+        self.last_status = status
+        self.last_error = f"HTTP {status}: {text}" if status is not None else text
+        # Log a change of trouble loudly, its repetitions quietly (every 5 s would flood logs).
+        level = logging.WARNING if status != self._last_logged_status else logging.DEBUG
+        self._last_logged_status = status
+        if retry:
+            log.log(level, "status report %s not delivered, will retry: %s", sequence, self.last_error)
+        else:
+            log.log(logging.ERROR if level == logging.WARNING else logging.DEBUG,
+                    "status report %s refused by the dashboard and dropped: %s", sequence, self.last_error)
+
+    # -- the background thread ----------------------------------------------------------
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="upload-gate-reporter", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._run_once()
+            except Exception:  # a bug must not end reporting for good
+                log.exception("status reporter cycle failed")
+                self._sleep(self.interval_seconds)
+
+    def _run_once(self) -> None:
+        now = self._clock()
+        with self._cycle_lock:
+            if now >= self._next_report_at:
+                self.collect()
+                self._next_report_at += self.interval_seconds
+                if self._next_report_at <= now:  # fell behind (suspended): no burst of catch-up reports
+                    self._next_report_at = now + self.interval_seconds
+            if self._queue and now >= self._retry_at:
+                self._flush(stop_at=self._next_report_at)
+        now = self._clock()
+        wait = self._next_report_at - now
+        if self._queue:
+            wait = min(wait, self._retry_at - now)
+        if wait > 0:
+            self._sleep(wait)
+
+    def stop(self, final_report: bool = True, timeout_seconds: float | None = None) -> None:
+        """Stop the thread; with final_report, queue the last figures and try each queued report once."""
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(self.timeout_seconds + 1 if timeout_seconds is None else timeout_seconds)
+        if final_report and (thread is None or not thread.is_alive()):
+            with self._cycle_lock:
+                self.collect()
+                self._retry_at = 0.0
+                self._flush()  # stops at the first failure: at most one timeout
+
+    def __enter__(self) -> "StatusReporter":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None  # an HTTP date: the backoff applies
