@@ -50,6 +50,8 @@ def insert_many(model, columns: list[str], rows) -> int:
     sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})"
     count, batch = 0, []
     adapt = connection.ops.adapt_datetimefield_value  # SQLite stores UTC text, PostgreSQL timestamptz
+    if connection.vendor == "postgresql":
+        return _copy_many(connection, table, columns, rows)
     with transaction.atomic(), connection.cursor() as cursor:
         for row in rows:
             batch.append(tuple(adapt(v) if isinstance(v, datetime) else v for v in row))
@@ -59,6 +61,17 @@ def insert_many(model, columns: list[str], rows) -> int:
                 batch = []
         cursor.executemany(sql, batch)
         count += len(batch)
+    return count
+
+
+def _copy_many(connection, table: str, columns: list[str], rows) -> int:
+    """PostgreSQL's COPY: an order of magnitude faster than INSERTs for millions of rows."""
+    count = 0
+    with connection.cursor() as cursor:
+        with cursor.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+                count += 1
     return count
 
 

@@ -9,8 +9,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
-from django.db import transaction
-from django.db.models import Q
+from django.db import connection, transaction
 from django.utils import timezone
 
 from monitoring.models import ServerReport, UploadServer
@@ -147,6 +146,10 @@ def _clients(clients, errors) -> dict[str, dict[str, int]]:
     return checked
 
 
+_AUTHENTICATE_SQL = (f"SELECT id, name, token_hash, silent_after FROM {UploadServer._meta.db_table} "
+                     "WHERE token_hash = %s AND revoked_at IS NULL")
+
+
 def authenticate(authorization_header: str) -> UploadServer | None:
     """The server whose token is in `Authorization: Bearer <token>`, unless revoked."""
     scheme, _, token = (authorization_header or "").partition(" ")
@@ -154,43 +157,47 @@ def authenticate(authorization_header: str) -> UploadServer | None:
         return None
     from monitoring.models import hash_token
 
-    server = UploadServer.objects.filter(token_hash=hash_token(token.strip()), revoked_at=None).only(
-        "id", "name", "token_hash", "silent_after").first()
+    servers = UploadServer.objects.raw(_AUTHENTICATE_SQL, [hash_token(token.strip())])
+    server = next(iter(servers), None)
     # The lookup is by hash; compare once more in constant time before trusting it.
     return server if server is not None and server.token_matches(token.strip()) else None
+
+
+# The ingest hot path is two statements written out by hand: at 500 reports/s on two cores a
+# request has about 2 ms, and building these queries through the ORM took a third of it.
+_SERVER_TABLE = UploadServer._meta.db_table
+_REPORT_TABLE = ServerReport._meta.db_table
+_CLAIM_SQL = (
+    f"UPDATE {_SERVER_TABLE} SET boot_id = %s, last_sequence = %s, last_seen_at = %s, silent_after = %s, "
+    "report_interval_seconds = %s, last_cpu_percent = %s, last_config_version = %s, "
+    "last_uploads_in_progress = %s, last_bytes_in_flight = %s "
+    # A retry repeats its sequence: only a higher one, or a new boot, claims the server row.
+    "WHERE id = %s AND (last_sequence IS NULL OR last_sequence < %s OR boot_id <> %s)"
+)
+_REPORT_COLUMNS = ("server_id", "sequence", "received_at", "interval_seconds", "cpu_percent", "config_version",
+                   "uploads_in_progress", "bytes_in_flight", *CLIENT_COUNTERS, "clients")
+_INSERT_SQL = (f"INSERT INTO {_REPORT_TABLE} ({', '.join(_REPORT_COLUMNS)}) "
+               f"VALUES ({', '.join(['%s'] * len(_REPORT_COLUMNS))})")
 
 
 def store_report(server: UploadServer, report: Report, now=None) -> bool:
     """Store a report; False when it is a retry of one already stored (same boot, sequence)."""
     now = now or timezone.now()
     was_counted = not server.is_silent(now)
-    with transaction.atomic():
-        fresh = Q(last_sequence__isnull=True) | Q(last_sequence__lt=report.sequence) | ~Q(boot_id=report.boot_id)
-        claimed = UploadServer.objects.filter(fresh, pk=server.pk).update(
-            boot_id=report.boot_id,
-            last_sequence=report.sequence,
-            last_seen_at=now,
-            silent_after=UploadServer.silent_after_for(now, report.interval_seconds),
-            report_interval_seconds=report.interval_seconds,
-            last_cpu_percent=report.cpu_percent,
-            last_config_version=report.config_version,
-            last_uploads_in_progress=report.total("uploads_in_progress"),
-            last_bytes_in_flight=report.total("bytes_in_flight"),
-        )
-        if not claimed:
+    at = connection.ops.adapt_datetimefield_value(now)
+    uploads, bytes_in_flight = report.total("uploads_in_progress"), report.total("bytes_in_flight")
+    silent_after = connection.ops.adapt_datetimefield_value(
+        UploadServer.silent_after_for(now, report.interval_seconds))
+    clients = ServerReport._meta.get_field("clients").get_db_prep_value(report.clients, connection)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_CLAIM_SQL, [
+            report.boot_id, report.sequence, at, silent_after, report.interval_seconds, report.cpu_percent,
+            report.config_version, uploads, bytes_in_flight, server.pk, report.sequence, report.boot_id])
+        if cursor.rowcount != 1:
             return False
-        ServerReport.objects.create(
-            server=server,
-            sequence=report.sequence,
-            received_at=now,
-            interval_seconds=report.interval_seconds,
-            cpu_percent=report.cpu_percent,
-            config_version=report.config_version,
-            uploads_in_progress=report.total("uploads_in_progress"),
-            bytes_in_flight=report.total("bytes_in_flight"),
-            **{name: report.total(name) for name in CLIENT_COUNTERS},
-            clients=report.clients,
-        )
+        cursor.execute(_INSERT_SQL, [
+            server.pk, report.sequence, at, report.interval_seconds, report.cpu_percent, report.config_version,
+            uploads, bytes_in_flight, *(report.total(name) for name in CLIENT_COUNTERS), clients])
     if not was_counted or _live_count_check_due(now):
         # A new or returning server changes the live count at once. One that went silent is
         # noticed here within a few seconds while other servers report (and by the
