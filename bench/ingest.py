@@ -195,8 +195,9 @@ def main() -> None:
     parser.add_argument("--max-seconds", type=float, default=40, help="stop sending after this long")
     parser.add_argument("--threads", type=int, default=8, help="client threads (keep-alive connections)")
     parser.add_argument("--python-client", action="store_true", help="drive with Python threads, not wrk")
-    parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes")
-    parser.add_argument("--worker-threads", type=int, default=4, help="threads per gunicorn worker")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (one per core)")
+    parser.add_argument("--worker-threads", type=int, default=1, help="threads per gunicorn worker (gthread)")
+    parser.add_argument("--worker-class", default="sync", help="gunicorn worker class (sync, gthread)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -206,7 +207,7 @@ def main() -> None:
         gunicorn = subprocess.Popen(
             [str(ROOT / ".venv/bin/gunicorn"), "dashboard.wsgi", "--bind", f"127.0.0.1:{port}",
              "--workers", str(args.workers), "--threads", str(args.worker_threads),
-             "--worker-class", "gthread", "--log-level", "warning", "--keep-alive", "30"],
+             "--worker-class", args.worker_class, "--log-level", "warning", "--keep-alive", "30"],
             cwd=ROOT, env=env)
         try:
             wait_for(port)
@@ -222,7 +223,7 @@ def main() -> None:
             gunicorn.wait(timeout=20)
 
     database = env["DATABASE_URL"].split(":", 1)[0]
-    print(f"ingest on {database}: {args.workers} gunicorn workers x {args.worker_threads} threads, "
+    print(f"ingest on {database}: {args.workers} gunicorn {args.worker_class} workers x {args.worker_threads} threads, "
           f"{args.threads} connections ({driver}), {SERVERS} servers, 9 client ids per report")
     print(f"  reports sent      {result['reports']} in {result['seconds']:.1f} s")
     print(f"  sustained         {result['reports_per_second']:.0f} reports/s "
