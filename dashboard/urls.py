@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from dashboard import fleet_views
 from dashboard import views as dashboard_views
 from partners import views as partner_views
 
@@ -11,6 +12,9 @@ urlpatterns = [
     path("controls/defaults/", partner_views.controls_defaults, name="controls-defaults"),
     path("controls/pause-all/", partner_views.controls_pause_all, name="controls-pause-all"),
     path("controls/resume-all/", partner_views.controls_resume_all, name="controls-resume-all"),
+    path("fleet/", fleet_views.fleet, name="fleet"),
+    path("fleet/<slug:name>/scale/", fleet_views.scale, name="fleet-scale"),
+    path("fleet/<slug:name>/policy/", fleet_views.policy, name="fleet-policy"),
     path("audit/", partner_views.audit_log, name="audit"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),

@@ -107,3 +107,42 @@ def _explain_client_error(error: ClientError, service_name: str) -> str:
                 "— check its keys or IAM role")
     message = details.get("Message") or "no message"
     return f"{code} calling {action}: {message}"
+
+
+# ---- Auto Scaling: what the fleet page and scaling actions call ---------------------------
+
+def describe_autoscaling_group(client: BaseClient, group_name: str) -> dict:
+    """The group as describe_auto_scaling_groups returns it; AwsError if it does not exist."""
+    with explained_failures(client):
+        groups = client.describe_auto_scaling_groups(AutoScalingGroupNames=[group_name])["AutoScalingGroups"]
+    if not groups:
+        raise AwsError(f"Auto Scaling group {group_name} not found in region {client.meta.region_name} "
+                       "— check the group name in the scaling group's settings")
+    return groups[0]
+
+
+def set_autoscaling_desired_capacity(client: BaseClient, group_name: str, desired_capacity: int) -> None:
+    # HonorCooldown=False: the dashboard enforces its own cooldown before calling AWS.
+    try:
+        client.set_desired_capacity(AutoScalingGroupName=group_name, DesiredCapacity=desired_capacity,
+                                    HonorCooldown=False)
+    except ClientError as error:
+        raise AwsError(explain_scaling_error(error, group_name, desired_capacity)) from error
+    except BotoCoreError as error:
+        raise AwsError(explain(error, "autoscaling", client.meta.config)) from error
+
+
+def explain_scaling_error(error: ClientError, group_name: str, desired_capacity: int) -> str:
+    details = error.response.get("Error", {})
+    code, message = details.get("Code", ""), details.get("Message") or ""
+    if code == "ScalingActivityInProgress":
+        return (f"AWS is still carrying out an earlier scaling activity of {group_name} and refused "
+                f"to set it to {desired_capacity}: wait for it to finish, then try again")
+    if code == "ValidationError" and "not found" in message.lower():
+        return f"Auto Scaling group {group_name} not found: {message}"
+    if code == "ValidationError":
+        return (f"AWS refused {desired_capacity} for {group_name}: {message} "
+                "— the group's own min/max in AWS must allow it")
+    if code == "ResourceContention":
+        return f"AWS was busy updating {group_name} (ResourceContention): try again in a moment"
+    return _explain_client_error(error, "autoscaling")

@@ -1,0 +1,122 @@
+"""The fleet page: scaling groups, their instances, scaling by hand, and the automatic policy."""
+
+import uuid
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.forms.models import model_to_dict
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from dashboard import roles, scaling
+from dashboard.backends import backend_for
+from dashboard.forms import PolicyForm, ScaleForm
+from dashboard.models import ScalingGroup, ScalingPolicy
+from monitoring.aws import AwsError
+from partners.access import require_ops
+from partners.changes import record
+from partners.models import AuditAction
+
+HISTORY_ROWS = 10
+DECISION_ROWS = 5
+
+
+def _require_fleet_reader(request: HttpRequest) -> None:
+    if not (roles.is_ops(request.user) or roles.is_engineer(request.user)):
+        raise PermissionDenied("The fleet is visible to ops and engineers.")
+
+
+def _group_for(request: HttpRequest, name: str, write: bool = False) -> ScalingGroup:
+    """The group if the user may see it (ops, engineers) and, with write, scale it (ops)."""
+    if write:
+        require_ops(request)
+    else:
+        _require_fleet_reader(request)
+    return get_object_or_404(ScalingGroup, name=name)
+
+
+def _policy_of(group: ScalingGroup) -> ScalingPolicy:
+    try:
+        return group.policy
+    except ScalingPolicy.DoesNotExist:
+        return ScalingPolicy(group=group)
+
+
+def _describe(group: ScalingGroup):
+    """(state, error message): the page renders even when AWS does not answer."""
+    try:
+        return backend_for(group).describe(group), ""
+    except AwsError as error:
+        return None, str(error)
+
+
+@require_GET
+def fleet(request: HttpRequest) -> HttpResponse:
+    _require_fleet_reader(request)
+    panels = []
+    for group in ScalingGroup.objects.all():
+        state, error = _describe(group)
+        panels.append({
+            "group": group, "state": state, "error": error, "policy": _policy_of(group),
+            "policy_form": PolicyForm(instance=_policy_of(group), prefix=f"policy-{group.pk}"),
+            "actions": group.actions.select_related("requested_by")[:HISTORY_ROWS],
+            "decisions": group.decisions.all()[:DECISION_ROWS],
+        })
+    return render(request, "dashboard/fleet.html", {"panels": panels})
+
+
+@require_http_methods(["GET", "POST"])
+def scale(request: HttpRequest, name: str) -> HttpResponse:
+    group = _group_for(request, name, write=True)
+    if request.method == "POST":
+        form = ScaleForm(request.POST, group=group)
+        if form.is_valid():
+            return _request_scaling(request, group, form.cleaned_data)
+        return render(request, "dashboard/scaling_confirm.html", {"group": group, "form": form}, status=400)
+    state, error = _describe(group)
+    if error:
+        messages.error(request, f"{group.name} cannot be scaled now: {error}")
+        return redirect("fleet")
+    to_capacity = request.GET.get("to", "")
+    form = ScaleForm(initial={"from_capacity": state.desired, "to_capacity": to_capacity,
+                              "idempotency_key": uuid.uuid4()}, group=group)
+    problem = group.bounds_problem(int(to_capacity)) if to_capacity.isdigit() else "Choose a capacity."
+    return render(request, "dashboard/scaling_confirm.html",
+                  {"group": group, "form": form, "from_capacity": state.desired,
+                   "to_capacity": to_capacity, "problem": problem}, status=400 if problem else 200)
+
+
+def _request_scaling(request: HttpRequest, group: ScalingGroup, data: dict) -> HttpResponse:
+    action, created = scaling.request_scaling(group, request.user, data["from_capacity"], data["to_capacity"],
+                                              data["reason"], data["idempotency_key"])
+    if created:
+        scaling.enqueue(action)
+        action.refresh_from_db()
+        messages.success(request, f"Scaling {group.name} from {action.from_capacity} to "
+                                  f"{action.to_capacity}: {action.get_status_display().lower()}.")
+    else:
+        messages.info(request, f"This scaling of {group.name} was already requested; it was not repeated.")
+    return redirect("fleet")
+
+
+@require_POST
+def policy(request: HttpRequest, name: str) -> HttpResponse:
+    group = _group_for(request, name, write=True)
+    current = _policy_of(group)
+    before = model_to_dict(current, fields=PolicyForm.Meta.fields) if current.pk else {}
+    form = PolicyForm(request.POST, instance=current, prefix=f"policy-{group.pk}")
+    if not form.is_valid():
+        messages.error(request, "Policy not saved: " + "; ".join(
+            f"{field}: {' '.join(errors)}" for field, errors in form.errors.items()))
+        return redirect("fleet")
+    with transaction.atomic():
+        saved = form.save()
+        after = model_to_dict(saved, fields=PolicyForm.Meta.fields)
+        changed = [key for key in after if before.get(key) != after[key]]
+        record(request.user, AuditAction.SCALING_POLICY_CHANGED, f"scaling policy of {group.name}",
+               {key: before.get(key) for key in changed if before}, {key: after[key] for key in changed},
+               form.cleaned_data["reason"])
+    messages.success(request, f"Policy of {group.name} saved: {'on' if saved.enabled else 'off'}.")
+    return redirect("fleet")

@@ -1,0 +1,122 @@
+"""Scaling a group: request an action (audited), then run it once in a django-q2 task.
+
+Guard rails, in order: the group's min and max, its cooldown, and the capacity the requester
+saw (a stale confirmation is refused) — all before the backend is asked to change anything.
+"""
+
+import logging
+import uuid
+from datetime import timedelta
+
+from botocore.exceptions import ReadTimeoutError
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+from django_q.tasks import async_task
+
+from dashboard.backends import backend_for
+from dashboard.models import ScalingAction, ScalingGroup
+from monitoring.aws import AwsError
+from partners.changes import record
+from partners.models import AuditAction
+
+logger = logging.getLogger(__name__)
+
+RUN_TASK = "dashboard.tasks.run_scaling_action"
+
+
+def request_scaling(group: ScalingGroup, actor, from_capacity: int, to_capacity: int, reason: str,
+                    idempotency_key: uuid.UUID) -> tuple[ScalingAction, bool]:
+    """The action for this key, created with its audit entry unless it exists; (action, created).
+
+    A second submit of the same confirmation finds the first action and scales nothing.
+    """
+    existing = ScalingAction.objects.filter(idempotency_key=idempotency_key).first()
+    if existing:
+        return existing, False
+    try:
+        with transaction.atomic():
+            action = ScalingAction.objects.create(
+                group=group, requested_by=actor,
+                requested_by_name=actor.get_username() if actor else ScalingAction.POLICY_NAME,
+                from_capacity=from_capacity, to_capacity=to_capacity, reason=reason,
+                idempotency_key=idempotency_key)
+            record(actor, AuditAction.SCALING_REQUESTED, f"scaling group {group.name}",
+                   {"desired_capacity": from_capacity}, {"desired_capacity": to_capacity},
+                   reason if actor else f"policy: {reason}")
+    except IntegrityError:  # the same key, submitted at the same moment: the other one won
+        return ScalingAction.objects.get(idempotency_key=idempotency_key), False
+    return action, True
+
+
+def enqueue(action: ScalingAction) -> None:
+    """Run the action in the worker (in-process when Q_CLUSTER is sync, as in tests)."""
+    async_task(RUN_TASK, action.pk, task_name=f"scale {action.group.name} #{action.pk}")
+
+
+def run_action(action_id: int) -> str:
+    """Carry out a requested action once; returns its final status. Safe to run twice."""
+    action = ScalingAction.objects.select_related("group").get(pk=action_id)
+    if not action.start():
+        return action.status  # claimed by an earlier run: never scale twice
+    group = ScalingGroup.objects.get(pk=action.group_id)
+    problem = group.bounds_problem(action.to_capacity)
+    if problem:
+        action.refuse(f"Refused: {problem} Nothing was changed.")
+        return action.status
+    previous_scaled_at = group.last_scaled_at
+    reserved_at = _reserve_cooldown(group)
+    if reserved_at is None:
+        action.refuse(cooldown_message(ScalingGroup.objects.get(pk=group.pk)))
+        return action.status
+    try:
+        _scale(group, action)
+    except Exception as error:  # noqa: BLE001 - whatever broke, the action says so and frees the group
+        ScalingGroup.objects.filter(pk=group.pk, last_scaled_at=reserved_at).update(
+            last_scaled_at=previous_scaled_at)
+        if isinstance(error, _Stale):
+            action.refuse(str(error))
+        else:
+            if not isinstance(error, AwsError):
+                logger.exception("scaling action %s failed unexpectedly", action.pk)
+            action.fail(failure_message(error))
+    return action.status
+
+
+class _Stale(Exception):
+    pass
+
+
+def _scale(group: ScalingGroup, action: ScalingAction) -> None:
+    backend = backend_for(group)
+    current = backend.describe(group).desired
+    if current != action.from_capacity:
+        raise _Stale(
+            f"Refused: {group.name} is now at {current}, not {action.from_capacity} as when this was "
+            f"requested. Nothing was changed; review the group and scale again.")
+    backend.set_desired(group, action.to_capacity)
+    action.succeed(
+        f"Desired capacity of {group.name} set from {action.from_capacity} to {action.to_capacity}.")
+
+
+def _reserve_cooldown(group: ScalingGroup):
+    """Take the group's cooldown slot with one conditional update; the time, or None if in cooldown."""
+    now = timezone.now()
+    free = Q(last_scaled_at=None) | Q(last_scaled_at__lte=now - timedelta(seconds=group.cooldown_seconds))
+    return now if ScalingGroup.objects.filter(free, pk=group.pk).update(last_scaled_at=now) else None
+
+
+def cooldown_message(group: ScalingGroup) -> str:
+    return (f"Refused: {group.name} was scaled at {group.last_scaled_at:%H:%M:%S} UTC and its "
+            f"{group.cooldown_seconds} s cooldown lasts until {group.cooldown_ends_at():%H:%M:%S} UTC. "
+            "Nothing was changed; try again after that.")
+
+
+def failure_message(error: Exception) -> str:
+    if isinstance(error, AwsError) and isinstance(error.__cause__, ReadTimeoutError):
+        # The request may have reached AWS: say so rather than promise nothing changed.
+        return (f"AWS error: {str(error).rstrip('.')}. AWS may have applied it: check the group's "
+                "desired capacity before scaling again.")
+    if isinstance(error, AwsError):
+        return f"AWS error: {str(error).rstrip('.')}. Nothing was changed."
+    return f"Unexpected error: {type(error).__name__}: {error}. Nothing was changed."

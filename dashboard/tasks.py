@@ -1,0 +1,13 @@
+"""django-q2 entry points: thin wrappers the worker and the scheduler call."""
+
+
+def run_scaling_action(action_id: int) -> str:
+    from dashboard import scaling
+
+    return scaling.run_action(action_id)
+
+
+def evaluate_scaling_policies() -> dict:
+    from dashboard import policy
+
+    return policy.evaluate_all()
