@@ -1,0 +1,76 @@
+#!/usr/bin/env python
+"""The TheirStory incident, replayed in simulated time under each strategy the team considered.
+
+    .venv/bin/python bench/incident.py                          # theirstory-backlog
+    .venv/bin/python bench/incident.py --scenario big-user --seed 7
+
+Prints one table: timed-out uploads (direct users, partner), throttled attempts, backlog
+completion time against the ideal (the work done while it was pending ÷ the fleet's
+capacity), fleet CPU p95, useful throughput as a share of fleet capacity while the backlog is
+pending, and the machine-hours each strategy pays for. docs/load-model.md has the model.
+"""
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from fleet_sim.model import SCENARIOS, LoadModel  # noqa: E402
+from fleet_sim.strategies import STRATEGIES  # noqa: E402
+
+
+def summarize(sim) -> dict:
+    totals = sim.totals
+    cpu = sorted(totals.cpu_samples)
+    backlog = sim.scenario.backlog
+    row = {
+        "timeouts_users": totals.timed_out["user"],
+        "timeouts_partner": totals.timed_out["partner"],
+        "throttled": totals.throttled["user"] + totals.throttled["partner"],
+        "abandoned_files": totals.files_abandoned["user"] + totals.files_abandoned["partner"],
+        "partner_gave_up": totals.files_abandoned["partner"],
+        "cpu_p95": cpu[int(len(cpu) * 0.95) - 1] if cpu else 0.0,
+        "machine_hours": totals.server_seconds / 3600,
+        "completion_s": None, "ideal_s": None, "throughput_share": None,
+    }
+    if backlog and totals.capacity_core_seconds_pending:
+        row["throughput_share"] = totals.useful_core_seconds_pending / totals.capacity_core_seconds_pending
+        if totals.backlog_done_at is not None and not row["partner_gave_up"]:
+            row["completion_s"] = totals.backlog_done_at - backlog.starts_at_seconds
+            mean_cores = totals.capacity_core_seconds_pending / row["completion_s"]
+            row["ideal_s"] = totals.useful_core_seconds_pending / mean_cores
+    return row
+
+
+def print_table(scenario_name: str, rows: list[tuple[str, dict]], seconds: float) -> None:
+    print(f"scenario {scenario_name} (simulated; {seconds:.1f} s of wall time)")
+    header = (f"{'strategy':<24}{'timeouts users':>15}{'partner':>9}{'throttled':>10}{'abandoned':>10}"
+              f"{'backlog done':>13}{'× ideal':>8}{'CPU p95':>8}{'useful/capacity':>16}{'machine-h':>10}")
+    print(header)
+    for name, row in rows:
+        done = (f"{row['completion_s'] / 3600:.2f} h" if row["completion_s"] is not None
+                else "gave up" if row["partner_gave_up"] else "not done")
+        ratio = f"{row['completion_s'] / row['ideal_s']:.2f}" if row["ideal_s"] else "—"
+        share = f"{row['throughput_share']:.0%}" if row["throughput_share"] is not None else "—"
+        print(f"{name:<24}{row['timeouts_users']:>15}{row['timeouts_partner']:>9}{row['throttled']:>10}"
+              f"{row['abandoned_files']:>10}{done:>13}{ratio:>8}{row['cpu_p95']:>7.0f}%{share:>16}"
+              f"{row['machine_hours']:>10.1f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scenario", default="theirstory-backlog", choices=sorted(SCENARIOS))
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    started = time.perf_counter()
+    rows = []
+    for strategy in STRATEGIES:
+        sim = strategy.build(SCENARIOS[args.scenario], LoadModel(), args.seed)
+        sim.run()
+        rows.append((strategy.name, summarize(sim)))
+    print_table(args.scenario, rows, time.perf_counter() - started)
+
+
+if __name__ == "__main__":
+    main()
