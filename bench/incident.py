@@ -30,6 +30,7 @@ def summarize(sim) -> dict:
         "throttled": totals.throttled["user"] + totals.throttled["partner"],
         "abandoned_files": totals.files_abandoned["user"] + totals.files_abandoned["partner"],
         "partner_gave_up": totals.files_abandoned["partner"],
+        "has_backlog": backlog is not None,
         "cpu_p95": cpu[int(len(cpu) * 0.95) - 1] if cpu else 0.0,
         "machine_hours": totals.server_seconds / 3600,
         "completion_s": None, "ideal_s": None, "throughput_share": None,
@@ -50,7 +51,7 @@ def print_table(scenario_name: str, rows: list[tuple[str, dict]], seconds: float
     print(header)
     for name, row in rows:
         done = (f"{row['completion_s'] / 3600:.2f} h" if row["completion_s"] is not None
-                else "gave up" if row["partner_gave_up"] else "not done")
+                else "gave up" if row["partner_gave_up"] else "not done" if row["has_backlog"] else "—")
         ratio = f"{row['completion_s'] / row['ideal_s']:.2f}" if row["ideal_s"] else "—"
         share = f"{row['throughput_share']:.0%}" if row["throughput_share"] is not None else "—"
         print(f"{name:<24}{row['timeouts_users']:>15}{row['timeouts_partner']:>9}{row['throttled']:>10}"
