@@ -193,3 +193,9 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
+
+# Alerts: links in alert emails point here; SMTP gives up on an attempt after this long.
+DASHBOARD_BASE_URL = env.str("DASHBOARD_BASE_URL", default="http://127.0.0.1:8000")
+ALERT_EMAIL_TIMEOUT_SECONDS = env.float("ALERT_EMAIL_TIMEOUT_SECONDS", default=10.0)
+ALERT_RUNBOOK_URL = env.str("ALERT_RUNBOOK_URL",
+                            default="https://github.com/PermanentOrg/upload-ops/blob/main/docs/runbooks.md")

@@ -17,6 +17,7 @@ def _after_migrate(**kwargs) -> None:
         "monitoring: roll up metrics": {"func": "monitoring.tasks.roll_up_metrics", **every_minute},
         "monitoring: collect CloudWatch and SQS": {"func": "monitoring.tasks.collect_metrics", **every_minute},
         "monitoring: count live servers": {"func": "monitoring.tasks.sync_live_servers", **every_minute},
+        "monitoring: evaluate alerts": {"func": "monitoring.tasks.evaluate_alerts", **every_minute},
         "monitoring: purge expired metrics": {"func": "monitoring.tasks.purge_expired_metrics",
                                               "schedule_type": Schedule.HOURLY, "repeats": -1},
     }
@@ -25,3 +26,6 @@ def _after_migrate(**kwargs) -> None:
     from monitoring.collectors import sync_sources_from_settings
 
     sync_sources_from_settings()
+    from monitoring.alerting.rules import seed_default_rules
+
+    seed_default_rules()

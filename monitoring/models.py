@@ -165,3 +165,4 @@ class MetricSource(models.Model):
     def failing(self) -> bool:
         return bool(self.last_error) and (
             self.last_success_at is None or (self.last_error_at and self.last_error_at > self.last_success_at))
+from monitoring.alert_models import *  # noqa: E402,F401,F403

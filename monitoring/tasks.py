@@ -21,3 +21,10 @@ def collect_metrics() -> dict:
     from monitoring import collectors
 
     return collectors.collect_all()
+
+
+def evaluate_alerts() -> dict:
+    """Evaluate every alert rule, queue emails, deliver those due (retries included)."""
+    from monitoring.alerting import evaluation
+
+    return evaluation.run()

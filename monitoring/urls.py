@@ -1,6 +1,7 @@
 from django.urls import path
 
 from monitoring import views
+from monitoring.alerting import views as alert_views
 
 app_name = "monitoring"
 
@@ -18,4 +19,10 @@ urlpatterns = [
     path("servers/register/", views.server_register, name="server-register"),
     path("servers/<str:name>/token/", views.server_rotate_token, name="server-rotate-token"),
     path("servers/<str:name>/revoke/", views.server_revoke, name="server-revoke"),
+    path("alerts/", alert_views.alerts, name="alerts"),
+    path("alerts/rules/new/", alert_views.rule_edit, name="alert-rule-new"),
+    path("alerts/rules/<int:rule_id>/", alert_views.rule_edit, name="alert-rule-edit"),
+    path("alerts/silences/", alert_views.silence_create, name="alert-silence-create"),
+    path("alerts/silences/<int:silence_id>/expire/", alert_views.silence_expire, name="alert-silence-expire"),
+    path("alerts/<int:alert_id>/acknowledge/", alert_views.alert_acknowledge, name="alert-acknowledge"),
 ]

@@ -1,0 +1,1 @@
+"""Alerts: rules evaluated every minute, their state, silences and email notifications."""

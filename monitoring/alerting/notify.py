@@ -1,0 +1,82 @@
+"""Delivery of queued notifications through a transport with one method, `notify()`.
+
+Each attempt is a Notification row claimed with a conditional update before sending, so a
+job that runs twice sends nothing twice. A failure that may pass (SMTP down, a timeout)
+queues the next attempt as a new row after an exponential backoff.
+"""
+
+import smtplib
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.mail import get_connection
+from django.utils import timezone
+
+from monitoring.alert_models import Notification
+from monitoring.alerting import emails
+
+MAX_ATTEMPTS = 10
+FIRST_RETRY_SECONDS = 60
+MAX_RETRY_SECONDS = 3600
+
+
+class TransportError(Exception):
+    def __init__(self, message: str, permanent: bool = False):
+        super().__init__(message)
+        self.message = message
+        self.permanent = permanent
+
+
+class EmailTransport:
+    """Django's email backend (SMTP in production, locmem in tests)."""
+
+    def __init__(self):
+        # Shared by the emails of one batch: the partner load is the same for all of them.
+        self.shared: dict = {}
+
+    def notify(self, notification: Notification, now: datetime) -> None:
+        if not notification.recipients:
+            raise TransportError("No recipients: no engineer has an email address and the rule "
+                                 "lists no other address.", permanent=True)
+        message = emails.build_message(notification, now, self.shared)
+        try:
+            connection = get_connection(fail_silently=False, timeout=settings.ALERT_EMAIL_TIMEOUT_SECONDS)
+            message.connection = connection
+            message.send()
+        except (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused) as error:
+            raise TransportError(f"SMTP refused the message: {error}", permanent=True) from error
+        except (smtplib.SMTPException, OSError) as error:
+            raise TransportError(f"{type(error).__name__}: {error}") from error
+
+
+def retry_delay(attempt: int) -> timedelta:
+    return timedelta(seconds=min(FIRST_RETRY_SECONDS * 2 ** (attempt - 1), MAX_RETRY_SECONDS))
+
+
+def deliver_due(now: datetime | None = None, transport=None) -> int:
+    """Send every notification due and unclaimed; returns how many were sent."""
+    now = now or timezone.now()
+    transport = transport or EmailTransport()
+    sent = 0
+    due = Notification.objects.filter(claimed_at=None, due_at__lte=now).select_related("alert__rule")
+    for notification in due.order_by("due_at", "id"):
+        if not Notification.objects.filter(id=notification.id, claimed_at=None).update(claimed_at=now):
+            continue  # another worker has it
+        try:
+            transport.notify(notification, now)
+        except TransportError as error:
+            _record_failure(notification, error, now)
+            continue
+        Notification.objects.filter(id=notification.id).update(sent_at=timezone.now())
+        sent += 1
+    return sent
+
+
+def _record_failure(notification: Notification, error: TransportError, now: datetime) -> None:
+    final = error.permanent or notification.attempt >= MAX_ATTEMPTS
+    Notification.objects.filter(id=notification.id).update(error=error.message[:2000],
+                                                           permanent_failure=final)
+    if not final:
+        Notification.objects.create(alert=notification.alert, kind=notification.kind,
+                                    recipients=notification.recipients, attempt=notification.attempt + 1,
+                                    created_at=now, due_at=now + retry_delay(notification.attempt))
