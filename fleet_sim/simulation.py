@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 from upload_gate import ManualClock, StaticSource, UploadGate
 
-from fleet_sim.model import USER_FILE_MIX, FileKind, LoadModel, Scenario
+from fleet_sim.model import USER_FILE_MIX, FileKind, LoadModel, PartnerBacklog, Scenario
 
 DEFAULTS_ROW = "*"
 
@@ -99,8 +99,11 @@ class Totals:
 class Simulation:
     def __init__(self, scenario: Scenario, model: LoadModel | None = None, *, servers: int = 1,
                  limit_rows: list[dict] | None = None, seed: int = 1, partner_concurrency: int | None = None,
-                 scaler=None, server_cores: list[int] | None = None):
+                 scaler=None, server_cores: list[int] | None = None, gate_factory=None):
         self.scenario = scenario
+        # The bench gives every server a gate on a simulated clock; the live fleet gives each a
+        # gate that reads the dashboard's database on the real clock.
+        self.gate_factory = gate_factory or self._simulated_gate
         self.model = model or LoadModel()
         self.rng = random.Random(seed)
         self.clock = ManualClock(datetime(2026, 1, 5, 9, 0, tzinfo=UTC))
@@ -111,6 +114,7 @@ class Simulation:
         self.totals = Totals()
         self.scaler = scaler
         self._user_ids = 0
+        self._servers_added = 0
         self._server_cores = server_cores
         for index in range(servers):
             self.add_server(warm=True, cores=(server_cores or [None] * servers)[index])
@@ -119,10 +123,13 @@ class Simulation:
 
     # Fleet
 
+    def _simulated_gate(self, name: str) -> UploadGate:
+        return UploadGate(source=self.source, clock=self.clock, start=False, jitter_fraction=0.0, server_id=name)
+
     def add_server(self, warm: bool = False, cores: int | None = None) -> Server:
-        gate = UploadGate(source=self.source, clock=self.clock, start=False, jitter_fraction=0.0,
-                          server_id=f"sim-{len(self.servers)}")
-        server = Server(f"sim-{len(self.servers)}", gate,
+        name = f"sim-{self._servers_added}"
+        self._servers_added += 1
+        server = Server(name, self.gate_factory(name),
                         ready_at=self.now if warm else self.now + self.model.server_warmup_seconds)
         server.cores = cores or self.model.server_cores
         self.servers.append(server)
@@ -144,6 +151,12 @@ class Simulation:
             server.gate.refresh_now()
 
     # Clients
+
+    def start_backlog(self, backlog: PartnerBacklog) -> None:
+        """A partner starts pushing a backlog now (the live fleet does this now and then)."""
+        sizes = deque(self._size(backlog.kind) for _ in range(backlog.files))
+        self.clients.append(Client(backlog.client_id, "partner", self.model.partner_bandwidth_bytes_per_second,
+                                   sizes, backlog.concurrency or backlog.files, self.now))
 
     def _add_backlog(self, concurrency: int | None) -> None:
         backlog = self.scenario.backlog
@@ -297,7 +310,13 @@ class Simulation:
             self.totals.files_abandoned[kind] += 1
 
     def _retire_drained_servers(self) -> None:
-        self.servers = [s for s in self.servers if not (s.draining and not s.uploads)]
+        retired = [s for s in self.servers if s.draining and not s.uploads]
+        self.servers = [s for s in self.servers if s not in retired]
+        for server in retired:
+            self.on_server_retired(server)
+
+    def on_server_retired(self, server: Server) -> None:
+        """A hook for the live fleet, which stops the server's reporter."""
 
     def _backlog_pending(self) -> bool:
         backlog = self.scenario.backlog
