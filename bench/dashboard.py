@@ -16,7 +16,6 @@ Targets: p95 <= 100 ms for every range; peak RSS <= 250 MB.
 
 import argparse
 import json
-import os
 import resource
 import subprocess
 import sys

@@ -3,7 +3,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from partners.models import FleetSettings, Partner, UploadLimitRow
+from partners.models import FleetSettings, UploadLimitRow
 from partners.publisher import live_server_count
 from partners.access import visible_partners
 

@@ -83,7 +83,32 @@ class StaticSource:
             raise SourceUnavailable("static source switched off")
 
 
-class SqliteSource:
+class _DatabaseSource:
+    """What the SQLite and PostgreSQL sources share: the two reads and closing.
+    Subclasses provide `_query(sql) -> rows`, raising SourceUnavailable."""
+
+    _conn: Any = None
+
+    def _query(self, sql: str) -> list[tuple]:
+        raise NotImplementedError
+
+    def max_version(self) -> int | None:
+        value = self._query(SELECT_MAX_VERSION_SQL)[0][0]
+        return None if value is None else int(value)
+
+    def read_snapshot(self) -> TableSnapshot:
+        return TableSnapshot.from_rows(row_from_tuple(values) for values in self._query(SELECT_ROWS_SQL))
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # closing a broken connection must not raise further
+                pass
+
+
+class SqliteSource(_DatabaseSource):
     """A SQLite file, opened read-only; SQLite has no NOTIFY so the gate only polls."""
 
     supports_notify = False
@@ -107,26 +132,12 @@ class SqliteSource:
             self.close()
             raise SourceUnavailable(f"sqlite {self.path}: {exc}") from exc
 
-    def max_version(self) -> int | None:
-        value = self._query(SELECT_MAX_VERSION_SQL)[0][0]
-        return None if value is None else int(value)
-
-    def read_snapshot(self) -> TableSnapshot:
-        return TableSnapshot.from_rows(row_from_tuple(values) for values in self._query(SELECT_ROWS_SQL))
-
     def open_listener(self) -> Listener:
         raise NotImplementedError("SQLite has no notifications")
 
-    def close(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                conn.close()
-            except Exception:  # closing a broken connection must not raise further
-                pass
 
 
-class PostgresSource:
+class PostgresSource(_DatabaseSource):
     """PostgreSQL through psycopg 3: autocommit reads, plus a LISTEN connection of its own."""
 
     supports_notify = True
@@ -159,26 +170,12 @@ class PostgresSource:
             self.close()
             raise SourceUnavailable(f"postgresql: {exc}") from exc
 
-    def max_version(self) -> int | None:
-        value = self._query(SELECT_MAX_VERSION_SQL)[0][0]
-        return None if value is None else int(value)
-
-    def read_snapshot(self) -> TableSnapshot:
-        return TableSnapshot.from_rows(row_from_tuple(values) for values in self._query(SELECT_ROWS_SQL))
-
     def open_listener(self) -> "PostgresListener":
         try:
             return PostgresListener(self._open(), self._psycopg)
         except (self._psycopg.Error, OSError) as exc:
             raise SourceUnavailable(f"postgresql listen: {exc}") from exc
 
-    def close(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                conn.close()
-            except Exception:  # closing a broken connection must not raise further
-                pass
 
 
 class PostgresListener:

@@ -133,7 +133,7 @@ def test_stale_data_does_nothing_even_when_it_was_high():
 def test_the_scheduled_run_reads_stored_rollups_acts_once_a_minute_and_audits_as_system(ops_user):
     from django.utils import timezone
 
-    policy = make_policy(desired=2)
+    make_policy(desired=2)
     now = timezone.now()
     for minutes_ago in range(3):
         write_minute_value("cpu_percent", "fleet", now - timedelta(minutes=minutes_ago), 95.0)
