@@ -147,25 +147,29 @@ def _show_token_once(request, server: UploadServer, token: str) -> HttpResponse:
     return response
 
 
-@require_POST
-def server_rotate_token(request: HttpRequest, name: str) -> HttpResponse:
+def _server_and_reason(request: HttpRequest, name: str, what: str) -> tuple[UploadServer, str | None]:
+    """The server an ops action is about, and its reason (None, with a message, when missing)."""
     require_ops(request)
     server = get_object_or_404(UploadServer, name=name)
     form = ServerActionForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Say why the token is replaced: the reason goes into the audit log.")
+        messages.error(request, f"Say why the {what}: the reason goes into the audit log.")
+        return server, None
+    return server, form.cleaned_data["reason"]
+
+
+@require_POST
+def server_rotate_token(request: HttpRequest, name: str) -> HttpResponse:
+    server, reason = _server_and_reason(request, name, "token is replaced")
+    if reason is None:
         return redirect("monitoring:servers")
-    return _show_token_once(request, server, servers.rotate_token(server, request.user, form.cleaned_data["reason"]))
+    return _show_token_once(request, server, servers.rotate_token(server, request.user, reason))
 
 
 @require_POST
 def server_revoke(request: HttpRequest, name: str) -> HttpResponse:
-    require_ops(request)
-    server = get_object_or_404(UploadServer, name=name)
-    form = ServerActionForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, "Say why the server is revoked: the reason goes into the audit log.")
-    elif servers.revoke_server(server, request.user, form.cleaned_data["reason"]):
+    server, reason = _server_and_reason(request, name, "server is revoked")
+    if reason is not None and servers.revoke_server(server, request.user, reason):
         messages.warning(request, f"{server.name} revoked: its reports are refused from now on.")
     return redirect("monitoring:servers")
 
