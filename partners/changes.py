@@ -127,7 +127,7 @@ def change_partner(partner: Partner, actor, values: dict, reason: str,
             locked.managers.set(managers)
         entry = record(actor, action, locked.name, before, after, reason, locked)
         version = publisher.publish_partner(locked, previous_client_id=previous_client_id)
-    _refresh(partner, locked)
+    partner.refresh_from_db()
     return ChangeResult(entry, version)
 
 
@@ -153,7 +153,7 @@ def pause_partner(partner: Partner, actor, reason: str, resume_at: datetime | No
         entry = record(actor, AuditAction.PARTNER_PAUSED, locked.name, before,
                         _pause_state(locked), reason, locked)
         version = publisher.publish_partner(locked)
-    _refresh(partner, locked)
+    partner.refresh_from_db()
     return ChangeResult(entry, version)
 
 
@@ -174,7 +174,7 @@ def resume_partner(partner: Partner, actor, reason: str = "",
         entry = record(actor, AuditAction.PARTNER_RESUMED, locked.name, before,
                         _pause_state(locked), reason, locked)
         version = publisher.publish_partner(locked)
-    _refresh(partner, locked)
+    partner.refresh_from_db()
     return ChangeResult(entry, version)
 
 
@@ -262,7 +262,3 @@ def resume_due_pauses(now: datetime | None = None) -> int:
     resumed += resume_all_partners(None, reason, due_by=now).changed
     return resumed
 
-
-def _refresh(stale: Partner, fresh: Partner) -> None:
-    """Let the caller's object show what was saved, without another query."""
-    stale.__dict__.update({k: v for k, v in fresh.__dict__.items() if k != "_state"})
