@@ -1,0 +1,62 @@
+"""The audit log is append-only in the database too (PostgreSQL), not only in the ORM.
+
+A trigger refuses UPDATE, DELETE and TRUNCATE on the audit table, whoever sends them: a raw
+SQL statement, a psql session, a bug. TRUNCATE alone may be let through by a session that
+sets `upload_ops.allow_audit_truncate = on` on purpose: the test suite does (Django's flush
+between transactional tests truncates every table); production never does. A database
+superuser can still drop the trigger: keep the app's database role from owning the table
+where that matters (docs/backup-restore.md).
+
+SQLite has no equivalent worth the name; there the ORM's refusal (AuditEntryQuerySet) stays.
+"""
+
+from django.db import migrations
+
+FUNCTION = "partners_auditentry_append_only"
+
+
+def _table(apps) -> str:
+    return apps.get_model("partners", "AuditEntry")._meta.db_table
+
+
+def add_trigger(apps, schema_editor):
+    if schema_editor.connection.vendor != "postgresql":
+        return
+    table = _table(apps)
+    schema_editor.execute(f"""
+        CREATE OR REPLACE FUNCTION {FUNCTION}() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF TG_OP = 'TRUNCATE' AND current_setting('upload_ops.allow_audit_truncate', true) = 'on' THEN
+                RETURN NULL;
+            END IF;
+            RAISE EXCEPTION 'the audit log is append-only: % on % is refused', TG_OP, TG_TABLE_NAME
+                USING ERRCODE = 'insufficient_privilege';
+        END
+        $$;
+        CREATE TRIGGER {table}_no_update_delete BEFORE UPDATE OR DELETE ON {table}
+            FOR EACH ROW EXECUTE FUNCTION {FUNCTION}();
+        CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table}
+            FOR EACH STATEMENT EXECUTE FUNCTION {FUNCTION}();
+    """, params=None)
+
+
+def remove_trigger(apps, schema_editor):
+    if schema_editor.connection.vendor != "postgresql":
+        return
+    table = _table(apps)
+    schema_editor.execute(f"""
+        DROP TRIGGER IF EXISTS {table}_no_update_delete ON {table};
+        DROP TRIGGER IF EXISTS {table}_no_truncate ON {table};
+        DROP FUNCTION IF EXISTS {FUNCTION}();
+    """, params=None)
+
+
+class Migration(migrations.Migration):
+
+    dependencies = [
+        ("partners", "0003_more_audit_actions"),
+    ]
+
+    operations = [
+        migrations.RunPython(add_trigger, remove_trigger),
+    ]
