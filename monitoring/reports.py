@@ -71,9 +71,18 @@ def parse_report(body: bytes) -> Report:
         boot_id=_string(data, "boot_id", BOOT_ID_RE, errors, required=False),
         clients=_clients(data.get("clients", {}), errors),
     )
+    _check_totals(report, errors)
     if errors:
         raise InvalidReport(errors)
     return report
+
+
+def _check_totals(report: Report, errors: dict[str, str]) -> None:
+    """The report's totals are stored in columns of the same ranges as one client's figures."""
+    for name in CLIENT_FIELDS:
+        maximum = MAX_BYTES if name == "bytes_in_flight" else MAX_COUNT
+        if report.total(name) > maximum:
+            errors[f"clients.*.{name}"] = f"the sum over all clients must be at most {maximum}"
 
 
 def _string(data, name, pattern, errors, required: bool) -> str:
