@@ -82,7 +82,9 @@ def scale(request: HttpRequest, name: str) -> HttpResponse:
     to_capacity = request.GET.get("to", "")
     form = ScaleForm(initial={"from_capacity": state.desired, "to_capacity": to_capacity,
                               "idempotency_key": uuid.uuid4()}, group=group)
-    problem = group.bounds_problem(int(to_capacity)) if to_capacity.isdigit() else "Choose a capacity."
+    # isdigit() alone lets "²" through, which int() refuses.
+    is_number = to_capacity.isascii() and to_capacity.isdigit()
+    problem = group.bounds_problem(int(to_capacity)) if is_number else "Choose a capacity."
     return render(request, "dashboard/scaling_confirm.html",
                   {"group": group, "form": form, "from_capacity": state.desired,
                    "to_capacity": to_capacity, "problem": problem}, status=400 if problem else 200)
