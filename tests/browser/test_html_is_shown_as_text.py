@@ -25,7 +25,8 @@ def assert_shown_literally_and_not_run(page, *texts: str) -> None:
     assert page.locator("main img[src=x], main img[src=y], main svg[onload]").count() == 0
 
 
-def test_markup_in_names_reasons_and_comments_is_text(page, live_server, log_in, screenshot, ops_user, partner_a):
+def test_markup_in_names_reasons_and_comments_is_text(page, live_server, log_in, screenshot,
+                                                      ops_user, partner_a):
     log_in(ops_user.username, PASSWORD)
     page.on("dialog", lambda dialog: pytest.fail(f"a script opened a dialog: {dialog.message}"))
 

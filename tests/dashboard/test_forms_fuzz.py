@@ -67,7 +67,8 @@ def state() -> tuple:
         list(UploadLimitRow.objects.order_by("client_id").values()),
         list(AlertRule.objects.order_by("pk").values()), list(Silence.objects.order_by("pk").values()),
         list(UploadServer.objects.order_by("pk").values("name", "token_hash", "revoked_at")),
-        list(ScalingGroup.objects.order_by("pk").values()), list(ScalingPolicy.objects.order_by("pk").values()),
+        list(ScalingGroup.objects.order_by("pk").values()),
+        list(ScalingPolicy.objects.order_by("pk").values()),
         ScalingAction.objects.count(),
     )
 

@@ -35,7 +35,8 @@ def is_locked_out(response) -> bool:
 
 def test_a_few_failures_do_not_lock_anyone_out(ops_user):
     for _ in range(LIMIT - 1):
-        assert "Please enter a correct username and password" in log_in(ops_user.username, "wrong").content.decode()
+        page = log_in(ops_user.username, "wrong").content.decode()
+        assert "Please enter a correct username and password" in page
     assert is_logged_in(log_in(ops_user.username, PASSWORD))
 
 
@@ -72,7 +73,8 @@ def test_after_the_wait_the_user_can_log_in_again(ops_user):
     fail(ops_user.username, LIMIT)
     assert is_locked_out(log_in(ops_user.username, PASSWORD))
     # Fifteen minutes pass (AccessAttempt is axes' table, not the audit log).
-    AccessAttempt.objects.update(attempt_time=AccessAttempt.objects.get().attempt_time - timedelta(minutes=16))
+    last_failure = AccessAttempt.objects.get().attempt_time
+    AccessAttempt.objects.update(attempt_time=last_failure - timedelta(minutes=16))
     assert is_logged_in(log_in(ops_user.username, PASSWORD))
 
 
@@ -80,7 +82,8 @@ def test_failures_and_the_lockout_are_logged(ops_user, caplog):
     with caplog.at_level(logging.INFO, logger="axes"):
         fail(ops_user.username, LIMIT)
         log_in(ops_user.username, PASSWORD)
-    warnings = [r.getMessage() for r in caplog.records if r.name.startswith("axes") and r.levelno >= logging.WARNING]
+    warnings = [record.getMessage() for record in caplog.records
+                if record.name.startswith("axes") and record.levelno >= logging.WARNING]
     assert any("login failure" in m and ops_user.username in m and "203.0.113.7" in m for m in warnings)
     assert any(m.startswith("AXES: Locking out") and ops_user.username in m for m in warnings), warnings
 

@@ -52,16 +52,18 @@ def production_setting_values(*names: str) -> dict:
 
 
 def test_production_cookies_are_secure_and_http_only():
-    values = production_setting_values("SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE", "SESSION_COOKIE_HTTPONLY",
-                                       "SESSION_COOKIE_SAMESITE", "CSRF_COOKIE_SAMESITE")
-    assert values == {"SESSION_COOKIE_SECURE": True, "CSRF_COOKIE_SECURE": True, "SESSION_COOKIE_HTTPONLY": True,
-                      "SESSION_COOKIE_SAMESITE": "Lax", "CSRF_COOKIE_SAMESITE": "Lax"}
+    values = production_setting_values("SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE",
+                                       "SESSION_COOKIE_HTTPONLY", "SESSION_COOKIE_SAMESITE",
+                                       "CSRF_COOKIE_SAMESITE")
+    assert values == {"SESSION_COOKIE_SECURE": True, "CSRF_COOKIE_SECURE": True,
+                      "SESSION_COOKIE_HTTPONLY": True, "SESSION_COOKIE_SAMESITE": "Lax",
+                      "CSRF_COOKIE_SAMESITE": "Lax"}
 
 
 def test_production_sends_strict_security_headers():
-    values = production_setting_values("SECURE_HSTS_SECONDS", "SECURE_HSTS_INCLUDE_SUBDOMAINS", "SECURE_SSL_REDIRECT",
-                                       "X_FRAME_OPTIONS", "SECURE_REFERRER_POLICY", "SECURE_CONTENT_TYPE_NOSNIFF",
-                                       "SECURE_PROXY_SSL_HEADER")
+    values = production_setting_values(
+        "SECURE_HSTS_SECONDS", "SECURE_HSTS_INCLUDE_SUBDOMAINS", "SECURE_SSL_REDIRECT", "X_FRAME_OPTIONS",
+        "SECURE_REFERRER_POLICY", "SECURE_CONTENT_TYPE_NOSNIFF", "SECURE_PROXY_SSL_HEADER")
     assert values["SECURE_HSTS_SECONDS"] >= 365 * 24 * 3600
     assert values["SECURE_HSTS_INCLUDE_SUBDOMAINS"] is True
     assert values["SECURE_SSL_REDIRECT"] is True

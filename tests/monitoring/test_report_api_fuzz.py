@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, assume, given, settings, strategies as st
 from monitoring.models import ServerReport, UploadServer
 from monitoring.reports import CLIENT_FIELDS, MAX_BYTES, MAX_COUNT
 
-OPENAPI = json.loads((Path(__file__).resolve().parents[2] / "docs" / "status-report.openapi.json").read_text())
+OPENAPI_PATH = Path(__file__).resolve().parents[2] / "docs" / "status-report.openapi.json"
+OPENAPI = json.loads(OPENAPI_PATH.read_text())
 COMPONENTS = OPENAPI["components"]
 
 
@@ -38,7 +39,9 @@ def from_schema(node: dict) -> st.SearchStrategy:
     if kind == "string":
         if "pattern" in node:
             return st.from_regex(node["pattern"], fullmatch=True)
-        return st.datetimes().map(lambda d: d.isoformat() + "Z") if node.get("format") == "date-time" else st.text()
+        if node.get("format") == "date-time":
+            return st.datetimes().map(lambda moment: moment.isoformat() + "Z")
+        return st.text()
     if kind == "object":
         return _object(node)
     raise NotImplementedError(f"schema keyword set not handled: {node}")
@@ -52,7 +55,8 @@ def _object(node: dict) -> st.SearchStrategy:
     extra = node.get("additionalProperties")
     if not isinstance(extra, dict):
         return fixed
-    names = st.from_regex(node["propertyNames"]["pattern"], fullmatch=True) if "propertyNames" in node else st.text()
+    names = (st.from_regex(node["propertyNames"]["pattern"], fullmatch=True)
+             if "propertyNames" in node else st.text())
     return st.tuples(fixed, st.dictionaries(names, from_schema(extra), max_size=4)).map(
         lambda pair: {**pair[1], **pair[0]})
 
@@ -61,7 +65,8 @@ FUZZ = settings(max_examples=40, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    lambda children: (st.lists(children, max_size=4)
+                      | st.dictionaries(st.text(max_size=10), children, max_size=4)),
     max_leaves=12,
 )
 TOTAL_MAXIMUMS = {name: MAX_BYTES if name == "bytes_in_flight" else MAX_COUNT for name in CLIENT_FIELDS}
