@@ -55,9 +55,12 @@ class Route:
 
 
 def walk(resolver=None, chain=()) -> list[Route]:
-    resolver = resolver or get_resolver()
+    return walk_patterns((resolver or get_resolver()).url_patterns, chain)
+
+
+def walk_patterns(patterns, chain=()) -> list[Route]:
     routes = []
-    for pattern in resolver.url_patterns:
+    for pattern in patterns:
         here = (*chain, pattern)
         if isinstance(pattern, URLResolver):
             routes.extend(walk(pattern, here))
@@ -251,3 +254,12 @@ def test_a_post_with_the_token_goes_through(ops_user, partner_a):
                            {"pause-reason": "with token", "csrfmiddlewaretoken": token})
     assert response.status_code == 302
     assert Partner.objects.get(pk=partner_a.pk).paused
+
+
+@pytest.mark.django_db
+def test_a_new_url_with_an_unknown_kwarg_fails_loudly_naming_it(objects):
+    from django.urls import path
+
+    route = walk_patterns([path("partners/<slug:slug>/overrides/<int:override_id>/", lambda request: None)])[0]
+    with pytest.raises(UnfillableKwarg, match="cannot fill kwarg 'override_id'"):
+        url_for(route, objects)
