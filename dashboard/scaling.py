@@ -68,6 +68,20 @@ def enqueue(action: ScalingAction) -> bool:
     return True
 
 
+# Longer than the django-q2 task timeout (60 s) plus AWS's bounded timeouts and retries: an
+# action still running after this lost its worker (killed, OOM, deploy) midway.
+ABANDONED_ACTION_SECONDS = 600
+ABANDONED_MESSAGE = ("The worker stopped during this action; it may or may not have been applied: "
+                     "check the group's desired capacity before scaling again.")
+
+
+def fail_abandoned(now=None) -> int:
+    """Mark actions whose worker died midway as failed, in words; never run them again (no duplicate)."""
+    cutoff = (now or timezone.now()) - timedelta(seconds=ABANDONED_ACTION_SECONDS)
+    abandoned = ScalingAction.objects.filter(status=ScalingAction.Status.RUNNING, started_at__lte=cutoff)
+    return sum(action.fail(ABANDONED_MESSAGE) for action in abandoned)
+
+
 def enqueue_waiting(now=None) -> int:
     """Queue again the requested actions that never started; returns how many were queued."""
     cutoff = (now or timezone.now()) - timedelta(seconds=WAITING_ACTION_REQUEUE_SECONDS)

@@ -12,4 +12,5 @@ def evaluate_scaling_policies() -> dict:
 
     # Every minute anyway: also the sweeper for actions saved while the broker was down.
     scaling.enqueue_waiting()
+    scaling.fail_abandoned()
     return policy.evaluate_all()

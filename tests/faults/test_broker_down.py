@@ -114,3 +114,4 @@ def test_with_redis_up_the_action_is_queued_at_once_and_a_repeat_message_scales_
     action.refresh_from_db()
     assert action.status == ScalingAction.Status.SUCCEEDED
     assert ScalingGroup.objects.get(pk=group.pk).desired_capacity == 4
+
