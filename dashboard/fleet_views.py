@@ -94,7 +94,10 @@ def _request_scaling(request: HttpRequest, group: ScalingGroup, data: dict) -> H
     action, created = scaling.request_scaling(group, request.user, data["from_capacity"], data["to_capacity"],
                                               data["reason"], data["idempotency_key"])
     if created:
-        scaling.enqueue(action)
+        if not scaling.enqueue(action):
+            messages.warning(request, f"Scaling {group.name} to {action.to_capacity} is saved, but the task "
+                                      "queue is unreachable; it will start when the queue is back.")
+            return redirect("fleet")
         action.refresh_from_db()
         messages.success(request, f"Scaling {group.name} from {action.from_capacity} to "
                                   f"{action.to_capacity}: {action.get_status_display().lower()}.")

@@ -49,9 +49,45 @@ def request_scaling(group: ScalingGroup, actor, from_capacity: int, to_capacity:
     return action, True
 
 
-def enqueue(action: ScalingAction) -> None:
-    """Run the action in the worker (in-process when Q_CLUSTER is sync, as in tests)."""
-    async_task(RUN_TASK, action.pk, task_name=f"scale {action.group.name} #{action.pk}")
+# A requested action not started after this long was never queued (the broker was down) or its
+# message was lost; the policy task queues it again. run_action's claim makes a repeat harmless.
+WAITING_ACTION_REQUEUE_SECONDS = 120
+
+
+def enqueue(action: ScalingAction) -> bool:
+    """Run the action in the worker (in-process when Q_CLUSTER is sync, as in tests).
+
+    False when the broker (Redis) is unreachable: the action stays saved as requested and
+    enqueue_waiting() queues it once the broker is back.
+    """
+    try:
+        async_task(RUN_TASK, action.pk, task_name=f"scale {action.group.name} #{action.pk}")
+    except Exception as error:  # noqa: BLE001 - redis, ORM or any broker: the saved action is the record
+        logger.warning("task queue unreachable; scaling action %s waits: %s", action.pk, error)
+        return False
+    return True
+
+
+# Longer than the django-q2 task timeout (60 s) plus AWS's bounded timeouts and retries: an
+# action still running after this lost its worker (killed, OOM, deploy) midway.
+ABANDONED_ACTION_SECONDS = 600
+ABANDONED_MESSAGE = ("The worker stopped during this action; it may or may not have been applied: "
+                     "check the group's desired capacity before scaling again.")
+
+
+def fail_abandoned(now=None) -> int:
+    """Mark actions whose worker died midway as failed, in words; never run them again (no duplicate)."""
+    cutoff = (now or timezone.now()) - timedelta(seconds=ABANDONED_ACTION_SECONDS)
+    abandoned = ScalingAction.objects.filter(status=ScalingAction.Status.RUNNING, started_at__lte=cutoff)
+    return sum(action.fail(ABANDONED_MESSAGE) for action in abandoned)
+
+
+def enqueue_waiting(now=None) -> int:
+    """Queue again the requested actions that never started; returns how many were queued."""
+    cutoff = (now or timezone.now()) - timedelta(seconds=WAITING_ACTION_REQUEUE_SECONDS)
+    waiting = ScalingAction.objects.select_related("group").filter(
+        status=ScalingAction.Status.REQUESTED, requested_at__lte=cutoff)
+    return sum(enqueue(action) for action in waiting)
 
 
 def run_action(action_id: int) -> str:

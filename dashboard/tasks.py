@@ -8,6 +8,9 @@ def run_scaling_action(action_id: int) -> str:
 
 
 def evaluate_scaling_policies() -> dict:
-    from dashboard import policy
+    from dashboard import policy, scaling
 
+    # Every minute anyway: also the sweeper for actions saved while the broker was down.
+    scaling.enqueue_waiting()
+    scaling.fail_abandoned()
     return policy.evaluate_all()

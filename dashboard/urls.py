@@ -20,3 +20,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("monitoring.urls")),
 ]
+
+# An unreachable database answers 503 (page or JSON), not a stack trace: see dashboard/errors.py.
+handler500 = "dashboard.errors.server_error"
