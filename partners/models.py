@@ -177,7 +177,8 @@ class ExpiringOverride(models.Model):
     partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="overrides")
     kind = models.CharField(max_length=8, choices=OverrideKind.choices)
     values = models.JSONField(default=dict, blank=True, help_text="Limits applied: field → value.")
-    replaced = models.JSONField(default=dict, blank=True, help_text="What they replaced, restored at the end.")
+    replaced = models.JSONField(default=dict, blank=True,
+                                help_text="What they replaced; restored at the end.")
     reason = models.TextField()
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"

@@ -92,7 +92,8 @@ def _render_detail(request, partner: Partner, status: int = 200, **forms) -> Htt
         "partner": partner,
         "may_change": user_may_change,
         "limits_form": forms.get("limits_form") or (_limits_form(request, partner) if user_may_change else None),
-        "override_form": forms.get("override_form") or (_override_form(request, partner) if user_may_change else None),
+        "override_form": forms.get("override_form") or (
+            _override_form(request, partner) if user_may_change else None),
         "overrides": _override_rows(overrides.active_overrides(partner)),
         "reminder_minutes": settings.OVERRIDE_REMINDER_MINUTES,
         "settings_form": forms.get("settings_form") or (_settings_form(partner) if is_ops else None),

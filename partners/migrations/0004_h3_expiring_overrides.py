@@ -25,7 +25,7 @@ class Migration(migrations.Migration):
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('kind', models.CharField(choices=[('limits', 'Temporary limits'), ('pause', 'Pause with an end time')], max_length=8)),
                 ('values', models.JSONField(blank=True, default=dict, help_text='Limits applied: field → value.')),
-                ('replaced', models.JSONField(blank=True, default=dict, help_text='What they replaced, restored at the end.')),
+                ('replaced', models.JSONField(blank=True, default=dict, help_text='What they replaced; restored at the end.')),
                 ('reason', models.TextField()),
                 ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
                 ('ends_at', models.DateTimeField(db_index=True)),

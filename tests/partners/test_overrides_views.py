@@ -43,7 +43,8 @@ def test_manager_raises_a_limit_of_their_partner_until_tonight(login, manager_a,
     ({}, "__all__", "limits in force already"),
     ({"reason": ""}, "reason", "Say why"),
 ])
-def test_bad_input_gives_a_field_error_and_changes_nothing(login, manager_a, partner_a, change, field, message):
+def test_bad_input_gives_a_field_error_and_changes_nothing(login, manager_a, partner_a, change, field,
+                                                           message):
     version = published().version
     response = login(manager_a).post(reverse("partners:override", args=[partner_a.slug]),
                                      form_data(partner_a, **change))
