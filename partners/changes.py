@@ -208,6 +208,9 @@ def pause_all_partners(actor, reason: str, resume_at: datetime | None) -> Change
         fleet.all_partners_paused_by = actor
         fleet.all_partners_resume_at = resume_at
         fleet.save()
+        overrides.close_pause_overrides(None, actor, due=False)
+        if resume_at is not None:
+            overrides.open_pause_override(None, actor, reason, resume_at)
         entry = record(actor, AuditAction.ALL_PAUSED, "all partners", before,
                         _global_pause_state(fleet), reason)
         version = publisher.publish_defaults(fleet)
@@ -226,6 +229,9 @@ def resume_all_partners(actor, reason: str = "", due_by: datetime | None = None)
         fleet.all_partners_paused_by = None
         fleet.all_partners_resume_at = None
         fleet.save()
+        ended = overrides.close_pause_overrides(None, actor, due=due_by is not None)
+        if ended is not None:
+            reason = f"Pause {ended.label()} ({ended.reason}) ended" + (f": {reason}" if reason else ".")
         entry = record(actor, AuditAction.ALL_RESUMED, "all partners", before,
                         _global_pause_state(fleet), reason)
         version = publisher.publish_defaults(fleet)

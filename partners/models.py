@@ -174,7 +174,9 @@ class ExpiringOverride(models.Model):
     email before the end; the end is audited as made by the system.
     """
 
-    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="overrides")
+    # None: the pause of all partner imports.
+    partner = models.ForeignKey(Partner, null=True, blank=True, on_delete=models.PROTECT,
+                                related_name="overrides")
     kind = models.CharField(max_length=8, choices=OverrideKind.choices)
     values = models.JSONField(default=dict, blank=True, help_text="Limits applied: field → value.")
     replaced = models.JSONField(default=dict, blank=True,
@@ -201,7 +203,11 @@ class ExpiringOverride(models.Model):
         ordering = ["ends_at", "id"]
 
     def __str__(self) -> str:
-        return f"override #{self.pk} of {self.partner} until {self.ends_at:%Y-%m-%d %H:%M}"
+        return f"override #{self.pk} of {self.subject_name} until {self.ends_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def subject_name(self) -> str:
+        return self.partner.name if self.partner_id else "all partners"
 
     @property
     def author_name(self) -> str:

@@ -23,6 +23,7 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 
 from partners import changes, publisher
@@ -117,6 +118,8 @@ def end_override(override: ExpiringOverride, actor, reason: str = "",
     """End an override: by hand (actor), or as the system once ends_at <= due_by.
 
     A pause override ends by resuming the pause (partners.changes.resume_partner)."""
+    if override.kind == OverrideKind.PAUSE and override.partner_id is None:
+        return changes.resume_all_partners(actor, reason, due_by=due_by)
     if override.kind == OverrideKind.PAUSE:
         return changes.resume_partner(override.partner, actor, reason, due_by=due_by)
     with transaction.atomic():
@@ -154,17 +157,18 @@ def _end_reason(override: ExpiringOverride, actor, reason: str, kept: list[dict]
     return text
 
 
-def close_pause_overrides(partner: Partner, actor, due: bool) -> ExpiringOverride | None:
-    """Called by partners.changes under the partner's row lock when a pause ends or is renewed."""
+def close_pause_overrides(partner: Partner | None, actor, due: bool) -> ExpiringOverride | None:
+    """Called by partners.changes under the partner's (or the fleet settings') row lock when a
+    pause ends or is renewed. partner None: the pause of all partner imports."""
     ended = None
-    for override in partner.overrides.select_for_update().filter(
-            kind=OverrideKind.PAUSE, state=OverrideState.ACTIVE):
+    for override in ExpiringOverride.objects.select_for_update().filter(
+            partner=partner, kind=OverrideKind.PAUSE, state=OverrideState.ACTIVE):
         _close(override, actor, OverrideState.EXPIRED if due else OverrideState.ENDED_EARLY)
         ended = override
     return ended
 
 
-def open_pause_override(partner: Partner, actor, reason: str, ends_at: datetime) -> ExpiringOverride:
+def open_pause_override(partner: Partner | None, actor, reason: str, ends_at: datetime) -> ExpiringOverride:
     now = timezone.now()
     return ExpiringOverride.objects.create(
         partner=partner, kind=OverrideKind.PAUSE, values={"paused": True}, replaced={"paused": False},
@@ -227,7 +231,8 @@ def reminder_message(override: ExpiringOverride, now: datetime) -> EmailMultiAlt
         "minutes_left": max(0, round((override.ends_at - now).total_seconds() / 60)),
         "plan": override.restore_plan() if override.kind == OverrideKind.LIMITS else [],
         "is_pause": override.kind == OverrideKind.PAUSE,
-        "link": f"{base}{override.partner.get_absolute_url()}#overrides",
+        "link": base + (f"{override.partner.get_absolute_url()}#overrides" if override.partner_id
+                        else f"{reverse('controls')}#overrides"),
     }
     subject = " ".join(render_to_string("emails/override-reminder-subject.txt", context).split())
     message = EmailMultiAlternatives(subject, render_to_string("emails/override-reminder-body.txt", context),

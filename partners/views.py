@@ -4,7 +4,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db import DatabaseError
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -25,6 +25,7 @@ from partners.models import (
     LIMIT_FIELDS,
     AuditEntry,
     ExpiringOverride,
+    OverrideKind,
     OverrideState,
     FleetSettings,
     Partner,
@@ -121,7 +122,9 @@ def partner_limits(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 def _override_rows(active) -> list[dict]:
-    return [{"override": override, "plan": override.restore_plan()} for override in active]
+    return [{"override": override,
+             "plan": override.restore_plan() if override.kind == OverrideKind.LIMITS else []}
+            for override in active]
 
 
 @require_POST
@@ -229,7 +232,7 @@ def _render_controls(request, status: int = 200, **forms) -> HttpResponse:
         "published": UploadLimitRow.objects.filter(client_id=DEFAULTS_CLIENT_ID).first(),
         "limit_fields": LIMIT_FIELDS,
         "overrides": _override_rows(ExpiringOverride.objects.filter(
-            state=OverrideState.ACTIVE, partner__in=visible_partners(request.user),
+            Q(partner__in=visible_partners(request.user)) | Q(partner=None), state=OverrideState.ACTIVE,
         ).select_related("partner", "created_by")),
     }
     return render(request, "partners/controls.html", context, status=status)

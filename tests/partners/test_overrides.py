@@ -207,3 +207,20 @@ def test_the_worker_schedule_runs_reminders_and_reverts(db):
     schedule = Schedule.objects.get(name=OVERRIDES_SCHEDULE_NAME)
     assert schedule.func == "partners.tasks.run_expiring_overrides"
     assert schedule.schedule_type == Schedule.MINUTES and schedule.minutes == 1
+
+
+def test_a_timed_pause_of_all_partners_reminds_its_author_and_resumes_audited(ops_user):
+    resume_at = timezone.now() + timedelta(hours=2)
+    changes.pause_all_partners(ops_user, "incident 42", resume_at)
+    override = ExpiringOverride.objects.get(partner=None, state=OverrideState.ACTIVE)
+    assert overrides.send_due_reminders(now=resume_at - timedelta(minutes=20)) == 1
+    message = mail.outbox[0]
+    assert message.to == ["olivia-ops@example.org"]
+    assert message.subject.startswith("[Upload Ops] Pause of all partners ends in 20 min")
+    assert "http://127.0.0.1:8000/controls/#overrides" in message.body
+
+    assert changes.resume_due_pauses(now=resume_at) == 1
+    assert not row("*").all_partners_paused
+    entry = AuditEntry.objects.first()
+    assert entry.action == AuditAction.ALL_RESUMED and entry.actor_name == "system"
+    assert f"override #{override.pk} by olivia-ops (incident 42) ended" in entry.reason

@@ -123,3 +123,25 @@ def test_the_controls_page_lists_active_overrides_a_manager_sees_only_theirs(
     assert "TheirStory" in ops_page and "Family Archive" in ops_page and "End now" in ops_page
     manager_page = login(manager_a).get(reverse("controls")).content.decode()
     assert "TheirStory" in manager_page and "Family Archive" not in manager_page
+
+
+def test_timed_pauses_are_listed_among_the_active_overrides(login, ops_user, manager_a, partner_a):
+    from partners import changes
+
+    changes.pause_partner(partner_a, manager_a, "CPU at 98%", timezone.now() + timedelta(hours=1))
+    changes.pause_all_partners(ops_user, "incident 42", timezone.now() + timedelta(hours=2))
+    page = login(manager_a).get(reverse("controls")).content.decode()
+    assert "CPU at 98%" in page and "incident 42" in page and "All partners" in page
+    detail = login(manager_a).get(reverse("partners:detail", args=[partner_a.slug])).content.decode()
+    assert "Imports paused; they resume at the end" in detail
+
+
+def test_end_now_on_a_timed_pause_resumes_imports(login, manager_a, partner_a):
+    from partners import changes
+
+    changes.pause_partner(partner_a, manager_a, "CPU at 98%", timezone.now() + timedelta(hours=1))
+    override = ExpiringOverride.objects.get(partner=partner_a)
+    login(manager_a).post(reverse("partners:override-end", args=[partner_a.slug, override.pk]))
+    assert not published().paused
+    override.refresh_from_db()
+    assert override.state == OverrideState.ENDED_EARLY
