@@ -96,6 +96,7 @@ def _render_detail(request, partner: Partner, status: int = 200, **forms) -> Htt
         "override_form": forms.get("override_form") or (
             _override_form(request, partner) if user_may_change else None),
         "overrides": _override_rows(overrides.active_overrides(partner)),
+        "covered": overrides.covered_fields(partner),
         "reminder_minutes": settings.OVERRIDE_REMINDER_MINUTES,
         "settings_form": forms.get("settings_form") or (_settings_form(partner) if is_ops else None),
         "pause_form": forms.get("pause_form") or PauseForm(prefix="pause"),

@@ -34,6 +34,7 @@ def test_manager_raises_a_limit_of_their_partner_until_tonight(login, manager_a,
     page = login(manager_a).get(reverse("partners:detail", args=[partner_a.slug]))
     html = page.content.decode()
     assert "restores 16" in html and "backlog weekend" in html and "End now" in html
+    assert f'href="#override-{override.pk}" class="badge paused"' in html, "the limit in force is marked"
 
 
 @pytest.mark.parametrize("change,field,message", [
