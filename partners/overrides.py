@@ -26,7 +26,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from partners import changes, publisher
+from partners import changes
 from partners.models import (
     LIMIT_FIELDS,
     AuditAction,
@@ -102,15 +102,8 @@ def _check_not_covered(partner: Partner, new_values: dict) -> None:
 
 
 def _apply(locked: Partner, actor, values: dict, action: str, reason: str) -> changes.ChangeResult:
-    before, after = changes._diff({name: getattr(locked, name) for name in values}, values)
-    for name, value in values.items():
-        setattr(locked, name, value)
-    locked.revision += 1
-    locked.changed_at = timezone.now()
-    locked.changed_by = actor
-    locked.save()
-    entry = changes.record(actor, action, locked.name, before, after, reason, locked)
-    return changes.ChangeResult(entry, publisher.publish_partner(locked))
+    # Inside the caller's transaction, which holds the partner's row lock already.
+    return changes.change_partner(locked, actor, values, reason, None, action=action)
 
 
 def end_override(override: ExpiringOverride, actor, reason: str = "",
@@ -118,6 +111,8 @@ def end_override(override: ExpiringOverride, actor, reason: str = "",
     """End an override: by hand (actor), or as the system once ends_at <= due_by.
 
     A pause override ends by resuming the pause (partners.changes.resume_partner)."""
+    if override.kind == OverrideKind.PAUSE and not _still_active(override):
+        return changes.ChangeResult(None, None)  # that pause is over; never resume a newer one
     if override.kind == OverrideKind.PAUSE and override.partner_id is None:
         return changes.resume_all_partners(actor, reason, due_by=due_by)
     if override.kind == OverrideKind.PAUSE:
@@ -137,6 +132,10 @@ def end_override(override: ExpiringOverride, actor, reason: str = "",
         # Every field was edited since: nothing to restore, but the end is still on record.
         entry = changes.record(actor, AuditAction.OVERRIDE_ENDED, locked.name, {}, {}, audit_reason, locked)
         return changes.ChangeResult(entry, None)
+
+
+def _still_active(override: ExpiringOverride) -> bool:
+    return ExpiringOverride.objects.filter(pk=override.pk, state=OverrideState.ACTIVE).exists()
 
 
 def _close(override: ExpiringOverride, actor, state: str) -> None:

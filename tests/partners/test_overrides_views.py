@@ -146,3 +146,14 @@ def test_end_now_on_a_timed_pause_resumes_imports(login, manager_a, partner_a):
     assert not published().paused
     override.refresh_from_db()
     assert override.state == OverrideState.ENDED_EARLY
+
+
+def test_end_now_on_a_finished_timed_pause_leaves_a_newer_pause_alone(login, manager_a, partner_a):
+    from partners import changes
+
+    changes.pause_partner(partner_a, manager_a, "first", timezone.now() + timedelta(hours=1))
+    first = ExpiringOverride.objects.get(partner=partner_a)
+    changes.resume_partner(partner_a, manager_a, "over")
+    changes.pause_partner(partner_a, manager_a, "until further notice", None)
+    login(manager_a).post(reverse("partners:override-end", args=[partner_a.slug, first.pk]))
+    assert published().paused and published().pause_reason == "until further notice"
