@@ -224,3 +224,8 @@ DASHBOARD_BASE_URL = env.str("DASHBOARD_BASE_URL", default="http://127.0.0.1:800
 ALERT_EMAIL_TIMEOUT_SECONDS = env.float("ALERT_EMAIL_TIMEOUT_SECONDS", default=10.0)
 ALERT_RUNBOOK_URL = env.str("ALERT_RUNBOOK_URL",
                             default="https://github.com/PermanentOrg/upload-ops/blob/main/docs/runbooks.md")
+
+# Expiring overrides (temporary limits, pauses with an end time): the author's reminder
+# email goes this long before the end; an override may last at most OVERRIDE_MAX_DAYS.
+OVERRIDE_REMINDER_MINUTES = env.int("OVERRIDE_REMINDER_MINUTES", default=30)
+OVERRIDE_MAX_DAYS = env.int("OVERRIDE_MAX_DAYS", default=30)

@@ -7,7 +7,7 @@ every change in one transaction; an admin edit would bypass both.
 from django.contrib import admin
 
 from dashboard import roles
-from partners.models import AuditEntry, FleetSettings, Partner, UploadLimitRow
+from partners.models import AuditEntry, ExpiringOverride, FleetSettings, Partner, UploadLimitRow
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -51,3 +51,9 @@ class UploadLimitRowAdmin(ReadOnlyAdmin):
     list_display = ["client_id", "version", "paused", "requests_per_minute",
                     "max_concurrent_uploads", "live_server_count", "updated_at"]
     ordering = ["-version"]
+
+
+@admin.register(ExpiringOverride)
+class ExpiringOverrideAdmin(ReadOnlyAdmin):
+    list_display = ["id", "partner", "kind", "state", "ends_at", "created_by", "reminder_sent_at"]
+    list_filter = ["kind", "state"]

@@ -11,7 +11,7 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
-from partners import publisher
+from partners import overrides, publisher
 from partners.models import (
     LIMIT_FIELDS,
     AuditAction,
@@ -150,6 +150,10 @@ def pause_partner(partner: Partner, actor, reason: str, resume_at: datetime | No
         locked.paused_by = actor
         locked.resume_at = resume_at
         locked.save()
+        # A pause with a resume time is an expiring override: reminder email, audited end.
+        overrides.close_pause_overrides(locked, actor, due=False)
+        if resume_at is not None:
+            overrides.open_pause_override(locked, actor, reason, resume_at)
         entry = record(actor, AuditAction.PARTNER_PAUSED, locked.name, before,
                         _pause_state(locked), reason, locked)
         version = publisher.publish_partner(locked)
@@ -171,6 +175,9 @@ def resume_partner(partner: Partner, actor, reason: str = "",
         locked.paused_by = None
         locked.resume_at = None
         locked.save()
+        ended = overrides.close_pause_overrides(locked, actor, due=due_by is not None)
+        if ended is not None:
+            reason = f"Pause {ended.label()} ({ended.reason}) ended" + (f": {reason}" if reason else ".")
         entry = record(actor, AuditAction.PARTNER_RESUMED, locked.name, before,
                         _pause_state(locked), reason, locked)
         version = publisher.publish_partner(locked)
@@ -201,6 +208,9 @@ def pause_all_partners(actor, reason: str, resume_at: datetime | None) -> Change
         fleet.all_partners_paused_by = actor
         fleet.all_partners_resume_at = resume_at
         fleet.save()
+        overrides.close_pause_overrides(None, actor, due=False)
+        if resume_at is not None:
+            overrides.open_pause_override(None, actor, reason, resume_at)
         entry = record(actor, AuditAction.ALL_PAUSED, "all partners", before,
                         _global_pause_state(fleet), reason)
         version = publisher.publish_defaults(fleet)
@@ -219,6 +229,9 @@ def resume_all_partners(actor, reason: str = "", due_by: datetime | None = None)
         fleet.all_partners_paused_by = None
         fleet.all_partners_resume_at = None
         fleet.save()
+        ended = overrides.close_pause_overrides(None, actor, due=due_by is not None)
+        if ended is not None:
+            reason = f"Pause {ended.label()} ({ended.reason}) ended" + (f": {reason}" if reason else ".")
         entry = record(actor, AuditAction.ALL_RESUMED, "all partners", before,
                         _global_pause_state(fleet), reason)
         version = publisher.publish_defaults(fleet)

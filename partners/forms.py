@@ -1,4 +1,7 @@
+from datetime import timedelta
+
 from django import forms
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
@@ -198,3 +201,58 @@ class AuditFilterForm(forms.Form):
     def __init__(self, *args, partners=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["partner"].queryset = partners if partners is not None else Partner.objects.all()
+
+
+class OverrideForm(LimitsForm):
+    """Temporary limits: the form opens with the limits in force; the ones changed apply
+    until the end time, then the old values come back."""
+
+    ends_at = forms.DateTimeField(
+        label="Until (UTC)",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        input_formats=PauseForm.base_fields["resume_at"].input_formats,
+        error_messages={"required": "Say when the temporary limits end."},
+    )
+
+    def __init__(self, *args, current: dict, covered: dict, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.current = current
+        self.covered = covered
+        self.fields["ends_at"].help_text = (
+            f"At most {settings.OVERRIDE_MAX_DAYS} days ahead. You get an email "
+            f"{settings.OVERRIDE_REMINDER_MINUTES} min before the end.")
+        self.fields = {**{k: v for k, v in self.fields.items() if k not in ("reason", "revision")},
+                       "reason": self.fields["reason"], "revision": self.fields["revision"]}
+
+    def clean_ends_at(self):
+        ends_at = self.cleaned_data["ends_at"]
+        now = timezone.now()
+        if ends_at <= now:
+            raise forms.ValidationError("The end time must be in the future.")
+        if ends_at > now + timedelta(days=settings.OVERRIDE_MAX_DAYS):
+            raise forms.ValidationError(f"At most {settings.OVERRIDE_MAX_DAYS} days ahead: "
+                                        "for longer, change the limits themselves.")
+        return ends_at
+
+    def clean(self):
+        cleaned = super().clean()
+        if any(name in self.errors for name in LIMIT_FIELDS):
+            return cleaned
+        changed = self.changed_limits()
+        if not changed:
+            raise forms.ValidationError("These are the limits in force already: change at least one.")
+        for name in changed:
+            if name in self.covered:
+                other = self.covered[name]
+                self.add_error(name, f"Already under {other.label()} until "
+                                     f"{other.ends_at:%Y-%m-%d %H:%M} UTC: end that one first.")
+        return cleaned
+
+    def _check_ceiling(self, name: str, ceiling: int | None) -> None:
+        # Only what the override changes must fit the ceilings; the rest stays as ops left it.
+        if self.cleaned_data.get(name) != self.current.get(name):
+            super()._check_ceiling(name, ceiling)
+
+    def changed_limits(self) -> dict:
+        return {name: self.cleaned_data.get(name) for name in LIMIT_FIELDS
+                if self.cleaned_data.get(name) != self.current.get(name)}

@@ -153,6 +153,78 @@ class AuditAction(models.TextChoices):
     ALERT_RULE_CHANGED = "alerts.rule_changed", "Alert rule changed"
     ALERT_SILENCED = "alerts.silenced", "Alert silenced"
     ALERT_ACKNOWLEDGED = "alerts.acknowledged", "Alert acknowledged"
+    OVERRIDE_STARTED = "override.started", "Temporary limits started"
+    OVERRIDE_ENDED = "override.ended", "Temporary limits ended"
+
+
+class OverrideKind(models.TextChoices):
+    LIMITS = "limits", "Temporary limits"
+    PAUSE = "pause", "Pause with an end time"
+
+
+class OverrideState(models.TextChoices):
+    ACTIVE = "active", "Active"
+    EXPIRED = "expired", "Ended at its end time"
+    ENDED_EARLY = "ended_early", "Ended early by hand"
+
+
+class ExpiringOverride(models.Model):
+    """A temporary change of a partner that ends by itself: limits (`values` replace
+    `replaced` until `ends_at`) or a pause with a resume time. Its author gets a reminder
+    email before the end; the end is audited as made by the system.
+    """
+
+    # None: the pause of all partner imports.
+    partner = models.ForeignKey(Partner, null=True, blank=True, on_delete=models.PROTECT,
+                                related_name="overrides")
+    kind = models.CharField(max_length=8, choices=OverrideKind.choices)
+    values = models.JSONField(default=dict, blank=True, help_text="Limits applied: field → value.")
+    replaced = models.JSONField(default=dict, blank=True,
+                                help_text="What they replaced; restored at the end.")
+    reason = models.TextField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    ends_at = models.DateTimeField(db_index=True)
+    state = models.CharField(max_length=12, choices=OverrideState.choices, default=OverrideState.ACTIVE)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    ended_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # None: no reminder (no author, or the override is shorter than the reminder lead time).
+    reminder_due_at = models.DateTimeField(null=True, blank=True)
+    # Claimed with a conditional update before sending, so a retried or doubled job sends once.
+    reminder_claimed_at = models.DateTimeField(null=True, blank=True)
+    reminder_sent_at = models.DateTimeField(null=True, blank=True)
+    reminder_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["ends_at", "id"]
+
+    def __str__(self) -> str:
+        return f"override #{self.pk} of {self.subject_name} until {self.ends_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def subject_name(self) -> str:
+        return self.partner.name if self.partner_id else "all partners"
+
+    @property
+    def author_name(self) -> str:
+        return self.created_by.get_username() if self.created_by_id else "system"
+
+    def label(self) -> str:
+        return f"override #{self.pk} by {self.author_name}"
+
+    def restore_plan(self, partner: Partner | None = None) -> list[dict]:
+        """Per field: what it is now, what the end restores, or that a later edit keeps it."""
+        partner = partner or self.partner
+        plan = []
+        for name, applied in self.values.items():
+            current = getattr(partner, name)
+            plan.append({"name": name, "applied": applied, "current": current,
+                         "restores": self.replaced.get(name), "edited_since": current != applied})
+        return plan
 
 
 class AuditEntryQuerySet(models.QuerySet):

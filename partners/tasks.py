@@ -5,3 +5,10 @@ from partners import changes
 
 def resume_due_pauses() -> int:
     return changes.resume_due_pauses()
+
+
+def run_expiring_overrides() -> dict:
+    """Remind authors of overrides that end soon, then revert those whose end has come."""
+    from partners import overrides
+
+    return {"reminded": overrides.send_due_reminders(), "reverted": overrides.end_due_overrides()}

@@ -12,4 +12,6 @@ urlpatterns = [
     path("<slug:slug>/settings/", views.partner_settings, name="settings"),
     path("<slug:slug>/pause/", views.partner_pause, name="pause"),
     path("<slug:slug>/resume/", views.partner_resume, name="resume"),
+    path("<slug:slug>/overrides/", views.partner_override, name="override"),
+    path("<slug:slug>/overrides/<int:override_id>/end/", views.partner_override_end, name="override-end"),
 ]

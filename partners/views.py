@@ -1,21 +1,32 @@
 import logging
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db import DatabaseError
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from dashboard import roles
-from partners import changes
+from partners import changes, overrides
 from partners.access import may_change, partner_for, require_ops, visible_partners
-from partners.forms import AuditFilterForm, LimitsForm, PartnerForm, PauseForm, ResumeForm
+from partners.forms import (
+    AuditFilterForm,
+    LimitsForm,
+    OverrideForm,
+    PartnerForm,
+    PauseForm,
+    ResumeForm,
+)
 from partners.models import (
     DEFAULTS_CLIENT_ID,
     LIMIT_FIELDS,
     AuditEntry,
+    ExpiringOverride,
+    OverrideKind,
+    OverrideState,
     FleetSettings,
     Partner,
     UploadLimitRow,
@@ -64,6 +75,13 @@ def _limits_form(request, partner: Partner, data=None) -> LimitsForm:
     return LimitsForm(data, initial=initial, ceilings=ceilings, prefix="limits")
 
 
+def _override_form(request, partner: Partner, data=None) -> OverrideForm:
+    ceilings = None if roles.is_ops(request.user) else partner.ceilings()
+    initial = {**partner.limit_values(), "revision": partner.revision}
+    return OverrideForm(data, initial=initial, ceilings=ceilings, prefix="override",
+                        current=partner.limit_values(), covered=overrides.covered_fields(partner))
+
+
 def _settings_form(partner: Partner, data=None) -> PartnerForm:
     return PartnerForm(data, instance=partner, initial={"revision": partner.revision}, prefix="settings")
 
@@ -75,6 +93,11 @@ def _render_detail(request, partner: Partner, status: int = 200, **forms) -> Htt
         "partner": partner,
         "may_change": user_may_change,
         "limits_form": forms.get("limits_form") or (_limits_form(request, partner) if user_may_change else None),
+        "override_form": forms.get("override_form") or (
+            _override_form(request, partner) if user_may_change else None),
+        "overrides": _override_rows(overrides.active_overrides(partner)),
+        "covered": overrides.covered_fields(partner),
+        "reminder_minutes": settings.OVERRIDE_REMINDER_MINUTES,
         "settings_form": forms.get("settings_form") or (_settings_form(partner) if is_ops else None),
         "pause_form": forms.get("pause_form") or PauseForm(prefix="pause"),
         "resume_form": ResumeForm(prefix="resume"),
@@ -99,6 +122,40 @@ def partner_limits(request: HttpRequest, slug: str) -> HttpResponse:
     return _render_detail(request, partner, status=_error_status(form), limits_form=form)
 
 
+def _override_rows(active) -> list[dict]:
+    return [{"override": override,
+             "plan": override.restore_plan() if override.kind == OverrideKind.LIMITS else []}
+            for override in active]
+
+
+@require_POST
+def partner_override(request: HttpRequest, slug: str) -> HttpResponse:
+    partner = partner_for(request, slug, write=True)
+    form = _override_form(request, partner, request.POST)
+    if form.is_valid():
+        started = _apply(form, overrides.start_override, partner, request.user, form.changed_limits(),
+                         form.cleaned_data["ends_at"], form.cleaned_data["reason"],
+                         form.cleaned_data["revision"])
+        if started:
+            override, result = started
+            messages.success(request, f"Temporary limits of {partner.name} in force until "
+                                      f"{override.ends_at:%Y-%m-%d %H:%M} UTC; published as config "
+                                      f"version {result.version}.")
+            return redirect(f"{partner.get_absolute_url()}#overrides")
+    return _render_detail(request, partner, status=_error_status(form), override_form=form)
+
+
+@require_POST
+def partner_override_end(request: HttpRequest, slug: str, override_id: int) -> HttpResponse:
+    partner = partner_for(request, slug, write=True)
+    override = get_object_or_404(partner.overrides, pk=override_id)
+    form = ResumeForm(request.POST, prefix="end")
+    form.is_valid()
+    result = overrides.end_override(override, request.user, form.cleaned_data.get("reason", ""))
+    _say_saved(request, result, f"{override.label().capitalize()} of {partner.name} ended")
+    return redirect(f"{partner.get_absolute_url()}#overrides")
+
+
 @require_POST
 def partner_settings(request: HttpRequest, slug: str) -> HttpResponse:
     partner = partner_for(request, slug)
@@ -120,8 +177,8 @@ def _apply(form, change, *args, **kwargs) -> changes.ChangeResult | None:
     """Run a change; on a stale form or a failed commit, say so on the form and return None."""
     try:
         return change(*args, **kwargs)
-    except changes.StaleEdit as stale:
-        form.add_error(None, str(stale))
+    except (changes.StaleEdit, overrides.OverrideConflict, overrides.NothingToOverride) as refused:
+        form.add_error(None, str(refused))
     except DatabaseError as error:
         logger.exception("A change failed to commit")
         form.database_failed = True
@@ -175,6 +232,9 @@ def _render_controls(request, status: int = 200, **forms) -> HttpResponse:
         "resume_form": ResumeForm(prefix="resume"),
         "published": UploadLimitRow.objects.filter(client_id=DEFAULTS_CLIENT_ID).first(),
         "limit_fields": LIMIT_FIELDS,
+        "overrides": _override_rows(ExpiringOverride.objects.filter(
+            Q(partner__in=visible_partners(request.user)) | Q(partner=None), state=OverrideState.ACTIVE,
+        ).select_related("partner", "created_by")),
     }
     return render(request, "partners/controls.html", context, status=status)
 

@@ -19,7 +19,8 @@ LOAD_WINDOW = timedelta(minutes=10)
 ACTIONS_TAKEN = (AuditAction.PARTNER_PAUSED, AuditAction.PARTNER_RESUMED, AuditAction.ALL_PAUSED,
                  AuditAction.ALL_RESUMED, AuditAction.LIMITS_CHANGED, AuditAction.DEFAULTS_CHANGED,
                  AuditAction.SCALING_REQUESTED, AuditAction.SCALING_POLICY_CHANGED,
-                 AuditAction.ALERT_SILENCED, AuditAction.ALERT_ACKNOWLEDGED)
+                 AuditAction.ALERT_SILENCED, AuditAction.ALERT_ACKNOWLEDGED,
+                 AuditAction.OVERRIDE_STARTED, AuditAction.OVERRIDE_ENDED)
 
 
 def top_partners(now: datetime, limit: int = TOP_PARTNERS) -> list[dict]:

@@ -9,7 +9,7 @@ import smtplib
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core.mail import get_connection
+from django.core.mail import EmailMessage, get_connection
 from django.utils import timezone
 
 from monitoring.alert_models import Notification
@@ -38,15 +38,18 @@ class EmailTransport:
         if not notification.recipients:
             raise TransportError("No recipients: no engineer has an email address and the rule "
                                  "lists no other address.", permanent=True)
-        message = emails.build_message(notification, now, self.shared)
-        try:
-            connection = get_connection(fail_silently=False, timeout=settings.ALERT_EMAIL_TIMEOUT_SECONDS)
-            message.connection = connection
-            message.send()
-        except (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused) as error:
-            raise TransportError(f"SMTP refused the message: {error}", permanent=True) from error
-        except (smtplib.SMTPException, OSError) as error:
-            raise TransportError(f"{type(error).__name__}: {error}") from error
+        send_email(emails.build_message(notification, now, self.shared))
+
+
+def send_email(message: EmailMessage) -> None:
+    """Send one message with the alert timeout; failures become TransportError."""
+    try:
+        message.connection = get_connection(fail_silently=False, timeout=settings.ALERT_EMAIL_TIMEOUT_SECONDS)
+        message.send()
+    except (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused) as error:
+        raise TransportError(f"SMTP refused the message: {error}", permanent=True) from error
+    except (smtplib.SMTPException, OSError) as error:
+        raise TransportError(f"{type(error).__name__}: {error}") from error
 
 
 def retry_delay(attempt: int) -> timedelta:

@@ -14,6 +14,12 @@ def limit_value(obj, name: str):
 
 
 @register.filter
+def override_of(covered: dict, name: str):
+    """The active override covering limit `name`, from overrides.covered_fields()."""
+    return (covered or {}).get(name)
+
+
+@register.filter
 def show_limit(value, name: str) -> str:
     if value is None:
         return "no limit"
