@@ -9,9 +9,10 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from dashboard import roles
+from monitoring import shadow
 from partners import changes
 from partners.access import may_change, partner_for, require_ops, visible_partners
-from partners.forms import AuditFilterForm, LimitsForm, PartnerForm, PauseForm, ResumeForm
+from partners.forms import AuditFilterForm, LimitsForm, PartnerForm, PauseForm, ResumeForm, ShadowLimitsForm
 from partners.models import (
     DEFAULTS_CLIENT_ID,
     LIMIT_FIELDS,
@@ -64,6 +65,12 @@ def _limits_form(request, partner: Partner, data=None) -> LimitsForm:
     return LimitsForm(data, initial=initial, ceilings=ceilings, prefix="limits")
 
 
+def _shadow_form(request, partner: Partner, data=None) -> ShadowLimitsForm:
+    ceilings = None if roles.is_ops(request.user) else partner.ceilings()
+    initial = {**partner.shadow_values(), "revision": partner.revision}
+    return ShadowLimitsForm(data, initial=initial, ceilings=ceilings, prefix="shadow")
+
+
 def _settings_form(partner: Partner, data=None) -> PartnerForm:
     return PartnerForm(data, instance=partner, initial={"revision": partner.revision}, prefix="settings")
 
@@ -75,6 +82,8 @@ def _render_detail(request, partner: Partner, status: int = 200, **forms) -> Htt
         "partner": partner,
         "may_change": user_may_change,
         "limits_form": forms.get("limits_form") or (_limits_form(request, partner) if user_may_change else None),
+        "shadow_form": forms.get("shadow_form") or (_shadow_form(request, partner) if user_may_change else None),
+        "shadow_hours": shadow.last_day_by_hour(partner.client_id),
         "settings_form": forms.get("settings_form") or (_settings_form(partner) if is_ops else None),
         "pause_form": forms.get("pause_form") or PauseForm(prefix="pause"),
         "resume_form": ResumeForm(prefix="resume"),
@@ -97,6 +106,19 @@ def partner_limits(request: HttpRequest, slug: str) -> HttpResponse:
             _say_saved(request, result, f"Limits of {partner.name} saved")
             return redirect(partner)
     return _render_detail(request, partner, status=_error_status(form), limits_form=form)
+
+
+@require_POST
+def partner_shadow(request: HttpRequest, slug: str) -> HttpResponse:
+    partner = partner_for(request, slug, write=True)
+    form = _shadow_form(request, partner, request.POST)
+    if form.is_valid():
+        result = _apply(form, changes.change_shadow_limits, partner, request.user, form.shadow_values(),
+                        form.cleaned_data["reason"], form.cleaned_data["revision"])
+        if result:
+            _say_saved(request, result, f"Shadow limits of {partner.name} saved")
+            return redirect(partner)
+    return _render_detail(request, partner, status=_error_status(form), shadow_form=form)
 
 
 @require_POST
