@@ -125,3 +125,10 @@ def test_the_page_says_when_nothing_was_reported(login, manager_a, partner_a):
     page = login(manager_a).get(reverse("partners:detail", args=[partner_a.slug])).content.decode()
     assert "No uploads reported for this partner in the last 24 hours." in page
     assert "Save shadow values" in page
+
+
+def test_the_audit_log_shows_shadow_changes_in_human_units(login, ops_user, partner_a):
+    client = login(ops_user)
+    client.post(reverse("partners:shadow", args=[partner_a.slug]), shadow_post(partner_a, max_bytes_in_flight="20 GB"))
+    page = client.get(reverse("audit") + f"?partner={partner_a.slug}").content.decode()
+    assert '<span class="name">Shadow: bytes in flight</span>: — → <strong>20 GB</strong>' in page
