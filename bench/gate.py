@@ -6,8 +6,8 @@ Prints pairs per second, p50 / p99 microseconds per pair, and the database queri
 by the deciding thread (must be 0: decisions never touch the database), in share mode
 in share mode with shadow values on all four rules (`shadow`: the shadow rules are
 evaluated too, none binding), and in Redis mode (a redis-server of its own on a free
-127.0.0.1 port). All four rules are configured (none binding), so every check runs. The table is a SQLite file whose
-connection is wrapped to count statements; the background poller keeps running and its
+127.0.0.1 port). All four rules are configured (none binding), so every check runs.
+The table is a SQLite file whose connection is wrapped to count statements; the background poller keeps running and its
 polls are reported separately. Bounded to well under a minute.
 """
 

@@ -145,7 +145,9 @@ class ShadowLimitsForm(forms.Form):
         for name, ceiling in (self.ceilings or {}).items():
             field_name = f"shadow_{name}"
             value = cleaned.get(field_name)
-            if ceiling is not None and value is not None and field_name not in self.errors and value > ceiling:
+            if ceiling is None or value is None or field_name in self.errors:
+                continue
+            if value > ceiling:
                 shown = format_bytes_exact(ceiling) if name in BYTE_LIMIT_FIELDS else str(ceiling)
                 self.add_error(field_name, f"Above the ceiling set by ops ({shown}).")
         return cleaned

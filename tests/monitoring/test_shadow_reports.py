@@ -15,7 +15,8 @@ def with_shadow_count(count, client="theirstory-sdk") -> dict:
     return body
 
 
-def test_a_report_with_would_have_throttled_is_stored_and_rolled_up_per_partner(registered_server, post_report):
+def test_a_report_with_would_have_throttled_is_stored_and_rolled_up_per_partner(
+        registered_server, post_report):
     _, token = registered_server
     body = with_shadow_count(7)
     body["clients"]["*"] = {"admitted": 1, "would_have_throttled": 2}

@@ -9,12 +9,11 @@ from django.utils import timezone
 
 from monitoring import metrics
 from monitoring.models import Rollup
-from partners.models import AuditAction, AuditEntry, Partner, UploadLimitRow
+from partners.models import LIMIT_FIELDS, AuditAction, AuditEntry, Partner, UploadLimitRow
 
 
 def shadow_post(partner, **values) -> dict:
-    data = {f"shadow-shadow_{name}": "" for name in
-            ("requests_per_minute", "burst", "max_concurrent_uploads", "max_bytes_in_flight", "daily_upload_bytes")}
+    data = {f"shadow-shadow_{name}": "" for name in LIMIT_FIELDS}
     data.update({"shadow-reason": "try a tighter cap", "shadow-revision": str(partner.revision)})
     data.update({f"shadow-shadow_{name}": value for name, value in values.items()})
     return data
@@ -24,10 +23,12 @@ def table_row(partner):
     return UploadLimitRow.objects.get(client_id=partner.client_id)
 
 
-def test_a_manager_sets_a_shadow_value_it_is_audited_and_published_beside_the_limit(login, manager_a, partner_a):
+def test_a_manager_sets_a_shadow_value_it_is_audited_and_published_beside_the_limit(
+        login, manager_a, partner_a):
     old_version = table_row(partner_a).version
     response = login(manager_a).post(reverse("partners:shadow", args=[partner_a.slug]),
-                                     shadow_post(partner_a, max_concurrent_uploads="8", max_bytes_in_flight="20 GB"))
+                                     shadow_post(partner_a, max_concurrent_uploads="8",
+                                                 max_bytes_in_flight="20 GB"))
     assert response.status_code == 302
     row = table_row(partner_a)
     assert (row.shadow_max_concurrent_uploads, row.shadow_max_bytes_in_flight) == (8, 20 * 10**9)
@@ -42,7 +43,8 @@ def test_a_manager_sets_a_shadow_value_it_is_audited_and_published_beside_the_li
 
 def test_emptying_the_fields_clears_the_shadow_values(login, ops_user, partner_a):
     client = login(ops_user)
-    client.post(reverse("partners:shadow", args=[partner_a.slug]), shadow_post(partner_a, requests_per_minute="30"))
+    client.post(reverse("partners:shadow", args=[partner_a.slug]),
+                shadow_post(partner_a, requests_per_minute="30"))
     partner_a.refresh_from_db()
     assert table_row(partner_a).shadow_requests_per_minute == 30
     response = client.post(reverse("partners:shadow", args=[partner_a.slug]), shadow_post(partner_a))
@@ -58,7 +60,8 @@ def test_emptying_the_fields_clears_the_shadow_values(login, ops_user, partner_a
     ("max_concurrent_uploads", "41", "Above the ceiling set by ops (40)"),
     ("reason", "", "Say why"),
 ])
-def test_bad_input_gives_a_field_error_and_changes_nothing(login, manager_a, partner_a, field, value, message):
+def test_bad_input_gives_a_field_error_and_changes_nothing(
+        login, manager_a, partner_a, field, value, message):
     row_before, audit_before = table_row(partner_a).version, AuditEntry.objects.count()
     name = field if field == "reason" else f"shadow_{field}"
     data = shadow_post(partner_a)
@@ -129,6 +132,7 @@ def test_the_page_says_when_nothing_was_reported(login, manager_a, partner_a):
 
 def test_the_audit_log_shows_shadow_changes_in_human_units(login, ops_user, partner_a):
     client = login(ops_user)
-    client.post(reverse("partners:shadow", args=[partner_a.slug]), shadow_post(partner_a, max_bytes_in_flight="20 GB"))
+    client.post(reverse("partners:shadow", args=[partner_a.slug]),
+                shadow_post(partner_a, max_bytes_in_flight="20 GB"))
     page = client.get(reverse("audit") + f"?partner={partner_a.slug}").content.decode()
     assert '<span class="name">Shadow: bytes in flight</span>: — → <strong>20 GB</strong>' in page

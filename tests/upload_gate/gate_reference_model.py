@@ -65,8 +65,12 @@ class ReferenceGate:
         self.clients: dict[str, dict] = {}
         self.leases: dict[str, dict] = {}
         self.shadow = None if is_shadow else ReferenceGate(
-            [], lease_timeout_seconds=lease_timeout_seconds, busy_retry_after_seconds=busy_retry_after_seconds,
-            paused_retry_after_seconds=paused_retry_after_seconds, is_shadow=True)
+            [],
+            lease_timeout_seconds=lease_timeout_seconds,
+            busy_retry_after_seconds=busy_retry_after_seconds,
+            paused_retry_after_seconds=paused_retry_after_seconds,
+            is_shadow=True,
+        )
         self.set_rows(rows)
 
     def set_rows(self, rows: list[dict]) -> None:

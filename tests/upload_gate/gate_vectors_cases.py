@@ -689,6 +689,7 @@ CASES = [
         "Shadow values on `*` apply to each client without a row, with its own buckets.",
         [row(shadow_max_concurrent_uploads=1)],
         [admit(0, "u", 1, "ok"), admit(0, "u", 1, "ok"), admit(0, "v", 1, "ok"),
-         counters(10, u={"admitted": 2, "would_have_throttled": 1}, v={"admitted": 1, "would_have_throttled": 0})],
+         counters(10, u={"admitted": 2, "would_have_throttled": 1},
+                  v={"admitted": 1, "would_have_throttled": 0})],
     ),
 ]

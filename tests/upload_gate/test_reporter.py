@@ -432,7 +432,8 @@ def test_cpu_percent_defaults_to_a_proc_stat_delta_within_0_to_100(tmp_path):
     assert 0.0 <= ProcStatCpu()() <= 100.0  # the real /proc/stat (or the load average)
 
 
-def test_would_have_throttled_is_reported_only_for_clients_with_shadow_limits(make_gate, make_reporter, dashboard):
+def test_would_have_throttled_is_reported_only_for_clients_with_shadow_limits(
+        make_gate, make_reporter, dashboard):
     gate = make_gate([
         star_row(version=7),
         {"client_id": "theirstory-sdk", "version": 6, "max_concurrent_uploads": 4,
