@@ -4,9 +4,10 @@
 
 Prints pairs per second, p50 / p99 microseconds per pair, and the database queries made
 by the deciding thread (must be 0: decisions never touch the database), in share mode
-and in Redis mode (a redis-server of its own on a free 127.0.0.1 port). All four rules
-are configured (none binding), so every check runs. The table is a SQLite file whose
-connection is wrapped to count statements; the background poller keeps running and its
+in share mode with shadow values on all four rules (`shadow`: the shadow rules are
+evaluated too, none binding), and in Redis mode (a redis-server of its own on a free
+127.0.0.1 port). All four rules are configured (none binding), so every check runs.
+The table is a SQLite file whose connection is wrapped to count statements; the background poller keeps running and its
 polls are reported separately. Bounded to well under a minute.
 """
 
@@ -59,14 +60,20 @@ class CountingConnection:
         self._conn.close()
 
 
-def create_table(path: Path) -> None:
+# Shadow values a tenth of the enforced ones: the shadow rules run on every admit too.
+SHADOW_VALUES = "600000, 10000, 10000, 100000000000000, 100000000000000000"
+
+
+def create_table(path: Path, shadow: bool = False) -> None:
     doc = (REPO / "docs" / "shared-config-table.md").read_text()
     ddl = re.search(r"```sql\n(.*?)```", doc[doc.index("## DDL") :], re.S).group(1)
+    shadow_values = SHADOW_VALUES if shadow else "NULL, NULL, NULL, NULL, NULL"
     with sqlite3.connect(path) as conn:
         conn.executescript(ddl)
         conn.execute(
             "INSERT INTO upload_limits VALUES ('*', 6000000, 100000, 100000, 1000000000000000, "
-            "1000000000000000000, 0, '', NULL, 'interactive', 1, '2025-03-01 00:00:00', 0, '', NULL, 1)"
+            "1000000000000000000, 0, '', NULL, 'interactive', 1, '2025-03-01 00:00:00', 0, '', NULL, 1, "
+            f"{shadow_values})"
         )
 
 
@@ -178,6 +185,10 @@ def main() -> int:
         create_table(db)
         load_before = os.getloadavg()[0]
         results = [bench_mode(db, args.pairs, rounds=5)]
+        shadow_db = Path(tmp) / "limits-shadow.sqlite3"
+        create_table(shadow_db, shadow=True)
+        shadow_result = bench_mode(shadow_db, args.pairs, rounds=5)
+        results.append({**shadow_result, "mode": "shadow"})
         redis = None if args.skip_redis else start_redis()
         if redis is not None:
             process, url = redis

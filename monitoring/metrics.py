@@ -10,12 +10,14 @@ THROTTLED = "throttled"
 TIMED_OUT = "timed_out"
 COMPLETED = "completed"
 FAILED = "failed"
+# Uploads the partner's shadow limits would have throttled (counted, never enforced).
+WOULD_HAVE_THROTTLED = "would_have_throttled"
 QUEUE_VISIBLE = "queue_visible"
 QUEUE_IN_FLIGHT = "queue_in_flight"
 
 GAUGES = (UPLOADS_IN_PROGRESS, BYTES_IN_FLIGHT)
 # Outcome counts: a report carries the count since the previous report; stored per minute.
-COUNTS = (ADMITTED, THROTTLED, TIMED_OUT, COMPLETED, FAILED)
+COUNTS = (ADMITTED, THROTTLED, TIMED_OUT, COMPLETED, FAILED, WOULD_HAVE_THROTTLED)
 
 FLEET = "fleet"
 MINUTE_SECONDS = 60

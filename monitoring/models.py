@@ -95,6 +95,8 @@ class ServerReport(models.Model):
     timed_out = models.PositiveIntegerField()
     completed = models.PositiveIntegerField()
     failed = models.PositiveIntegerField(default=0)
+    # What the clients' shadow limits would have throttled (0 when no client has any).
+    would_have_throttled = models.PositiveIntegerField(default=0, db_default=0)
     # Per client id: {"uploads_in_progress", "bytes_in_flight", "admitted", "throttled",
     # "timed_out", "completed", "failed"}; rolled up per partner each minute.
     clients = models.JSONField(default=dict)

@@ -21,6 +21,8 @@ MAX_INTERVAL_SECONDS = 3600
 CLIENT_COUNTERS = ("admitted", "throttled", "timed_out", "completed", "failed")
 CLIENT_GAUGES = ("uploads_in_progress", "bytes_in_flight")
 CLIENT_FIELDS = CLIENT_GAUGES + CLIENT_COUNTERS
+# Optional per client: stored only when sent (servers send it for clients with shadow limits).
+CLIENT_OPTIONAL_COUNTERS = ("would_have_throttled",)
 CLIENT_ID_RE = re.compile(r"^(\*|[A-Za-z0-9][A-Za-z0-9._:@-]{0,254})$")
 SERVER_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 BOOT_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -45,7 +47,7 @@ class Report:
     clients: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def total(self, name: str) -> int:
-        return sum(stats[name] for stats in self.clients.values())
+        return sum(stats.get(name, 0) for stats in self.clients.values())
 
 
 def parse_report(body: bytes) -> Report:
@@ -145,13 +147,16 @@ def _clients(clients, errors) -> dict[str, dict[str, int]]:
         if not isinstance(stats, dict):
             errors[prefix] = "must be an object of counts"
             continue
-        for name in sorted(set(stats) - set(CLIENT_FIELDS)):
+        for name in sorted(set(stats) - set(CLIENT_FIELDS) - set(CLIENT_OPTIONAL_COUNTERS)):
             errors[f"{prefix}.{name}"] = "unknown field"
         checked[client_id] = {
             name: _checked_integer(stats.get(name, 0), f"{prefix}.{name}", errors,
                                    maximum=MAX_BYTES if name == "bytes_in_flight" else MAX_COUNT)
             for name in CLIENT_FIELDS
         }
+        for name in CLIENT_OPTIONAL_COUNTERS:
+            if name in stats:
+                checked[client_id][name] = _checked_integer(stats[name], f"{prefix}.{name}", errors)
     return checked
 
 
@@ -184,7 +189,8 @@ _CLAIM_SQL = (
     "WHERE id = %s AND (last_sequence IS NULL OR last_sequence < %s OR boot_id <> %s)"
 )
 _REPORT_COLUMNS = ("server_id", "sequence", "received_at", "interval_seconds", "cpu_percent", "config_version",
-                   "uploads_in_progress", "bytes_in_flight", *CLIENT_COUNTERS, "clients")
+                   "uploads_in_progress", "bytes_in_flight", *CLIENT_COUNTERS, "clients",
+                  *CLIENT_OPTIONAL_COUNTERS)
 _INSERT_SQL = (f"INSERT INTO {_REPORT_TABLE} ({', '.join(_REPORT_COLUMNS)}) "
                f"VALUES ({', '.join(['%s'] * len(_REPORT_COLUMNS))})")
 
@@ -206,7 +212,8 @@ def store_report(server: UploadServer, report: Report, now=None) -> bool:
             return False
         cursor.execute(_INSERT_SQL, [
             server.pk, report.sequence, at, report.interval_seconds, report.cpu_percent, report.config_version,
-            uploads, bytes_in_flight, *(report.total(name) for name in CLIENT_COUNTERS), clients])
+            uploads, bytes_in_flight, *(report.total(name) for name in CLIENT_COUNTERS), clients,
+            *(report.total(name) for name in CLIENT_OPTIONAL_COUNTERS)])
     if not was_counted or _live_count_check_due(now):
         # A new or returning server changes the live count at once. One that went silent is
         # noticed here within a few seconds while other servers report (and by the

@@ -14,6 +14,7 @@ from django.utils import timezone
 from partners import overrides, publisher
 from partners.models import (
     LIMIT_FIELDS,
+    SHADOW_FIELDS,
     AuditAction,
     AuditEntry,
     FleetSettings,
@@ -138,6 +139,16 @@ def change_limits(partner: Partner, actor, limits: dict, reason: str,
         raise ValueError(f"Not limits: {sorted(unknown)}")
     return change_partner(partner, actor, limits, reason, expected_revision,
                           action=AuditAction.LIMITS_CHANGED)
+
+
+def change_shadow_limits(partner: Partner, actor, shadow: dict, reason: str,
+                         expected_revision: int | None) -> ChangeResult:
+    """Set or clear shadow values (None clears one): the gates count, never enforce, them."""
+    unknown = set(shadow) - set(SHADOW_FIELDS)
+    if unknown:
+        raise ValueError(f"Not shadow limits: {sorted(unknown)}")
+    return change_partner(partner, actor, shadow, reason, expected_revision,
+                          action=AuditAction.SHADOW_CHANGED)
 
 
 def pause_partner(partner: Partner, actor, reason: str, resume_at: datetime | None) -> ChangeResult:

@@ -5,7 +5,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from partners.models import BYTE_LIMIT_FIELDS, LIMIT_FIELDS, AuditAction, Partner
+from partners.models import BYTE_LIMIT_FIELDS, LIMIT_FIELDS, SHADOW_FIELDS, AuditAction, Partner
 from partners.units import ByteSizeError, format_bytes_exact, parse_bytes
 
 NO_LIMIT_HELP = "Empty means no limit."
@@ -118,6 +118,45 @@ class LimitsForm(forms.Form):
 
     def limits(self) -> dict:
         return {name: self.cleaned_data[name] for name in LIMIT_FIELDS}
+
+
+SHADOW_HELP = "Empty means no shadow value: the limit in force is used."
+
+
+class ShadowLimitsForm(forms.Form):
+    """Shadow values beside the limits in force: counted by the gates, never enforced.
+    Managers stay within the partner's ceilings, as for the limits themselves."""
+
+    reason = ReasonField(error_messages={"required": "Say why: the reason goes into the audit log."})
+    revision = forms.IntegerField(widget=forms.HiddenInput, required=False)
+
+    def __init__(self, *args, ceilings: dict | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.ceilings = ceilings
+        for name in reversed(LIMIT_FIELDS):
+            field = limit_form_field(name, f"Shadow: {LIMIT_LABELS[name][0].lower()}{LIMIT_LABELS[name][1:]}")
+            field.help_text = SHADOW_HELP
+            field.widget.attrs["placeholder"] = "none"
+            ceiling = (ceilings or {}).get(name)
+            if ceiling is not None:
+                shown = format_bytes_exact(ceiling) if name in BYTE_LIMIT_FIELDS else ceiling
+                field.help_text = f"At most {shown} (ceiling set by ops). {SHADOW_HELP}"
+            self.fields = {f"shadow_{name}": field, **self.fields}
+
+    def clean(self):
+        cleaned = super().clean()
+        for name, ceiling in (self.ceilings or {}).items():
+            field_name = f"shadow_{name}"
+            value = cleaned.get(field_name)
+            if ceiling is None or value is None or field_name in self.errors:
+                continue
+            if value > ceiling:
+                shown = format_bytes_exact(ceiling) if name in BYTE_LIMIT_FIELDS else str(ceiling)
+                self.add_error(field_name, f"Above the ceiling set by ops ({shown}).")
+        return cleaned
+
+    def shadow_values(self) -> dict:
+        return {name: self.cleaned_data[name] for name in SHADOW_FIELDS}
 
 
 def _user_choices():

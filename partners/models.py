@@ -14,6 +14,8 @@ LIMIT_FIELDS = (
     "daily_upload_bytes",
 )
 BYTE_LIMIT_FIELDS = ("max_bytes_in_flight", "daily_upload_bytes")
+# Shadow mode: candidate values evaluated and counted by the gates, never enforced.
+SHADOW_FIELDS = tuple(f"shadow_{name}" for name in LIMIT_FIELDS)
 DEFAULTS_CLIENT_ID = "*"
 
 client_id_validator = RegexValidator(
@@ -70,6 +72,13 @@ class Partner(UploadLimits):
     ceiling_max_bytes_in_flight = _limit_field("ceiling: bytes in flight", big=True)
     ceiling_daily_upload_bytes = _limit_field("ceiling: upload bytes per day", big=True)
 
+    # Shadow values (null = none): the gates count what they would have throttled.
+    shadow_requests_per_minute = _limit_field("shadow: requests per minute")
+    shadow_burst = _limit_field("shadow: burst")
+    shadow_max_concurrent_uploads = _limit_field("shadow: concurrent uploads")
+    shadow_max_bytes_in_flight = _limit_field("shadow: bytes in flight", big=True)
+    shadow_daily_upload_bytes = _limit_field("shadow: upload bytes per day (UTC)", big=True)
+
     paused = models.BooleanField(default=False)
     pause_reason = models.TextField(blank=True)
     paused_at = models.DateTimeField(null=True, blank=True)
@@ -97,6 +106,12 @@ class Partner(UploadLimits):
 
     def ceilings(self) -> dict[str, int | None]:
         return {name: getattr(self, f"ceiling_{name}") for name in LIMIT_FIELDS}
+
+    def shadow_values(self) -> dict[str, int | None]:
+        return {name: getattr(self, name) for name in SHADOW_FIELDS}
+
+    def has_shadow(self) -> bool:
+        return any(value is not None for value in self.shadow_values().values())
 
     def has_limits(self) -> bool:
         return any(value is not None for value in self.limit_values().values())
@@ -155,6 +170,7 @@ class AuditAction(models.TextChoices):
     ALERT_ACKNOWLEDGED = "alerts.acknowledged", "Alert acknowledged"
     OVERRIDE_STARTED = "override.started", "Temporary limits started"
     OVERRIDE_ENDED = "override.ended", "Temporary limits ended"
+    SHADOW_CHANGED = "limits.shadow_changed", "Shadow limits changed"
 
 
 class OverrideKind(models.TextChoices):
@@ -307,6 +323,11 @@ class UploadLimitRow(models.Model):
     all_partners_pause_reason = models.TextField(default="")
     all_partners_resume_at = models.DateTimeField(null=True)
     live_server_count = models.IntegerField(default=1)
+    shadow_requests_per_minute = models.IntegerField(null=True)
+    shadow_burst = models.IntegerField(null=True)
+    shadow_max_concurrent_uploads = models.IntegerField(null=True)
+    shadow_max_bytes_in_flight = models.BigIntegerField(null=True)
+    shadow_daily_upload_bytes = models.BigIntegerField(null=True)
 
     class Meta:
         db_table = "upload_limits"

@@ -74,6 +74,7 @@ def publish_partner(partner: Partner, previous_client_id: str | None = None) -> 
         client_id=partner.client_id,
         defaults={
             **partner.limit_values(),
+            **partner.shadow_values(),
             "paused": partner.paused,
             "pause_reason": partner.pause_reason if partner.paused else "",
             "resume_at": partner.resume_at if partner.paused else None,

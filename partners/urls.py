@@ -10,6 +10,7 @@ urlpatterns = [
     path("<slug:slug>/", views.partner_detail, name="detail"),
     path("<slug:slug>/limits/", views.partner_limits, name="limits"),
     path("<slug:slug>/settings/", views.partner_settings, name="settings"),
+    path("<slug:slug>/shadow/", views.partner_shadow, name="shadow"),
     path("<slug:slug>/pause/", views.partner_pause, name="pause"),
     path("<slug:slug>/resume/", views.partner_resume, name="resume"),
     path("<slug:slug>/overrides/", views.partner_override, name="override"),

@@ -10,6 +10,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from dashboard import roles
+from monitoring import shadow
 from partners import changes, overrides
 from partners.access import may_change, partner_for, require_ops, visible_partners
 from partners.forms import (
@@ -19,6 +20,7 @@ from partners.forms import (
     PartnerForm,
     PauseForm,
     ResumeForm,
+    ShadowLimitsForm,
 )
 from partners.models import (
     DEFAULTS_CLIENT_ID,
@@ -82,6 +84,12 @@ def _override_form(request, partner: Partner, data=None) -> OverrideForm:
                         current=partner.limit_values(), covered=overrides.covered_fields(partner))
 
 
+def _shadow_form(request, partner: Partner, data=None) -> ShadowLimitsForm:
+    ceilings = None if roles.is_ops(request.user) else partner.ceilings()
+    initial = {**partner.shadow_values(), "revision": partner.revision}
+    return ShadowLimitsForm(data, initial=initial, ceilings=ceilings, prefix="shadow")
+
+
 def _settings_form(partner: Partner, data=None) -> PartnerForm:
     return PartnerForm(data, instance=partner, initial={"revision": partner.revision}, prefix="settings")
 
@@ -98,6 +106,10 @@ def _render_detail(request, partner: Partner, status: int = 200, **forms) -> Htt
         "overrides": _override_rows(overrides.active_overrides(partner)),
         "covered": overrides.covered_fields(partner),
         "reminder_minutes": settings.OVERRIDE_REMINDER_MINUTES,
+
+
+        "shadow_form": forms.get("shadow_form") or (_shadow_form(request, partner) if user_may_change else None),
+        "shadow_hours": shadow.last_day_by_hour(partner.client_id),
         "settings_form": forms.get("settings_form") or (_settings_form(partner) if is_ops else None),
         "pause_form": forms.get("pause_form") or PauseForm(prefix="pause"),
         "resume_form": ResumeForm(prefix="resume"),
@@ -154,6 +166,19 @@ def partner_override_end(request: HttpRequest, slug: str, override_id: int) -> H
     result = overrides.end_override(override, request.user, form.cleaned_data.get("reason", ""))
     _say_saved(request, result, f"{override.label().capitalize()} of {partner.name} ended")
     return redirect(f"{partner.get_absolute_url()}#overrides")
+
+
+@require_POST
+def partner_shadow(request: HttpRequest, slug: str) -> HttpResponse:
+    partner = partner_for(request, slug, write=True)
+    form = _shadow_form(request, partner, request.POST)
+    if form.is_valid():
+        result = _apply(form, changes.change_shadow_limits, partner, request.user, form.shadow_values(),
+                        form.cleaned_data["reason"], form.cleaned_data["revision"])
+        if result:
+            _say_saved(request, result, f"Shadow limits of {partner.name} saved")
+            return redirect(partner)
+    return _render_detail(request, partner, status=_error_status(form), shadow_form=form)
 
 
 @require_POST

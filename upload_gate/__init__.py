@@ -24,7 +24,7 @@ from .limits import (
     share,
 )
 from .sources import PostgresSource, SourceUnavailable, SqliteSource, StaticSource, source_from_url
-from .state import COMPLETED, FAILED, OUTCOMES, TIMED_OUT, Lease
+from .state import COMPLETED, FAILED, OUTCOMES, TIMED_OUT, Lease, ShadowLease
 from .table import COLUMNS, LimitRow, TableSnapshot
 
 __all__ = [
@@ -44,6 +44,7 @@ __all__ = [
     "TIMED_OUT",
     "Decision",
     "Lease",
+    "ShadowLease",
     "LimitRow",
     "Limits",
     "ManualClock",

@@ -18,7 +18,7 @@ HeaderView = tuple["Limits", int, int, int, int, "int | None"]
 class Decision:
     """admitted, status (200 / 429 / 503), reason, retry_after_seconds, limit, lease."""
 
-    __slots__ = ("admitted", "status", "reason", "retry_after_seconds", "limit", "lease", "_view", "_headers")
+    __slots__ = ("admitted", "status", "reason", "retry_after_seconds", "limit", "lease", "_view", "_headers", "shadow_lease")
 
     def __init__(
         self,
@@ -37,6 +37,8 @@ class Decision:
         self.limit = limit
         self.lease = lease
         self._view = view
+        # Set when only the shadow limits admitted the upload (see upload_gate/shadow.py).
+        self.shadow_lease: "Lease | None" = None
 
     def headers(self) -> dict[str, str]:
         """RateLimit-Policy, RateLimit and (when rejected) Retry-After, built once."""
@@ -76,6 +78,7 @@ class Admitted(Decision):
     reason = ""  # type: ignore[assignment]
     retry_after_seconds = None  # type: ignore[assignment]
     limit = None  # type: ignore[assignment]
+    shadow_lease = None  # type: ignore[assignment]
 
     def __init__(self, lease: "Lease", view: HeaderView) -> None:  # noqa: D107
         self.lease = lease

@@ -29,8 +29,9 @@ from .fleet import FleetMode
 from .limits import US_PER_DAY, US_PER_SECOND, ClientPolicy, build_policies
 from .refresh import TableRefresher
 from .rules import REASONS, binding_limit
+from .shadow import shadow_admits, take_shadow_slot
 from .sources import StaticSource, TableSource, source_from_url
-from .state import COMPLETED, FAILED, OUTCOMES, ClientState, Lease
+from .state import COMPLETED, FAILED, OUTCOMES, ClientState, Lease, ShadowLease
 from .table import DEFAULTS_CLIENT_ID, LimitRow, TableSnapshot, row_from_mapping
 
 STATUS_ADMITTED = 200
@@ -133,6 +134,10 @@ class UploadGate:
             rejected = self._pause_decision(state, policy) if policy.pause_configured else None
             if rejected is None:
                 limits = policy.share
+                # Shadow limits: counted, never enforced (a pause rejects in both worlds).
+                in_shadow = policy.shadow is not None and shadow_admits(
+                    state, policy.shadow, now, self._wall_ns, size_bytes
+                )
                 tat = state.tat_us
                 if tat < now:
                     tat = now
@@ -147,6 +152,8 @@ class UploadGate:
                     or (limits.daily_upload_bytes is not None and not self._fits_today(state, size_bytes))
                 ):
                     rejected = self._throttle(state, limits, now, size_bytes)
+                    if in_shadow:
+                        rejected.shadow_lease = self._shadow_only_lease(state, size_bytes, now)
                 else:
                     if interval is not None:
                         tat += interval
@@ -162,6 +169,9 @@ class UploadGate:
                     if lease.deadline_us < state.expiry_check_us:
                         state.expiry_check_us = lease.deadline_us
                     state.admitted += 1
+                    if in_shadow:
+                        lease.in_shadow = True
+                        take_shadow_slot(state, size_bytes)
                     view = (
                         limits,
                         tat - now,
@@ -189,6 +199,8 @@ class UploadGate:
             if ended:
                 state.uploads_in_flight -= 1
                 state.bytes_in_flight -= lease.size_bytes
+                if lease.in_shadow:
+                    state.end_shadow_part(lease)
                 if now >= lease.deadline_us:
                     # Too late: it has timed out, whatever the caller says.
                     state.timed_out += 1
@@ -206,6 +218,16 @@ class UploadGate:
             self._fleet.release(lease)
         return ended
 
+    def release_shadow(self, lease: ShadowLease) -> bool:
+        """End an upload that only the shadow limits admitted (replays and tests know when it
+        would have ended; servers don't, and leave it to the lease timeout)."""
+        state = lease.state
+        with self._lock:
+            ended = state.shadow_only_leases.pop(lease.lease_id, None) is not None
+            if ended:
+                state.end_shadow_part(lease)
+        return ended
+
     def sweep_expired(self) -> int:
         """Expire every overdue lease now (the hot path only checks the client it touches)."""
         with self._lock:
@@ -219,6 +241,14 @@ class UploadGate:
         state = ClientState(client_id, self._policies.get(client_id, self._default_policy))
         self._states[client_id] = state
         return state
+
+    def _shadow_only_lease(self, state: ClientState, size_bytes: int, now: int) -> ShadowLease:
+        lease = ShadowLease(next(self._lease_ids), state, size_bytes, now + self._lease_timeout_us)
+        state.shadow_only_leases[lease.lease_id] = lease
+        take_shadow_slot(state, size_bytes)
+        if lease.deadline_us < state.expiry_check_us:
+            state.expiry_check_us = lease.deadline_us
+        return lease
 
     def _fits_today(self, state: ClientState, size_bytes: int) -> bool:
         """Whether size_bytes fits in today's quota; reads the wall clock only for this rule."""

@@ -12,6 +12,7 @@ Definitions (docs/upload-gate.md has the full algorithm):
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 from .clock import datetime_to_epoch_us
@@ -137,6 +138,7 @@ class ClientPolicy:
         "all_resume_us",
         "config_version",
         "live_server_count",
+        "shadow",
     )
 
     def __init__(
@@ -163,6 +165,8 @@ class ClientPolicy:
         self.pause_configured = self.own_pause or self.all_pause
         self.config_version = snapshot.version
         self.live_server_count = servers
+        # None (the common case) keeps shadow evaluation off the admit path entirely.
+        self.shadow = Limits.server_share(shadow_row(row), servers) if row.has_shadow else None
 
     def active_pause(self, wall_us: int) -> tuple[str, str, int | None] | None:
         """(limit name, reason, resume_us or None if open-ended) of the pause in force, if any.
@@ -199,7 +203,28 @@ class ClientPolicy:
             "pause_reason": self.own_pause_reason,
             "all_partners_paused": self.all_pause,
             "all_partners_pause_reason": self.all_pause_reason,
+            "shadow_server_share": None if self.shadow is None else self.shadow.as_dict(),
         }
+
+
+def shadow_row(row: LimitRow) -> LimitRow:
+    """The row as it would be if its shadow values were enforced.
+
+    A shadow value replaces its enforced value; limits without one stay as enforced. The
+    rate and burst go together: a shadow rate keeps the enforced burst unless it has its own.
+    """
+    return replace(
+        row,
+        requests_per_minute=_first_set(row.shadow_requests_per_minute, row.requests_per_minute),
+        burst=_first_set(row.shadow_burst, row.burst),
+        max_concurrent_uploads=_first_set(row.shadow_max_concurrent_uploads, row.max_concurrent_uploads),
+        max_bytes_in_flight=_first_set(row.shadow_max_bytes_in_flight, row.max_bytes_in_flight),
+        daily_upload_bytes=_first_set(row.shadow_daily_upload_bytes, row.daily_upload_bytes),
+    )
+
+
+def _first_set(shadow: int | None, enforced: int | None) -> int | None:
+    return enforced if shadow is None else shadow
 
 
 def build_policies(

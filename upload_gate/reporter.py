@@ -195,6 +195,9 @@ class StatusReporter:
             figures["throttled"] += counts.get("throttled", 0) + counts.get("paused", 0)
             for name in ("timed_out", "completed", "failed"):
                 figures[name] += counts.get(name, 0)
+            if counts.get("would_have_throttled"):  # optional: only clients with shadow limits
+                figures["would_have_throttled"] = figures.get("would_have_throttled", 0) + counts[
+                    "would_have_throttled"]
         for figures in clients.values():
             for name, value in figures.items():
                 figures[name] = max(0, min(MAX_BYTES if name == "bytes_in_flight" else MAX_COUNT, value))

@@ -24,13 +24,15 @@ class Lease:
     ending a lease twice (release, expiry) is detected without a flag to keep in step.
     """
 
-    __slots__ = ("lease_id", "state", "size_bytes", "deadline_us")
+    __slots__ = ("lease_id", "state", "size_bytes", "deadline_us", "in_shadow")
 
     def __init__(self, lease_id: int, state: "ClientState", size_bytes: int, deadline_us: int) -> None:
         self.lease_id = lease_id
         self.state = state
         self.size_bytes = size_bytes
         self.deadline_us = deadline_us  # monotonic microseconds
+        # Whether the shadow limits also admitted it: only then it counts in the shadow world.
+        self.in_shadow = False
 
     @property
     def client_id(self) -> str:
@@ -43,6 +45,21 @@ class Lease:
     def __repr__(self) -> str:
         ended = " ended" if self.done else ""
         return f"<Lease {self.lease_id} {self.client_id!r} {self.size_bytes} bytes{ended}>"
+
+
+class ShadowLease(Lease):
+    """An upload the shadow limits would have admitted but the enforced ones rejected.
+
+    It exists only in the shadow world (no upload happens), so nobody releases it in
+    production: it holds its shadow slot until the lease timeout. Replays and tests that
+    know when it would have ended hand it to `gate.release_shadow()`.
+    """
+
+    __slots__ = ()
+
+    @property
+    def done(self) -> bool:
+        return self.lease_id not in self.state.shadow_only_leases
 
 
 class RedisLease(Lease):
@@ -78,6 +95,13 @@ class ClientState:
         "failed",
         "timed_out",
         "redis_keys",
+        "shadow_tat_us",
+        "shadow_uploads_in_flight",
+        "shadow_bytes_in_flight",
+        "shadow_day_index",
+        "shadow_day_bytes",
+        "shadow_only_leases",
+        "would_have_throttled",
     )
 
     def __init__(self, client_id: str, policy: ClientPolicy) -> None:
@@ -99,6 +123,14 @@ class ClientState:
         self.failed = 0
         self.timed_out = 0
         self.redis_keys: tuple[str, ...] | None = None
+        # The shadow world: the buckets as enforcing the shadow limits would have left them.
+        self.shadow_tat_us = 0
+        self.shadow_uploads_in_flight = 0
+        self.shadow_bytes_in_flight = 0
+        self.shadow_day_index = -1
+        self.shadow_day_bytes = 0
+        self.shadow_only_leases: dict[int, Lease] = {}
+        self.would_have_throttled = 0
 
     def add_lease(self, lease: Lease) -> None:
         self.leases[lease.lease_id] = lease
@@ -111,6 +143,12 @@ class ClientState:
         del self.leases[lease.lease_id]
         self.uploads_in_flight -= 1
         self.bytes_in_flight -= lease.size_bytes
+        if lease.in_shadow:
+            self.end_shadow_part(lease)
+
+    def end_shadow_part(self, lease: Lease) -> None:
+        self.shadow_uploads_in_flight -= 1
+        self.shadow_bytes_in_flight -= lease.size_bytes
 
     def expire_due(self, now_us: int) -> int:
         """End every lease whose deadline has passed; returns how many timed out."""
@@ -125,8 +163,21 @@ class ClientState:
             expired += 1
         else:
             self.expiry_check_us = NEVER_US
+        if self.shadow_only_leases:
+            self._expire_shadow_only(now_us)
         self.timed_out += expired
         return expired
+
+    def _expire_shadow_only(self, now_us: int) -> None:
+        """Shadow-only leases end at their deadline too; they are not counted as timed out."""
+        shadow_leases = self.shadow_only_leases
+        while shadow_leases:
+            oldest = next(iter(shadow_leases.values()))
+            if oldest.deadline_us > now_us:
+                self.expiry_check_us = min(self.expiry_check_us, oldest.deadline_us)
+                return
+            del shadow_leases[oldest.lease_id]
+            self.end_shadow_part(oldest)
 
     def count_outcome(self, outcome: str) -> None:
         if outcome == COMPLETED:
@@ -147,7 +198,10 @@ class ClientState:
             "uploads_in_flight": self.uploads_in_flight,
             "bytes_in_flight": self.bytes_in_flight,
         }
+        if self.would_have_throttled:  # optional in reports: only clients with shadow limits
+            counts["would_have_throttled"] = self.would_have_throttled
         if reset:
+            self.would_have_throttled = 0
             self.admitted = self.throttled = self.paused = 0
             self.completed = self.failed = self.timed_out = 0
         return counts
@@ -156,7 +210,11 @@ class ClientState:
         """Safe to forget: nothing in flight, bucket full, nothing counted today, nothing unreported."""
         return (
             not self.leases
+            and not self.shadow_only_leases
             and self.tat_us <= now_us
+            and self.shadow_tat_us <= now_us
+            and (self.shadow_day_bytes == 0 or self.shadow_day_index != today)
+            and not self.would_have_throttled
             and (self.day_bytes == 0 or self.day_index != today)
             and not (
                 self.admitted

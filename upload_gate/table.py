@@ -33,7 +33,14 @@ COLUMNS: tuple[str, ...] = (
     "all_partners_pause_reason",
     "all_partners_resume_at",
     "live_server_count",
+    # Shadow limits (evaluated and counted, never enforced); nullable, added last.
+    "shadow_requests_per_minute",
+    "shadow_burst",
+    "shadow_max_concurrent_uploads",
+    "shadow_max_bytes_in_flight",
+    "shadow_daily_upload_bytes",
 )
+SHADOW_COLUMNS = COLUMNS[-5:]
 
 SELECT_MAX_VERSION_SQL = "SELECT max(version) FROM upload_limits"
 SELECT_ROWS_SQL = "SELECT " + ", ".join(COLUMNS) + " FROM upload_limits"
@@ -60,6 +67,15 @@ class LimitRow:
     all_partners_pause_reason: str = ""
     all_partners_resume_at: datetime | None = None
     live_server_count: int = 1
+    shadow_requests_per_minute: int | None = None
+    shadow_burst: int | None = None
+    shadow_max_concurrent_uploads: int | None = None
+    shadow_max_bytes_in_flight: int | None = None
+    shadow_daily_upload_bytes: int | None = None
+
+    @property
+    def has_shadow(self) -> bool:
+        return any(getattr(self, column) is not None for column in SHADOW_COLUMNS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +136,7 @@ def row_from_mapping(values: Mapping[str, Any]) -> LimitRow:
         all_partners_pause_reason=str(get("all_partners_pause_reason") or ""),
         all_partners_resume_at=parse_timestamp(get("all_partners_resume_at")),
         live_server_count=int(get("live_server_count") or 1),
+        **{column: _optional_int(get(column)) for column in SHADOW_COLUMNS},
     )
 
 

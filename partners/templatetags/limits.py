@@ -40,11 +40,17 @@ def limit_label(name: str) -> str:
     if name.startswith("ceiling_"):
         label = limit_label(name.removeprefix("ceiling_"))
         return f"Ceiling: {label[0].lower()}{label[1:]}"
+    if name.startswith("shadow_"):
+        label = limit_label(name.removeprefix("shadow_"))
+        return f"Shadow: {label[0].lower()}{label[1:]}"
     return LIMIT_LABELS.get(name, name.replace("_", " "))
 
 
 @register.filter
 def audit_value(value, name: str) -> str:
+    if name.startswith("shadow_") and name.removeprefix("shadow_") in LIMIT_LABELS:
+        # A cleared shadow value means "none", not "no limit".
+        return "—" if value is None else show_limit_exact(value, name.removeprefix("shadow_"))
     if name.removeprefix("ceiling_") in LIMIT_LABELS:
         return show_limit_exact(value, name.removeprefix("ceiling_"))
     if value is None or value == "":

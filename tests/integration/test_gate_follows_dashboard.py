@@ -194,3 +194,48 @@ def test_a_report_from_the_real_reporter_is_stored_with_the_version_the_gate_app
         assert (reporter.sent, reporter.queued, reporter.dropped) == (2, 0, 0)
     finally:
         reporter.stop(final_report=False)
+
+
+def test_shadow_values_set_on_the_dashboard_are_counted_by_the_gate_and_shown_on_the_partner_page(
+    ops_user, partner_a, make_gate, live_server, login
+):
+    """Partner page form -> upload_limits -> gate counts -> real reporter -> report -> rollup -> page."""
+    from django.urls import reverse
+
+    from monitoring import rollups
+
+    server, token = servers.register_server(ops_user, "upload-1", "integration test")
+    with transaction.atomic():
+        publisher.publish_defaults()  # one configured server: the gate enforces the whole limit
+    gate = make_gate()
+    client = login(ops_user)
+    post = {f"shadow-shadow_{name}": "" for name in ("requests_per_minute", "burst", "max_bytes_in_flight",
+                                                     "daily_upload_bytes")}
+    post.update({"shadow-shadow_max_concurrent_uploads": "3", "shadow-reason": "would 3 be enough?",
+                 "shadow-revision": str(partner_a.revision)})
+    assert client.post(reverse("partners:shadow", args=[partner_a.slug]), post).status_code == 302
+    assert wait_until(lambda: gate.client_config(CLIENT)["shadow_server_share"] is not None)
+    share = gate.client_config(CLIENT)["server_share"]["max_concurrent_uploads"]
+
+    decisions = [gate.admit(CLIENT, 1000) for _ in range(share + 1)]
+    admitted = sum(decision.admitted for decision in decisions)
+    assert admitted == share  # the enforced limit decides; the shadow one never rejects
+    shadow_share = gate.client_config(CLIENT)["shadow_server_share"]["max_concurrent_uploads"]
+    expected_would_have_throttled = len(decisions) - shadow_share
+
+    reporter = StatusReporter(gate, live_server.url, "upload-1", token, interval_seconds=5,
+                              cpu_percent=lambda: 10.0, start=False)
+    try:
+        assert reporter.send_now() == 1, reporter.last_error
+    finally:
+        reporter.stop(final_report=False)
+    stored = ServerReport.objects.get(server=server)
+    assert stored.would_have_throttled == expected_would_have_throttled
+    assert stored.clients[CLIENT]["would_have_throttled"] == expected_would_have_throttled
+    assert stored.clients[CLIENT]["throttled"] == 1
+
+    rollups.roll_up(stored.received_at + rollups.timedelta(minutes=2))
+    page = client.get(reverse("partners:detail", args=[partner_a.slug]))
+    [hour] = page.context["shadow_hours"]
+    assert (hour["admitted"], hour["throttled"], hour["would_have_throttled"]) == (
+        admitted, 1, expected_would_have_throttled)

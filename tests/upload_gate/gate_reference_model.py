@@ -30,7 +30,26 @@ def ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
 
+SHADOW_LIMITS = (
+    "requests_per_minute", "burst", "max_concurrent_uploads", "max_bytes_in_flight", "daily_upload_bytes"
+)
+
+
+def has_shadow(row: dict) -> bool:
+    return any(row.get(f"shadow_{name}") is not None for name in SHADOW_LIMITS)
+
+
+def enforcing_shadow(row: dict) -> dict:
+    """The row with each non-null shadow value in place of its enforced value."""
+    values = {name: row[f"shadow_{name}"] for name in SHADOW_LIMITS if row.get(f"shadow_{name}") is not None}
+    return {**row, **values}
+
+
 class ReferenceGate:
+    """The gate, naively. Shadow limits: a second ReferenceGate that enforces the shadow
+    values on the same requests; what it throttles is what the real gate counts as
+    would_have_throttled (only for clients whose row has shadow values)."""
+
     def __init__(
         self,
         rows: list[dict],
@@ -38,15 +57,25 @@ class ReferenceGate:
         lease_timeout_seconds: int = 900,
         busy_retry_after_seconds: int = 5,
         paused_retry_after_seconds: int = 60,
+        is_shadow: bool = False,
     ) -> None:
         self.lease_timeout_us = lease_timeout_seconds * US
         self.busy_wait_us = busy_retry_after_seconds * US
         self.paused_retry_after_seconds = paused_retry_after_seconds
         self.clients: dict[str, dict] = {}
         self.leases: dict[str, dict] = {}
+        self.shadow = None if is_shadow else ReferenceGate(
+            [],
+            lease_timeout_seconds=lease_timeout_seconds,
+            busy_retry_after_seconds=busy_retry_after_seconds,
+            paused_retry_after_seconds=paused_retry_after_seconds,
+            is_shadow=True,
+        )
         self.set_rows(rows)
 
     def set_rows(self, rows: list[dict]) -> None:
+        if self.shadow is not None:
+            self.shadow.set_rows([enforcing_shadow(row) for row in rows])
         self.rows = {row["client_id"]: row for row in rows}
         star = self.rows.get("*", {})
         self.servers = max(1, star.get("live_server_count") or 1)
@@ -136,6 +165,10 @@ class ReferenceGate:
                 "retry_after_seconds": retry,
                 "headers": {"Retry-After": str(retry)},
             }
+        if self.shadow is not None and has_shadow(self._row(client)[0]):
+            lease_in_shadow = f"shadow:{lease_name or len(self.leases)}"
+            if not self.shadow.admit(client, size, now, wall, lease_in_shadow)["admitted"]:
+                state["counts"]["would_have_throttled"] = state["counts"].get("would_have_throttled", 0) + 1
         lim = self.limits(client)
         if state["day"] != wall // DAY_US:
             state["day"], state["day_bytes"] = wall // DAY_US, 0
@@ -198,6 +231,8 @@ class ReferenceGate:
 
     def release(self, lease_name: str, outcome: str, now: int) -> bool:
         lease = self.leases[lease_name]
+        if self.shadow is not None and f"shadow:{lease_name}" in self.shadow.leases:
+            self.shadow.release(f"shadow:{lease_name}", outcome, now)
         if not lease["live"]:
             return False
         counts = self._client(lease["client"])["counts"]
@@ -217,7 +252,7 @@ class ReferenceGate:
             entry = dict(
                 state["counts"], uploads_in_flight=len(live), bytes_in_flight=sum(x["size"] for x in live)
             )
-            state["counts"] = {name: 0 for name in state["counts"]}
+            state["counts"] = {name: 0 for name in state["counts"] if name != "would_have_throttled"}
             if any(entry.values()):
                 report[client] = entry
         return report

@@ -49,7 +49,9 @@ def row(client_id: str = "*", **values) -> dict:
         "all_partners_resume_at": None,
         "live_server_count": 1,
     }
-    unknown = set(values) - set(full)
+    # Shadow columns are written only when a case sets them (rows without them read as null).
+    shadow = {f"shadow_{name}" for name in (RPM, "burst", CONC, BYTES, DAILY)}
+    unknown = set(values) - set(full) - shadow
     if unknown:
         raise KeyError(unknown)
     full.update(values)
@@ -620,5 +622,74 @@ CASES = [
             admit(20, "p", 1, 503, PAUSED, 60),
             release(30, "p1"),
         ],
+    ),
+    # Shadow limits: evaluated on every admit, counted as would_have_throttled, never enforced.
+    case(
+        "shadow_concurrency_counts_what_it_would_have_throttled_and_rejects_nothing",
+        "A tighter shadow cap (1 beside 3): every upload the cap admits is admitted; the shadow one counts.",
+        [row(), row("p", max_concurrent_uploads=3, shadow_max_concurrent_uploads=1)],
+        many(0, "p", 1, 3, "p")
+        + [
+            admit(10, "p", 1, 429, CONC, 5),
+            counters(20, p={"admitted": 3, "throttled": 1, "would_have_throttled": 3}),
+        ],
+    ),
+    case(
+        "shadow_rate_has_its_own_bucket",
+        "Shadow 60 rpm with a burst of 1 beside 600 rpm, burst 10: one a second would have passed.",
+        [row(), row("p", requests_per_minute=600, burst=10, shadow_requests_per_minute=60, shadow_burst=1)],
+        many(0, "p", 1, 3, "p")
+        + [
+            admit(1000, "p", 1, "ok"),
+            admit(1100, "p", 1, "ok"),
+            counters(1200, p={"admitted": 5, "would_have_throttled": 3}),
+        ],
+    ),
+    case(
+        "shadow_slot_freed_by_a_release",
+        "An upload both admitted holds a shadow slot until released; then the shadow cap admits again.",
+        [row(), row("p", max_concurrent_uploads=5, shadow_max_concurrent_uploads=1)],
+        [
+            admit(0, "p", 1, "ok", lease="p1"),
+            admit(10, "p", 1, "ok", lease="p2"),
+            release(20, "p1"),
+            admit(30, "p", 1, "ok"),
+            release(40, "p2"),
+            counters(50, p={"admitted": 3, "completed": 2, "would_have_throttled": 1}),
+        ],
+    ),
+    case(
+        "shadow_daily_bytes",
+        "A shadow daily quota of 100 bytes beside 1000: the second 60-byte upload would have been refused.",
+        [row(), row("p", daily_upload_bytes=1000, shadow_daily_upload_bytes=100)],
+        [admit(0, "p", 60, "ok"), admit(10, "p", 60, "ok"), admit(20, "p", 30, "ok"),
+         counters(30, p={"admitted": 3, "would_have_throttled": 1})],
+    ),
+    case(
+        "shadow_upload_rejected_for_real_still_holds_a_shadow_slot",
+        "A looser shadow cap (2 beside 1): the second upload is rejected but would have run, so the "
+        "third would have been throttled too.",
+        [row(), row("p", max_concurrent_uploads=1, shadow_max_concurrent_uploads=2)],
+        [
+            admit(0, "p", 1, "ok"),
+            admit(10, "p", 1, 429, CONC, 5),
+            admit(20, "p", 1, 429, CONC, 5),
+            counters(30, p={"admitted": 1, "throttled": 2, "would_have_throttled": 1}),
+        ],
+    ),
+    case(
+        "shadow_not_counted_while_paused",
+        "A pause rejects in both worlds: nothing counts as would have throttled.",
+        [row(), row("p", paused=True, pause_reason="maintenance", shadow_max_concurrent_uploads=1)],
+        [admit(0, "p", 1, 503, PAUSED, 60), admit(10, "p", 1, 503, PAUSED, 60),
+         counters(20, p={"paused": 2, "would_have_throttled": 0})],
+    ),
+    case(
+        "shadow_values_on_the_defaults_row_count_for_direct_users",
+        "Shadow values on `*` apply to each client without a row, with its own buckets.",
+        [row(shadow_max_concurrent_uploads=1)],
+        [admit(0, "u", 1, "ok"), admit(0, "u", 1, "ok"), admit(0, "v", 1, "ok"),
+         counters(10, u={"admitted": 2, "would_have_throttled": 1},
+                  v={"admitted": 1, "would_have_throttled": 0})],
     ),
 ]

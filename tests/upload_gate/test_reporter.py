@@ -430,3 +430,26 @@ def test_cpu_percent_defaults_to_a_proc_stat_delta_within_0_to_100(tmp_path):
     assert cpu() == 50.0
     assert cpu() == 0.0  # no time passed
     assert 0.0 <= ProcStatCpu()() <= 100.0  # the real /proc/stat (or the load average)
+
+
+def test_would_have_throttled_is_reported_only_for_clients_with_shadow_limits(
+        make_gate, make_reporter, dashboard):
+    gate = make_gate([
+        star_row(version=7),
+        {"client_id": "theirstory-sdk", "version": 6, "max_concurrent_uploads": 4,
+         "shadow_max_concurrent_uploads": 1},
+        {"client_id": "other", "version": 6, "max_concurrent_uploads": 1},
+    ])
+    for _ in range(3):
+        gate.admit("theirstory-sdk", 10)
+        gate.admit("other", 10)
+    reporter = make_reporter(gate, dashboard.url, interval_seconds=5, boot_id="boot-1")
+
+    assert reporter.send_now() == 1
+
+    [report] = dashboard.requests
+    assert schema_errors(report, REPORT_SCHEMA) == []
+    assert report["clients"]["theirstory-sdk"]["would_have_throttled"] == 2
+    assert report["clients"]["theirstory-sdk"]["throttled"] == 0
+    assert "would_have_throttled" not in report["clients"]["other"]
+    assert report["clients"]["other"]["throttled"] == 2
