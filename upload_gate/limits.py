@@ -137,6 +137,7 @@ class ClientPolicy:
         "all_resume_us",
         "config_version",
         "live_server_count",
+        "reduced",
     )
 
     def __init__(
@@ -163,6 +164,7 @@ class ClientPolicy:
         self.pause_configured = self.own_pause or self.all_pause
         self.config_version = snapshot.version
         self.live_server_count = servers
+        self.reduced = row.reduced_limits
 
     def active_pause(self, wall_us: int) -> tuple[str, str, int | None] | None:
         """(limit name, reason, resume_us or None if open-ended) of the pause in force, if any.
@@ -199,6 +201,7 @@ class ClientPolicy:
             "pause_reason": self.own_pause_reason,
             "all_partners_paused": self.all_pause,
             "all_partners_pause_reason": self.all_pause_reason,
+            "reduced_limits": sorted(self.reduced),
         }
 
 

@@ -33,6 +33,7 @@ COLUMNS: tuple[str, ...] = (
     "all_partners_pause_reason",
     "all_partners_resume_at",
     "live_server_count",
+    "reduced_limits",
 )
 
 SELECT_MAX_VERSION_SQL = "SELECT max(version) FROM upload_limits"
@@ -60,6 +61,9 @@ class LimitRow:
     all_partners_pause_reason: str = ""
     all_partners_resume_at: datetime | None = None
     live_server_count: int = 1
+    # Limit columns the dashboard has lowered below the configured value because the fleet
+    # is loaded (load-coupled limits); a rejection by one of them is a 503, not a 429.
+    reduced_limits: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +104,13 @@ def _optional_int(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
+def parse_reduced_limits(value: Any) -> frozenset[str]:
+    """`reduced_limits`: NULL or '' for none, else limit column names separated by commas."""
+    if not value:
+        return frozenset()
+    return frozenset(name.strip() for name in str(value).split(",") if name.strip())
+
+
 def row_from_mapping(values: Mapping[str, Any]) -> LimitRow:
     """Build a row from a column -> value mapping (a DB row, or a test vector's JSON)."""
     get = values.get
@@ -120,6 +131,7 @@ def row_from_mapping(values: Mapping[str, Any]) -> LimitRow:
         all_partners_pause_reason=str(get("all_partners_pause_reason") or ""),
         all_partners_resume_at=parse_timestamp(get("all_partners_resume_at")),
         live_server_count=int(get("live_server_count") or 1),
+        reduced_limits=parse_reduced_limits(get("reduced_limits")),
     )
 
 
