@@ -2,7 +2,8 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from partners.models import BYTE_LIMIT_FIELDS, LIMIT_FIELDS, AuditAction, Partner
+from partners.changes import LOAD_CONTROL_FIELDS
+from partners.models import BYTE_LIMIT_FIELDS, LIMIT_FIELDS, AuditAction, FleetSettings, Partner
 from partners.units import ByteSizeError, format_bytes_exact, parse_bytes
 
 NO_LIMIT_HELP = "Empty means no limit."
@@ -198,3 +199,17 @@ class AuditFilterForm(forms.Form):
     def __init__(self, *args, partners=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["partner"].queryset = partners if partners is not None else Partner.objects.all()
+
+
+class LoadControlForm(forms.ModelForm):
+    """Ops' settings of load-coupled limits (FleetSettings), with the reason for the audit log."""
+
+    reason = ReasonField(error_messages={"required": "Say why: the reason goes into the audit log."})
+    revision = forms.IntegerField(widget=forms.HiddenInput, required=False)
+
+    class Meta:
+        model = FleetSettings
+        fields = list(LOAD_CONTROL_FIELDS)
+
+    def settings_values(self) -> dict:
+        return {name: self.cleaned_data[name] for name in LOAD_CONTROL_FIELDS}

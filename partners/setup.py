@@ -5,6 +5,7 @@ from django.db import transaction
 from partners.models import DEFAULTS_CLIENT_ID, UploadLimitRow
 
 RESUME_SCHEDULE_NAME = "partners: resume pauses whose time has come"
+LOAD_SCHEDULE_NAME = "partners: load-coupled limits"
 
 
 def after_migrate(using: str = "default", **kwargs) -> None:
@@ -39,6 +40,15 @@ def ensure_schedules() -> None:
         name=RESUME_SCHEDULE_NAME,
         defaults={
             "func": "partners.tasks.resume_due_pauses",
+            "schedule_type": Schedule.MINUTES,
+            "minutes": 1,
+            "repeats": -1,
+        },
+    )
+    Schedule.objects.update_or_create(
+        name=LOAD_SCHEDULE_NAME,
+        defaults={
+            "func": "partners.tasks.run_load_coupled_limits",
             "schedule_type": Schedule.MINUTES,
             "minutes": 1,
             "repeats": -1,

@@ -11,7 +11,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from dashboard import roles
 from partners import changes
 from partners.access import may_change, partner_for, require_ops, visible_partners
-from partners.forms import AuditFilterForm, LimitsForm, PartnerForm, PauseForm, ResumeForm
+from partners.forms import AuditFilterForm, LimitsForm, LoadControlForm, PartnerForm, PauseForm, ResumeForm
 from partners.models import (
     DEFAULTS_CLIENT_ID,
     LIMIT_FIELDS,
@@ -82,6 +82,7 @@ def _render_detail(request, partner: Partner, status: int = 200, **forms) -> Htt
         "fleet": FleetSettings.load(),
         "audit_entries": partner.audit_entries.all()[:PARTNER_AUDIT_ROWS],
         "limit_fields": LIMIT_FIELDS,
+        "reduced_limits": partner.reduced_limits(),
     }
     return render(request, "partners/partner_detail.html", context, status=status)
 
@@ -175,6 +176,9 @@ def _render_controls(request, status: int = 200, **forms) -> HttpResponse:
         "resume_form": ResumeForm(prefix="resume"),
         "published": UploadLimitRow.objects.filter(client_id=DEFAULTS_CLIENT_ID).first(),
         "limit_fields": LIMIT_FIELDS,
+        "load_form": forms.get("load_form") or LoadControlForm(
+            instance=fleet, initial={"revision": fleet.revision}, prefix="load"),
+        "bulk_partners": [p for p in Partner.objects.filter(priority="bulk") if p.has_limits()],
     }
     return render(request, "partners/controls.html", context, status=status)
 
@@ -195,6 +199,22 @@ def controls_defaults(request: HttpRequest) -> HttpResponse:
             _say_saved(request, result, "Default limits saved")
             return redirect("controls")
     return _render_controls(request, status=_error_status(form), defaults_form=form)
+
+
+@require_POST
+def controls_load(request: HttpRequest) -> HttpResponse:
+    require_ops(request)
+    form = LoadControlForm(request.POST, instance=FleetSettings.load(), prefix="load")
+    if form.is_valid():
+        result = _apply(form, changes.change_load_control_settings, request.user, form.settings_values(),
+                        form.cleaned_data["reason"], form.cleaned_data["revision"])
+        if result:
+            if result.changed:
+                messages.success(request, "Load-coupled limits settings saved; the next run (each minute) applies them.")
+            else:
+                messages.info(request, "Nothing changed.")
+            return redirect("controls")
+    return _render_controls(request, status=_error_status(form), load_form=form)
 
 
 @require_POST
