@@ -122,6 +122,8 @@ AXES_LOCKOUT_CALLABLE = "dashboard.login_throttle.locked_out"
 AXES_CLIENT_IP_CALLABLE = "dashboard.login_throttle.client_ip"
 # Ops read lockouts in the logs by user name and address (passwords are never logged).
 AXES_SENSITIVE_PARAMETERS = []
+# The version banner on every manage.py command adds noise to ops output.
+AXES_VERBOSE = False
 # How many reverse proxies append to X-Forwarded-For in front of the app (0: use REMOTE_ADDR).
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 

@@ -10,6 +10,7 @@ urlpatterns = [
     path("partners/", include("partners.urls")),
     path("controls/", partner_views.controls, name="controls"),
     path("controls/defaults/", partner_views.controls_defaults, name="controls-defaults"),
+    path("controls/load/", partner_views.controls_load, name="controls-load"),
     path("controls/pause-all/", partner_views.controls_pause_all, name="controls-pause-all"),
     path("controls/resume-all/", partner_views.controls_resume_all, name="controls-resume-all"),
     path("fleet/", fleet_views.fleet, name="fleet"),

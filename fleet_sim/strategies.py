@@ -127,3 +127,90 @@ STRATEGIES = [
     GateLimits("limits in the gate", "TheirStory at most 24 uploads in flight, a direct user 6"),
     GateLimitsWithScaling("limits + autoscaling", "the same limits per server, target tracking at 70 % CPU, 1–8 boxes"),
 ]
+
+
+class LoadCoupledScaler:
+    """Target tracking plus load-coupled limits: the dashboard's controller
+    (partners.load_control, the same code) shrinks the partner's effective concurrency while
+    the fleet's CPU stays above its target and grows it back when it stays below; the
+    configured limit follows the fleet size as in "limits + autoscaling"."""
+
+    def __init__(self, settings, partner_limit_per_server: int, control_every_seconds: float = 30.0,
+                 scaler: TargetTrackingScaler | None = None):
+        self.settings = settings
+        self.per_server = partner_limit_per_server
+        self.every = control_every_seconds
+        self.scaler = scaler or TargetTrackingScaler()
+        self.samples: deque = deque()
+        self.partner = None
+        self.next_at = 0.0
+        self.changes = 0
+        self.version = 1
+
+    def step(self, sim: Simulation) -> None:
+        self.scaler.step(sim)
+        self.samples.append((sim.now, sim.fleet_cpu_percent()))
+        while self.samples and self.samples[0][0] < sim.now - self.settings.window_seconds:
+            self.samples.popleft()
+        if sim.now < self.next_at:
+            return
+        self.next_at = sim.now + self.every
+        self._control(sim)
+
+    def _control(self, sim: Simulation) -> None:
+        from partners.load_control import PartnerLimits, control
+
+        servers = len([s for s in sim.servers if not s.draining])
+        configured = self.per_server * servers
+        client_id = sim.scenario.backlog.client_id if sim.scenario.backlog else "theirstory-sdk"
+        if self.partner is None:
+            self.partner = PartnerLimits(client_id, configured, None, configured, None)
+        # The configured limit follows the fleet size; a reduced effective limit keeps its
+        # proportion of it (what the dashboard does when the live server count changes).
+        effective = max(1, round(self.partner.effective_uploads * configured / self.partner.configured_uploads))
+        self.partner = PartnerLimits(client_id, configured, None, effective, None,
+                                     self.partner.changed_at_seconds, self.partner.reason)
+        tick = control(list(self.samples), sim.now, [self.partner], self.settings,
+                       fleet_upload_capacity=self._fleet_upload_capacity(sim))
+        self.changes += len(tick.changed)
+        self.partner = tick.partners[0]
+        # A new version each time: the gates reload only when max(version) moves.
+        self.version += 1
+        sim.set_limit_rows([
+            limit_row("*", version=self.version, live_server_count=servers, **USER_DEFAULT_LIMITS),
+            limit_row(client_id, version=self.version, live_server_count=servers,
+                      max_concurrent_uploads=self.partner.effective_uploads),
+        ])
+
+    @staticmethod
+    def _fleet_upload_capacity(sim: Simulation) -> int:
+        """Uploads the ready servers carry at once with each still beating the timeout: a
+        part needs cpu_seconds(part) / timeout cores to finish in time."""
+        model = sim.model
+        cores_per_upload = model.cpu_seconds(model.part_bytes) / model.request_timeout_seconds
+        cores = sum(s.cores for s in sim.servers if s.ready_at <= sim.now and not s.draining)
+        return int(cores / cores_per_upload)
+
+
+# The controller's settings for the simulated fleet: it acts above the scaler's 70 % target,
+# so the scaler adds servers first and the limits shrink only when the fleet is full.
+LOAD_COUPLED_SETTINGS = {"cpu_target_percent": 99.0, "window_seconds": 120.0, "hold_seconds": 120.0,
+                         "reserved_share_percent": 30.0, "decrease_factor": 0.85,
+                         "increase_step_percent": 10.0, "hysteresis_percent": 5.0}
+LOAD_COUPLED_LIMIT_PER_SERVER = PARTNER_LIMITS["max_concurrent_uploads"]
+
+
+class LoadCoupledWithScaling(Strategy):
+    def build(self, scenario, model, seed):
+        from partners.load_control import ControlSettings
+
+        client_id = scenario.backlog.client_id if scenario.backlog else "theirstory-sdk"
+        rows = [limit_row("*", **USER_DEFAULT_LIMITS),
+                limit_row(client_id, max_concurrent_uploads=LOAD_COUPLED_LIMIT_PER_SERVER)]
+        scaler = LoadCoupledScaler(ControlSettings(**LOAD_COUPLED_SETTINGS), LOAD_COUPLED_LIMIT_PER_SERVER)
+        return Simulation(scenario, model, servers=1, seed=seed, limit_rows=rows, scaler=scaler)
+
+
+STRATEGIES.append(LoadCoupledWithScaling(
+    "load-coupled + scaling",
+    "load-coupled limits plus automatic scaling: 24 per server configured, × 0.85 while CPU > 99 % for 2 min"))

@@ -286,3 +286,78 @@ def resume_due_pauses(now: datetime | None = None) -> int:
     resumed += resume_all_partners(None, reason, due_by=now).changed
     return resumed
 
+
+
+# Load-coupled limits (partners.load_control): ops' settings, and the system's steps.
+
+LOAD_CONTROL_FIELDS = (
+    "load_control_enabled",
+    "load_cpu_target_percent",
+    "load_window_seconds",
+    "load_reserved_share_percent",
+    "load_decrease_factor",
+    "load_increase_step_percent",
+    "load_server_upload_capacity",
+)
+
+
+def change_load_control_settings(actor, values: dict, reason: str,
+                                 expected_revision: int | None) -> ChangeResult:
+    """Ops change the controller's settings. Nothing is published: the schedule applies them
+    at its next run (and restores the configured limits when they are turned off)."""
+    unknown = set(values) - set(LOAD_CONTROL_FIELDS)
+    if unknown:
+        raise ValueError(f"Not load-control settings: {sorted(unknown)}")
+    with transaction.atomic():
+        fleet = FleetSettings.load(for_update=True)
+        _check_fresh(fleet, expected_revision)
+        before, after = _diff({name: getattr(fleet, name) for name in values}, values)
+        if not after:
+            return ChangeResult(None, None)
+        for name, value in values.items():
+            setattr(fleet, name, value)
+        fleet.revision += 1
+        fleet.changed_at = timezone.now()
+        fleet.changed_by = actor
+        fleet.save()
+        entry = record(actor, AuditAction.LOAD_CONTROL_CHANGED, "load-coupled limits", before, after, reason)
+    return ChangeResult(entry, None)
+
+
+def _effective_state(partner: Partner) -> dict:
+    return {
+        "effective_max_concurrent_uploads": partner.effective_value("max_concurrent_uploads"),
+        "effective_max_bytes_in_flight": partner.effective_value("max_bytes_in_flight"),
+    }
+
+
+def set_effective_limits(partner: Partner, max_concurrent_uploads: int | None, max_bytes_in_flight: int | None,
+                         reason: str, changed_at: datetime | None = None) -> ChangeResult:
+    """The system lowers (or restores) a partner's limits in force, audited as "system" and
+    published in one transaction. None, or a value at or above the configured one, means
+    the configured limit. The partner's revision is not bumped: an editor's open form of
+    the configured limits is not stale because of this."""
+    with transaction.atomic():
+        locked = Partner.objects.select_for_update().get(pk=partner.pk)
+        before_state = _effective_state(locked)
+        locked.effective_max_concurrent_uploads = _below_configured(
+            max_concurrent_uploads, locked.max_concurrent_uploads)
+        locked.effective_max_bytes_in_flight = _below_configured(max_bytes_in_flight, locked.max_bytes_in_flight)
+        before, after = _diff(before_state, _effective_state(locked))
+        if not after:
+            return ChangeResult(None, None)
+        locked.effective_reason = reason if locked.reduced_limits() else ""
+        locked.effective_changed_at = changed_at or timezone.now()
+        locked.save(update_fields=["effective_max_concurrent_uploads", "effective_max_bytes_in_flight",
+                                   "effective_reason", "effective_changed_at"])
+        entry = record(None, AuditAction.EFFECTIVE_LIMITS_CHANGED, locked.name, before, after,
+                       reason or "configured limits restored", locked)
+        version = publisher.publish_partner(locked)
+    partner.refresh_from_db()
+    return ChangeResult(entry, version)
+
+
+def _below_configured(effective: int | None, configured: int | None) -> int | None:
+    if effective is None or configured is None or effective >= configured:
+        return None
+    return effective

@@ -5,7 +5,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from partners.models import BYTE_LIMIT_FIELDS, LIMIT_FIELDS, SHADOW_FIELDS, AuditAction, Partner
+from partners.changes import LOAD_CONTROL_FIELDS
+from partners.models import BYTE_LIMIT_FIELDS, LIMIT_FIELDS, SHADOW_FIELDS, AuditAction, FleetSettings, Partner
 from partners.units import ByteSizeError, format_bytes_exact, parse_bytes
 
 NO_LIMIT_HELP = "Empty means no limit."
@@ -295,3 +296,17 @@ class OverrideForm(LimitsForm):
     def changed_limits(self) -> dict:
         return {name: self.cleaned_data.get(name) for name in LIMIT_FIELDS
                 if self.cleaned_data.get(name) != self.current.get(name)}
+
+
+class LoadControlForm(forms.ModelForm):
+    """Ops' settings of load-coupled limits (FleetSettings), with the reason for the audit log."""
+
+    reason = ReasonField(error_messages={"required": "Say why: the reason goes into the audit log."})
+    revision = forms.IntegerField(widget=forms.HiddenInput, required=False)
+
+    class Meta:
+        model = FleetSettings
+        fields = list(LOAD_CONTROL_FIELDS)
+
+    def settings_values(self) -> dict:
+        return {name: self.cleaned_data[name] for name in LOAD_CONTROL_FIELDS}

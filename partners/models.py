@@ -1,7 +1,7 @@
 """Partners, their limits and ceilings, pauses, the audit log and the shared config table."""
 
 from django.conf import settings
-from django.core.validators import MinValueValidator, RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
@@ -16,6 +16,8 @@ LIMIT_FIELDS = (
 BYTE_LIMIT_FIELDS = ("max_bytes_in_flight", "daily_upload_bytes")
 # Shadow mode: candidate values evaluated and counted by the gates, never enforced.
 SHADOW_FIELDS = tuple(f"shadow_{name}" for name in LIMIT_FIELDS)
+# The limits load-coupled limits may lower for bulk partners.
+LOAD_COUPLED_FIELDS = ("max_concurrent_uploads", "max_bytes_in_flight")
 DEFAULTS_CLIENT_ID = "*"
 
 client_id_validator = RegexValidator(
@@ -95,6 +97,13 @@ class Partner(UploadLimits):
     )
     created_at = models.DateTimeField(default=timezone.now)
 
+    # Load-coupled limits (partners.load_control): the values in force while the fleet is
+    # loaded. Null means the configured limit holds; never above the configured limit.
+    effective_max_concurrent_uploads = models.PositiveIntegerField(null=True, blank=True)
+    effective_max_bytes_in_flight = models.PositiveBigIntegerField(null=True, blank=True)
+    effective_reason = models.TextField(blank=True)
+    effective_changed_at = models.DateTimeField(null=True, blank=True)
+
     class Meta:
         ordering = ["name"]
 
@@ -116,6 +125,23 @@ class Partner(UploadLimits):
     def has_limits(self) -> bool:
         return any(value is not None for value in self.limit_values().values())
 
+    def effective_value(self, name: str) -> int | None:
+        """The limit in force: the load-coupled value while it is below the configured one."""
+        configured = getattr(self, name)
+        if name not in LOAD_COUPLED_FIELDS:
+            return configured
+        effective = getattr(self, f"effective_{name}")
+        if configured is None or effective is None or effective >= configured:
+            return configured
+        return effective
+
+    def reduced_limits(self) -> list[str]:
+        """Names of the limits lowered for load right now."""
+        return [name for name in LOAD_COUPLED_FIELDS if self.effective_value(name) != getattr(self, name)]
+
+    def effective_limit_values(self) -> dict[str, int | None]:
+        return {name: self.effective_value(name) for name in LIMIT_FIELDS}
+
 
 class FleetSettings(UploadLimits):
     """One row: the `*` defaults and the pause of all partner imports."""
@@ -132,6 +158,26 @@ class FleetSettings(UploadLimits):
     changed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+
+    # Load-coupled limits: off by default; ops set them on the controls page.
+    load_control_enabled = models.BooleanField("load-coupled limits on", default=False)
+    load_cpu_target_percent = models.FloatField(
+        "fleet CPU target %", default=70.0, validators=[MinValueValidator(1), MaxValueValidator(100)])
+    load_window_seconds = models.PositiveIntegerField(
+        "window (seconds)", default=300, validators=[MinValueValidator(60)],
+        help_text="CPU must stay above (or below) the target this long before a step.")
+    load_reserved_share_percent = models.FloatField(
+        "reserved share %", default=30.0, validators=[MinValueValidator(0), MaxValueValidator(100)],
+        help_text="Of the fleet's capacity, kept for direct users and interactive partners.")
+    load_decrease_factor = models.FloatField(
+        "decrease factor", default=0.7, validators=[MinValueValidator(0.05), MaxValueValidator(0.95)],
+        help_text="Effective limits are multiplied by this at each overloaded window.")
+    load_increase_step_percent = models.FloatField(
+        "increase step %", default=10.0, validators=[MinValueValidator(1), MaxValueValidator(100)],
+        help_text="Of the configured limit, added back at each quiet window.")
+    load_server_upload_capacity = models.PositiveIntegerField(
+        "uploads one server carries", default=80, validators=[MinValueValidator(1)],
+        help_text="Concurrent uploads one upload server carries at full CPU; sizes the reserved share.")
 
     class Meta:
         verbose_name = "fleet settings"
@@ -171,6 +217,8 @@ class AuditAction(models.TextChoices):
     OVERRIDE_STARTED = "override.started", "Temporary limits started"
     OVERRIDE_ENDED = "override.ended", "Temporary limits ended"
     SHADOW_CHANGED = "limits.shadow_changed", "Shadow limits changed"
+    LOAD_CONTROL_CHANGED = "load.settings_changed", "Load-coupled limits settings changed"
+    EFFECTIVE_LIMITS_CHANGED = "load.effective_changed", "Effective limits changed for load"
 
 
 class OverrideKind(models.TextChoices):
@@ -328,6 +376,7 @@ class UploadLimitRow(models.Model):
     shadow_max_concurrent_uploads = models.IntegerField(null=True)
     shadow_max_bytes_in_flight = models.BigIntegerField(null=True)
     shadow_daily_upload_bytes = models.BigIntegerField(null=True)
+    reduced_limits = models.TextField(null=True)
 
     class Meta:
         db_table = "upload_limits"

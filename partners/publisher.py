@@ -73,7 +73,9 @@ def publish_partner(partner: Partner, previous_client_id: str | None = None) -> 
     UploadLimitRow.objects.update_or_create(
         client_id=partner.client_id,
         defaults={
-            **partner.limit_values(),
+            # The limits in force: lowered ones while load-coupled limits hold them down.
+            **partner.effective_limit_values(),
+            "reduced_limits": ",".join(partner.reduced_limits()) or None,
             **partner.shadow_values(),
             "paused": partner.paused,
             "pause_reason": partner.pause_reason if partner.paused else "",

@@ -6,6 +6,7 @@ from partners.models import DEFAULTS_CLIENT_ID, UploadLimitRow
 
 RESUME_SCHEDULE_NAME = "partners: resume pauses whose time has come"
 OVERRIDES_SCHEDULE_NAME = "partners: remind and revert expiring overrides"
+LOAD_SCHEDULE_NAME = "partners: load-coupled limits"
 
 
 def after_migrate(using: str = "default", **kwargs) -> None:
@@ -49,6 +50,15 @@ def ensure_schedules() -> None:
         name=OVERRIDES_SCHEDULE_NAME,
         defaults={
             "func": "partners.tasks.run_expiring_overrides",
+            "schedule_type": Schedule.MINUTES,
+            "minutes": 1,
+            "repeats": -1,
+        },
+    )
+    Schedule.objects.update_or_create(
+        name=LOAD_SCHEDULE_NAME,
+        defaults={
+            "func": "partners.tasks.run_load_coupled_limits",
             "schedule_type": Schedule.MINUTES,
             "minutes": 1,
             "repeats": -1,

@@ -12,3 +12,10 @@ def run_expiring_overrides() -> dict:
     from partners import overrides
 
     return {"reminded": overrides.send_due_reminders(), "reverted": overrides.end_due_overrides()}
+
+
+def run_load_coupled_limits() -> str:
+    from partners import load_tasks
+
+    tick = load_tasks.run()
+    return "off" if tick is None else f"{tick.trend}: {len(tick.changed)} partner(s) changed"

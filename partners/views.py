@@ -16,6 +16,7 @@ from partners.access import may_change, partner_for, require_ops, visible_partne
 from partners.forms import (
     AuditFilterForm,
     LimitsForm,
+    LoadControlForm,
     OverrideForm,
     PartnerForm,
     PauseForm,
@@ -117,6 +118,7 @@ def _render_detail(request, partner: Partner, status: int = 200, **forms) -> Htt
         "fleet": FleetSettings.load(),
         "audit_entries": partner.audit_entries.all()[:PARTNER_AUDIT_ROWS],
         "limit_fields": LIMIT_FIELDS,
+        "reduced_limits": partner.reduced_limits(),
     }
     return render(request, "partners/partner_detail.html", context, status=status)
 
@@ -260,6 +262,9 @@ def _render_controls(request, status: int = 200, **forms) -> HttpResponse:
         "overrides": _override_rows(ExpiringOverride.objects.filter(
             Q(partner__in=visible_partners(request.user)) | Q(partner=None), state=OverrideState.ACTIVE,
         ).select_related("partner", "created_by")),
+        "load_form": forms.get("load_form") or LoadControlForm(
+            instance=fleet, initial={"revision": fleet.revision}, prefix="load"),
+        "bulk_partners": [p for p in Partner.objects.filter(priority="bulk") if p.has_limits()],
     }
     return render(request, "partners/controls.html", context, status=status)
 
@@ -280,6 +285,22 @@ def controls_defaults(request: HttpRequest) -> HttpResponse:
             _say_saved(request, result, "Default limits saved")
             return redirect("controls")
     return _render_controls(request, status=_error_status(form), defaults_form=form)
+
+
+@require_POST
+def controls_load(request: HttpRequest) -> HttpResponse:
+    require_ops(request)
+    form = LoadControlForm(request.POST, instance=FleetSettings.load(), prefix="load")
+    if form.is_valid():
+        result = _apply(form, changes.change_load_control_settings, request.user, form.settings_values(),
+                        form.cleaned_data["reason"], form.cleaned_data["revision"])
+        if result:
+            if result.changed:
+                messages.success(request, "Load-coupled limits settings saved; the next run (each minute) applies them.")
+            else:
+                messages.info(request, "Nothing changed.")
+            return redirect("controls")
+    return _render_controls(request, status=_error_status(form), load_form=form)
 
 
 @require_POST

@@ -18,7 +18,8 @@ HeaderView = tuple["Limits", int, int, int, int, "int | None"]
 class Decision:
     """admitted, status (200 / 429 / 503), reason, retry_after_seconds, limit, lease."""
 
-    __slots__ = ("admitted", "status", "reason", "retry_after_seconds", "limit", "lease", "_view", "_headers", "shadow_lease")
+    __slots__ = ("admitted", "status", "reason", "retry_after_seconds", "limit", "lease", "_view", "_headers",
+                 "shadow_lease", "problem")
 
     def __init__(
         self,
@@ -29,7 +30,9 @@ class Decision:
         limit: str | None,
         lease: "Lease | None",
         view: HeaderView | None,
+        problem: dict | None = None,
     ) -> None:
+        self.problem = problem
         self.admitted = admitted
         self.status = status
         self.reason = reason
@@ -49,14 +52,17 @@ class Decision:
             return self._headers
 
     def as_dict(self) -> dict:
-        """A JSON body for the response."""
-        return {
+        """A JSON body for the response; an RFC 9457 problem (type, title, ...) when one applies."""
+        body = {
             "admitted": self.admitted,
             "status": self.status,
             "reason": self.reason,
             "retry_after_seconds": self.retry_after_seconds,
             "limit": self.limit,
         }
+        if self.problem:
+            body.update(self.problem)
+        return body
 
     def __bool__(self) -> bool:
         return self.admitted
@@ -79,6 +85,7 @@ class Admitted(Decision):
     retry_after_seconds = None  # type: ignore[assignment]
     limit = None  # type: ignore[assignment]
     shadow_lease = None  # type: ignore[assignment]
+    problem = None  # type: ignore[assignment]
 
     def __init__(self, lease: "Lease", view: HeaderView) -> None:  # noqa: D107
         self.lease = lease

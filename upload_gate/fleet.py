@@ -132,8 +132,10 @@ class FleetMode:
         )
         if not result.admitted:
             with gate._lock:
-                self._state(client_id).throttled += 1
-            return gate.throttled_decision(RATE_RULES_IN_ORDER[result.limit_index - 1], result.wait_us, view)
+                state = self._state(client_id)
+                state.throttled += 1
+            return gate.throttled_decision(RATE_RULES_IN_ORDER[result.limit_index - 1], result.wait_us, view,
+                                           state.policy.reduced)
         lease = self._record_lease(client_id, lease_id, size_bytes, member, wall)
         return Admitted(lease, view)
 

@@ -28,7 +28,7 @@ from .decision import Admitted, Decision
 from .fleet import FleetMode
 from .limits import US_PER_DAY, US_PER_SECOND, ClientPolicy, build_policies
 from .refresh import TableRefresher
-from .rules import REASONS, binding_limit
+from .rules import REASONS, REDUCED_REASONS, binding_limit, reduced_capacity_problem
 from .shadow import shadow_admits, take_shadow_slot
 from .sources import StaticSource, TableSource, source_from_url
 from .state import COMPLETED, FAILED, OUTCOMES, ClientState, Lease, ShadowLease
@@ -288,11 +288,20 @@ class UploadGate:
         view = (limits, gap, state.uploads_in_flight, state.bytes_in_flight, state.day_bytes, wall)
         limit, wait_us = binding_limit(*view, size_bytes, self._busy_wait_us)  # type: ignore[misc]
         state.throttled += 1
-        return self.throttled_decision(limit, wait_us, view)
+        return self.throttled_decision(limit, wait_us, view, state.policy.reduced)
 
-    def throttled_decision(self, limit: str, wait_us: int, view: Any) -> Decision:
+    def throttled_decision(self, limit: str, wait_us: int, view: Any, reduced: frozenset = frozenset()) -> Decision:
+        if limit in reduced and limit in REDUCED_REASONS:
+            return self.reduced_capacity_decision(limit, wait_us, view)
         base = max(1, -(-wait_us // US_PER_SECOND))
         return Decision(False, STATUS_THROTTLED, REASONS[limit], self._jittered(base), limit, None, view)
+
+    def reduced_capacity_decision(self, limit: str, wait_us: int, view: Any) -> Decision:
+        """Over a limit the dashboard lowered because the fleet is loaded: 503, and the
+        headers carry the lowered quota (the configured one is not what holds now)."""
+        base = max(1, -(-wait_us // US_PER_SECOND))
+        return Decision(False, STATUS_PAUSED, REDUCED_REASONS[limit], self._jittered(base), limit, None, view,
+                        reduced_capacity_problem(limit))
 
     def _jittered(self, base_seconds: int) -> int:
         """base + floor(base * jitter * u), u in [0, 1): spreads retries by +0..jitter."""

@@ -139,6 +139,7 @@ class ClientPolicy:
         "config_version",
         "live_server_count",
         "shadow",
+        "reduced",
     )
 
     def __init__(
@@ -167,6 +168,7 @@ class ClientPolicy:
         self.live_server_count = servers
         # None (the common case) keeps shadow evaluation off the admit path entirely.
         self.shadow = Limits.server_share(shadow_row(row), servers) if row.has_shadow else None
+        self.reduced = row.reduced_limits
 
     def active_pause(self, wall_us: int) -> tuple[str, str, int | None] | None:
         """(limit name, reason, resume_us or None if open-ended) of the pause in force, if any.
@@ -204,6 +206,7 @@ class ClientPolicy:
             "all_partners_paused": self.all_pause,
             "all_partners_pause_reason": self.all_pause_reason,
             "shadow_server_share": None if self.shadow is None else self.shadow.as_dict(),
+            "reduced_limits": sorted(self.reduced),
         }
 
 

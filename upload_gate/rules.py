@@ -29,6 +29,26 @@ REASONS = {
 }
 
 
+# draft-ietf-httpapi-ratelimit-headers, "Temporary Reduced Capacity": the server has less to
+# give right now (a limit lowered because the fleet is loaded); not the client's fault.
+PROBLEM_REDUCED_CAPACITY_TYPE = "https://iana.org/assignments/http-problem-types#temporary-reduced-capacity"
+PROBLEM_REDUCED_CAPACITY_TITLE = "Temporary Reduced Capacity"
+REDUCED_REASONS = {
+    LIMIT_CONCURRENCY: "too many uploads in progress for the fleet's reduced capacity",
+    LIMIT_BYTES_IN_FLIGHT: "too many bytes of uploads in progress for the fleet's reduced capacity",
+}
+# The RateLimit-Policy item names of the limits the controller can lower.
+POLICY_NAMES = {LIMIT_CONCURRENCY: "inflight", LIMIT_BYTES_IN_FLIGHT: "inflight-bytes"}
+
+
+def reduced_capacity_problem(limit: str) -> dict:
+    return {
+        "type": PROBLEM_REDUCED_CAPACITY_TYPE,
+        "title": PROBLEM_REDUCED_CAPACITY_TITLE,
+        "violated-policies": [POLICY_NAMES[limit]],
+    }
+
+
 def binding_limit(
     limits: Limits,
     gap_us: int,

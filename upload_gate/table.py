@@ -39,6 +39,7 @@ COLUMNS: tuple[str, ...] = (
     "shadow_max_concurrent_uploads",
     "shadow_max_bytes_in_flight",
     "shadow_daily_upload_bytes",
+    "reduced_limits",
 )
 SHADOW_COLUMNS = COLUMNS[-5:]
 
@@ -72,6 +73,9 @@ class LimitRow:
     shadow_max_concurrent_uploads: int | None = None
     shadow_max_bytes_in_flight: int | None = None
     shadow_daily_upload_bytes: int | None = None
+    # Limit columns the dashboard has lowered below the configured value because the fleet
+    # is loaded (load-coupled limits); a rejection by one of them is a 503, not a 429.
+    reduced_limits: frozenset[str] = frozenset()
 
     @property
     def has_shadow(self) -> bool:
@@ -116,6 +120,13 @@ def _optional_int(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
+def parse_reduced_limits(value: Any) -> frozenset[str]:
+    """`reduced_limits`: NULL or '' for none, else limit column names separated by commas."""
+    if not value:
+        return frozenset()
+    return frozenset(name.strip() for name in str(value).split(",") if name.strip())
+
+
 def row_from_mapping(values: Mapping[str, Any]) -> LimitRow:
     """Build a row from a column -> value mapping (a DB row, or a test vector's JSON)."""
     get = values.get
@@ -137,6 +148,7 @@ def row_from_mapping(values: Mapping[str, Any]) -> LimitRow:
         all_partners_resume_at=parse_timestamp(get("all_partners_resume_at")),
         live_server_count=int(get("live_server_count") or 1),
         **{column: _optional_int(get(column)) for column in SHADOW_COLUMNS},
+        reduced_limits=parse_reduced_limits(get("reduced_limits")),
     )
 
 

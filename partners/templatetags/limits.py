@@ -58,3 +58,9 @@ def audit_value(value, name: str) -> str:
     if isinstance(value, list):
         return ", ".join(map(str, value)) or "—"
     return str(value)
+
+
+@register.filter
+def effective_limit(partner, name: str):
+    """The limit in force for load-coupled limits (the configured one when not lowered)."""
+    return partner.effective_value(name)

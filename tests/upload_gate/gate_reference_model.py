@@ -12,6 +12,11 @@ from datetime import UTC, datetime
 
 US = 1_000_000
 DAY_US = 86_400 * US
+REDUCED = {
+    "max_concurrent_uploads": ("too many uploads in progress for the fleet's reduced capacity", "inflight"),
+    "max_bytes_in_flight": ("too many bytes of uploads in progress for the fleet's reduced capacity",
+                            "inflight-bytes"),
+}
 RULE_ORDER = ["requests_per_minute", "max_concurrent_uploads", "max_bytes_in_flight", "daily_upload_bytes"]
 
 
@@ -199,6 +204,23 @@ class ReferenceGate:
                 lim, gap, uploads, in_flight, state["day_bytes"], wall, interval, tolerance
             )
             headers["Retry-After"] = str(retry)
+            row, _ = self._row(client)
+            lowered = [name.strip() for name in (row.get("reduced_limits") or "").split(",")]
+            if limit in lowered and limit in REDUCED:
+                # A limit lowered for load (docs/upload-gate.md): 503 "temporary reduced capacity".
+                return {
+                    "admitted": False,
+                    "status": 503,
+                    "limit": limit,
+                    "reason": REDUCED[limit][0],
+                    "retry_after_seconds": retry,
+                    "headers": headers,
+                    "problem": {
+                        "type": "https://iana.org/assignments/http-problem-types#temporary-reduced-capacity",
+                        "title": "Temporary Reduced Capacity",
+                        "violated-policies": [REDUCED[limit][1]],
+                    },
+                }
             return {
                 "admitted": False,
                 "status": 429,

@@ -51,7 +51,7 @@ def row(client_id: str = "*", **values) -> dict:
     }
     # Shadow columns are written only when a case sets them (rows without them read as null).
     shadow = {f"shadow_{name}" for name in (RPM, "burst", CONC, BYTES, DAILY)}
-    unknown = set(values) - set(full) - shadow
+    unknown = set(values) - set(full) - shadow - {"reduced_limits"}
     if unknown:
         raise KeyError(unknown)
     full.update(values)
@@ -691,5 +691,37 @@ CASES = [
         [admit(0, "u", 1, "ok"), admit(0, "u", 1, "ok"), admit(0, "v", 1, "ok"),
          counters(10, u={"admitted": 2, "would_have_throttled": 1},
                   v={"admitted": 1, "would_have_throttled": 0})],
+    ),
+    # -- load-coupled limits (reduced_limits) -------------------------------------------
+    case(
+        "reduced_concurrency_rejects_with_503_and_the_lowered_quota",
+        "The dashboard lowered p's concurrency from its configured 4 to 2 for load: the third "
+        "upload gets 503 temporary reduced capacity, RateLimit-Policy q=2.",
+        [row(), row("p", max_concurrent_uploads=2, reduced_limits="max_concurrent_uploads")],
+        many(0, "p", 1, 2, "p") + [admit(10, "p", 1, 503, CONC, 5)],
+    ),
+    case(
+        "reduced_bytes_in_flight_rejects_with_503",
+        "Bytes in flight lowered for load: over it is a 503 naming the inflight-bytes policy.",
+        [row(), row("p", max_bytes_in_flight=100, reduced_limits="max_concurrent_uploads,max_bytes_in_flight")],
+        [admit(0, "p", 60, "ok", lease="p1"), admit(10, "p", 60, 503, BYTES, 5)],
+    ),
+    case(
+        "a_limit_not_reduced_still_answers_429_beside_a_reduced_one",
+        "Only concurrency is lowered; running over the configured bytes in flight stays a 429.",
+        [row(), row("p", max_concurrent_uploads=5, max_bytes_in_flight=100,
+                    reduced_limits="max_concurrent_uploads")],
+        [admit(0, "p", 60, "ok"), admit(10, "p", 60, 429, BYTES, 5)],
+    ),
+    case(
+        "restored_limit_answers_429_again",
+        "Once the dashboard restores the configured value (reduced_limits empty) it is a 429 again.",
+        [row(), row("p", max_concurrent_uploads=1, reduced_limits="max_concurrent_uploads")],
+        [
+            admit(0, "p", 1, "ok"),
+            admit(10, "p", 1, 503, CONC, 5),
+            table(20, [row(version=2), row("p", max_concurrent_uploads=1, reduced_limits="", version=2)]),
+            admit(30, "p", 1, 429, CONC, 5),
+        ],
     ),
 ]

@@ -293,3 +293,16 @@ def test_concurrent_threads_never_exceed_the_concurrency_cap():
     assert peak[0] <= 3
     assert counts["admitted"] == counts["completed"] and counts["uploads_in_flight"] == 0
     assert counts["admitted"] + counts["throttled"] == 16000
+
+
+def test_a_limit_lowered_for_load_answers_503_temporary_reduced_capacity(make_gate):
+    gate = make_gate([star_row(), {"client_id": "archive", "version": 1, "priority": "bulk",
+                                   "max_concurrent_uploads": 1, "reduced_limits": "max_concurrent_uploads"}])
+    assert gate.admit("archive", 10).admitted
+    decision = gate.admit("archive", 10)
+    body = decision.as_dict()
+    assert (decision.status, body["type"], body["title"], body["violated-policies"]) == (
+        503, "https://iana.org/assignments/http-problem-types#temporary-reduced-capacity",
+        "Temporary Reduced Capacity", ["inflight"])
+    assert decision.headers()["RateLimit-Policy"] == '"inflight";q=1;qu="concurrent-requests"'
+    assert gate.admit("someone", 10).admitted  # direct users are not touched

@@ -72,6 +72,8 @@ def play(case: dict, gate: UploadGate, clock: ManualClock, source: StaticSource)
             }
             if "reason" in expect:
                 got["reason"] = decision.reason
+            if "problem" in expect:
+                got["problem"] = decision.problem
             assert got == expect, where
             if "lease" in event:
                 leases[event["lease"]] = decision.lease
