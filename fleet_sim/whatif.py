@@ -72,7 +72,8 @@ class WhatIf:
 
     def scenario(self) -> Scenario:
         backlog = PartnerBacklog(client_id=self.client_id, files=self.files, kind=self.mix.kinds[0],
-                                 concurrency=self.sdk_concurrency, starts_at_seconds=PARTNER_STARTS_AT_SECONDS,
+                                 concurrency=self.sdk_concurrency,
+                                 starts_at_seconds=PARTNER_STARTS_AT_SECONDS,
                                  mix=self.mix.kinds if len(self.mix.kinds) > 1 else ())
         return Scenario(f"what-if {self.client_id}", user_uploads_per_minute=self.user_uploads_per_minute,
                         duration_seconds=PARTNER_STARTS_AT_SECONDS, backlog=backlog)
@@ -112,7 +113,8 @@ class Projection:
         return "low"
 
 
-def project(what_if: WhatIf, model: LoadModel | None = None, horizon_seconds: float = HORIZON_SECONDS) -> Projection:
+def project(what_if: WhatIf, model: LoadModel | None = None,
+            horizon_seconds: float = HORIZON_SECONDS) -> Projection:
     sim = what_if.simulation(model)
     total_bytes = _partner_bytes_left(sim)
     stop_at = PARTNER_STARTS_AT_SECONDS + horizon_seconds
@@ -133,7 +135,10 @@ def _projection(sim: Simulation, total_bytes: int) -> Projection:
     totals = sim.totals
     elapsed = sim.now - PARTNER_STARTS_AT_SECONDS
     finished = totals.backlog_done_at is not None
-    completion = totals.backlog_done_at - PARTNER_STARTS_AT_SECONDS if finished else _extrapolate(sim, elapsed)
+    if finished:
+        completion = totals.backlog_done_at - PARTNER_STARTS_AT_SECONDS
+    else:
+        completion = _extrapolate(sim, elapsed)
     # Timeouts keep coming at the simulated rate for the rest of the upload.
     scale = completion / elapsed if completion and not finished and elapsed > 0 else 1.0
     cpu = totals.cpu_samples
