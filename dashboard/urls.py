@@ -1,9 +1,8 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from dashboard import fleet_views
+from dashboard import fleet_views, what_if_views
 from dashboard import views as dashboard_views
-from dashboard import what_if_views
 from partners import views as partner_views
 
 urlpatterns = [

@@ -12,7 +12,8 @@
   const chart = document.getElementById("what-if-cpu-chart");
   if (!data || !chart || !window.Plotly) return;
   const series = JSON.parse(data.textContent);
-  Plotly.newPlot(chart, [{ x: series.minutes, y: series.cpu, type: "scatter", mode: "lines", name: "fleet CPU" }], {
+  const trace = { x: series.minutes, y: series.cpu, type: "scatter", mode: "lines", name: "fleet CPU" };
+  Plotly.newPlot(chart, [trace], {
     height: 220, margin: { l: 40, r: 10, t: 10, b: 35 },
     xaxis: { title: { text: "minutes from now" } }, yaxis: { title: { text: "CPU %" }, range: [0, 105] },
   }, { displaylogo: false, responsive: true });
