@@ -69,6 +69,19 @@ def _apply_form(request, partner: Partner, what_if_form: WhatIfForm, data=None) 
     return ApplyWhatIfForm(data, initial=initial, ceilings=ceilings, prefix=APPLY_PREFIX)
 
 
+def _proposal_form(request, partner: Partner, what_if_form: WhatIfForm) -> ApplyWhatIfForm | None:
+    """The apply form filled with the proposal and checked at once, so that a manager sees
+    the limits above the partner's ceilings before applying. None if the user may not change it."""
+    if not may_change(request.user, partner):
+        return None
+    blank = _apply_form(request, partner, what_if_form)
+    data = {blank.add_prefix(name): field.prepare_value(blank.initial.get(name)) or ""
+            for name, field in blank.fields.items()}
+    checked = _apply_form(request, partner, what_if_form, data)
+    checked.is_valid()
+    return checked
+
+
 def _render(request, form: WhatIfForm, status: int = 200, apply_form=None) -> HttpResponse:
     context = {"form": form, "horizon_hours": HORIZON_SECONDS / 3600, "sdk_concurrency": SDK_CONCURRENCY}
     if form.is_bound and form.is_valid():
@@ -79,8 +92,7 @@ def _render(request, form: WhatIfForm, status: int = 200, apply_form=None) -> Ht
             partner=partner, projection=projection, words=describe(projection, partner, form),
             projection_seconds=time.perf_counter() - started,
             chart={"minutes": list(range(len(projection.cpu_by_minute))), "cpu": projection.cpu_by_minute},
-            apply_form=apply_form or (_apply_form(request, partner, form) if may_change(request.user, partner)
-                                      else None),
+            apply_form=apply_form or _proposal_form(request, partner, form),
         )
     return render(request, "dashboard/what_if.html", context, status=status)
 

@@ -126,6 +126,20 @@ def test_the_result_offers_the_apply_form_with_the_proposed_limits(login, manage
     assert "Apply these limits to TheirStory" in response.text
 
 
+def test_a_manager_sees_at_once_which_proposed_limits_exceed_the_ceilings(login, manager_a, partner_a):
+    response = login(manager_a).get(what_if_url(partner_a, max_concurrent_uploads=50))
+    errors = response.context["apply_form"].errors
+    assert set(errors) == {"max_concurrent_uploads", "requests_per_minute"}
+    assert "Above the ceiling set by ops (40)" in errors["max_concurrent_uploads"][0]
+    assert "Above the ceiling set by ops (300)" in errors["requests_per_minute"][0]
+    assert 'id="id_apply-max_concurrent_uploads-error"' in response.text
+
+
+def test_ops_sees_no_ceiling_errors(login, ops_user, partner_a):
+    response = login(ops_user).get(what_if_url(partner_a, max_concurrent_uploads=50))
+    assert response.context["apply_form"].errors == {}
+
+
 def test_a_manager_within_the_ceilings_may_apply(login, manager_a, partner_a):
     response = login(manager_a).post(reverse("what-if-apply"), apply_data(partner_a, requests_per_minute=200))
     assert response.status_code == 302
