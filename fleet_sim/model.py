@@ -75,6 +75,8 @@ class PartnerBacklog:
     # many uploads in parallel with no pacing of its own.
     concurrency: int | None = 100
     starts_at_seconds: float = 60.0
+    # Several kinds of file, drawn by weight (the what-if's size mixes); empty means `kind`.
+    mix: tuple[FileKind, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -162,7 +162,7 @@ class Simulation:
         backlog = self.scenario.backlog
         if backlog is None:
             return
-        sizes = deque(self._size(backlog.kind) for _ in range(backlog.files))
+        sizes = deque(self._backlog_size(backlog) for _ in range(backlog.files))
         parallel = concurrency or backlog.concurrency or backlog.files
         self.clients.append(Client(backlog.client_id, "partner", self.model.partner_bandwidth_bytes_per_second,
                                    sizes, parallel, backlog.starts_at_seconds))
@@ -192,6 +192,11 @@ class Simulation:
             count += 1
             product *= self.rng.random()
         return count
+
+    def _backlog_size(self, backlog: PartnerBacklog) -> int:
+        if not backlog.mix:
+            return self._size(backlog.kind)
+        return self._size(self.rng.choices(backlog.mix, weights=[k.weight for k in backlog.mix])[0])
 
     def _size(self, kind: FileKind) -> int:
         return int(self.rng.uniform(kind.min_bytes, kind.max_bytes))
