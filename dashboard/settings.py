@@ -199,6 +199,8 @@ METRICS_TEN_MINUTE_RETENTION_DAYS = env.int("METRICS_TEN_MINUTE_RETENTION_DAYS",
 METRICS_HOUR_RETENTION_DAYS = env.int("METRICS_HOUR_RETENTION_DAYS", default=400)
 # The fleet CPU line drawn on the overview until alert rules own the threshold.
 FLEET_CPU_ALERT_PERCENT = env.float("FLEET_CPU_ALERT_PERCENT", default=80.0)
+# Open dashboards poll the same charts every 5 s; one result serves them all this long.
+CHART_CACHE_SECONDS = env.int("CHART_CACHE_SECONDS", default=2)
 
 # Security: strict whenever DEBUG is off (`manage.py check --deploy` is clean then).
 SECURE_CONTENT_TYPE_NOSNIFF = True

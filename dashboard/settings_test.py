@@ -17,3 +17,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":  # noqa: F
     # Set at connection start, it survives the rollbacks that SET inside a test would not.
     _options = DATABASES["default"].setdefault("OPTIONS", {})  # noqa: F405
     _options["options"] = (_options.get("options", "") + " -c upload_ops.allow_audit_truncate=on").strip()
+
+# Tests read what they just wrote; the chart cache has a test of its own.
+CHART_CACHE_SECONDS = 0

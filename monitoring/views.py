@@ -3,6 +3,7 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -66,15 +67,45 @@ def _window(request: HttpRequest, raw_allowed: bool = True) -> Window:
     return Window.parse(request.GET.get("range"), raw_allowed=raw_allowed)
 
 
-def _chart_view(build):
-    """A JSON chart endpoint: the range from ?range=, a 400 that names a bad one."""
+def _audience(user) -> str:
+    """Who a chart was built for: everyone who sees all partners sees the same chart."""
+    return "all" if roles.sees_all_partners(user) else f"user-{user.pk}"
+
+
+def _shared_for_a_moment(key: str, build):
+    """The body built for `key` in the last CHART_CACHE_SECONDS, else a fresh one.
+
+    Every open dashboard polls the same few charts every 5 s; sharing one result for a
+    couple of seconds turns 200 identical aggregations into one (bench/load.py at 10x),
+    and the data are at most that much older. 0 turns it off.
+    """
+    seconds = settings.CHART_CACHE_SECONDS
+    if seconds <= 0:
+        return build()
+    body = cache.get(key)
+    if body is None:
+        body = build()
+        cache.set(key, body, seconds)
+    return body
+
+
+def _chart_view(build=None, *, per_audience: bool = False):
+    """A JSON chart endpoint: the range from ?range=, a 400 that names a bad one.
+
+    per_audience: the chart depends on the partners the user may see.
+    """
+    if build is None:
+        return lambda build: _chart_view(build, per_audience=per_audience)
+
     @require_GET
     def view(request: HttpRequest, *args, **kwargs) -> JsonResponse:
         try:
             window = _window(request)
         except UnknownRange as error:
             return _error(400, str(error))
-        return JsonResponse(build(request, window, *args, **kwargs))
+        audience = _audience(request.user) if per_audience else "all"
+        key = f"chart:{build.__name__}:{window.name}:{audience}:{sorted(kwargs.items())}"
+        return JsonResponse(_shared_for_a_moment(key, lambda: build(request, window, *args, **kwargs)))
     view.__name__ = build.__name__
     return view
 
@@ -84,12 +115,12 @@ def cpu_chart(request, window):
     return overview.cpu_chart(window, settings.FLEET_CPU_ALERT_PERCENT)
 
 
-@_chart_view
+@_chart_view(per_audience=True)
 def uploads_chart(request, window):
     return overview.partner_stack_chart(window, "uploads_in_progress", request.user)
 
 
-@_chart_view
+@_chart_view(per_audience=True)
 def bytes_chart(request, window):
     return overview.partner_stack_chart(window, "bytes_in_flight", request.user)
 
@@ -104,14 +135,15 @@ def queues_chart(request, window):
     return overview.queues_chart(window)
 
 
-@_chart_view
+@_chart_view(per_audience=True)
 def partner_usage_chart(request, window, slug: str):
     return overview.partner_usage_chart(window, partner_for(request, slug))
 
 
 @require_GET
 def fleet_status(request: HttpRequest) -> JsonResponse:
-    return JsonResponse(overview.fleet_status(request.user))
+    return JsonResponse(_shared_for_a_moment(f"fleet-status:{_audience(request.user)}",
+                                             lambda: overview.fleet_status(request.user)))
 
 
 # The server registry: ops register servers and hand their tokens over once.

@@ -130,3 +130,41 @@ def test_x_values_are_epoch_milliseconds_within_the_range(login, ops_user):
     xs = [x for trace in chart["traces"] for x in trace["x"]]
     assert xs and all(isinstance(x, int) and start_ms - 5000 <= x <= end_ms for x in xs)
     assert end_ms - start_ms == 15 * 60 * 1000
+
+
+@pytest.fixture
+def chart_cache(settings):
+    from django.core.cache import cache
+
+    settings.CHART_CACHE_SECONDS = 60
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def test_open_dashboards_share_one_chart_for_a_moment(login, ops_user, engineer, chart_cache):
+    from django.core.cache import cache
+
+    seed(servers=3, minutes=10)
+    first = login(engineer).get(reverse("monitoring:chart-cpu"), {"range": "15m"}).json()
+    assert [t["name"] for t in first["traces"]] == ["s0", "s1", "s2", "fleet average"]
+    ServerReport.objects.all().delete()  # what changes within the cache's lifetime
+    with CaptureQueriesContext(connection) as queries:
+        shared = login(ops_user).get(reverse("monitoring:chart-cpu"), {"range": "15m"}).json()
+    assert shared == first
+    assert not [q for q in queries if "serverreport" in q["sql"].lower()]
+    cache.clear()  # the lifetime is over
+    fresh = login(ops_user).get(reverse("monitoring:chart-cpu"), {"range": "15m"}).json()
+    assert [(t["name"], len(t["x"])) for t in fresh["traces"]] == [("fleet average", 0)]
+
+
+def test_a_manager_never_gets_the_chart_cached_for_ops(login, ops_user, manager_a, manager_b, partner_a,
+                                                        partner_b, chart_cache):
+    seed(servers=1, minutes=10)
+    names = lambda user: [t["name"] for t in login(user).get(  # noqa: E731
+        reverse("monitoring:chart-uploads"), {"range": "6h"}).json()["traces"]]
+    assert names(ops_user) == ["Family Archive", "TheirStory", "direct users & other clients"]
+    assert names(manager_a) == ["TheirStory", "direct users & other clients", "other partners"]
+    url = reverse("monitoring:chart-partner-usage", args=[partner_a.slug])
+    assert login(manager_a).get(url, {"range": "24h"}).status_code == 200
+    assert login(manager_b).get(url, {"range": "24h"}).status_code == 404
