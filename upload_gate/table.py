@@ -41,7 +41,7 @@ COLUMNS: tuple[str, ...] = (
     "shadow_daily_upload_bytes",
     "reduced_limits",
 )
-SHADOW_COLUMNS = COLUMNS[-5:]
+SHADOW_COLUMNS = tuple(column for column in COLUMNS if column.startswith("shadow_"))
 
 SELECT_MAX_VERSION_SQL = "SELECT max(version) FROM upload_limits"
 SELECT_ROWS_SQL = "SELECT " + ", ".join(COLUMNS) + " FROM upload_limits"
