@@ -264,7 +264,7 @@ def _render_controls(request, status: int = 200, **forms) -> HttpResponse:
         ).select_related("partner", "created_by")),
         "load_form": forms.get("load_form") or LoadControlForm(
             instance=fleet, initial={"revision": fleet.revision}, prefix="load"),
-        "bulk_partners": [p for p in Partner.objects.filter(priority="bulk") if p.has_limits()],
+        "bulk_partners": [p for p in visible_partners(request.user).filter(priority="bulk") if p.has_limits()],
     }
     return render(request, "partners/controls.html", context, status=status)
 

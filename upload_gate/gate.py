@@ -32,7 +32,7 @@ from .rules import REASONS, REDUCED_REASONS, binding_limit, reduced_capacity_pro
 from .shadow import shadow_admits, take_shadow_slot
 from .sources import StaticSource, TableSource, source_from_url
 from .state import COMPLETED, FAILED, OUTCOMES, ClientState, Lease, ShadowLease
-from .table import DEFAULTS_CLIENT_ID, LimitRow, TableSnapshot, row_from_mapping
+from .table import LimitRow, TableSnapshot, fallback_row
 
 STATUS_ADMITTED = 200
 STATUS_THROTTLED = 429
@@ -82,7 +82,7 @@ class UploadGate:
         self._jitter_fraction = jitter_fraction
         self._random = random
         self.server_id = server_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        self._fallback_row = _fallback_row(fallback_limits)
+        self._fallback_row = fallback_row(fallback_limits)
         self._policies: dict[str, ClientPolicy] = {}
         self._default_policy: ClientPolicy
         self._apply_snapshot(TableSnapshot.from_rows([self._fallback_row], from_fallback=True))
@@ -392,16 +392,6 @@ class UploadGate:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-def _fallback_row(fallback: Mapping[str, Any] | LimitRow | None) -> LimitRow:
-    """The limits in force before the first successful load (per server, not shared)."""
-    if isinstance(fallback, LimitRow):
-        values = {name: getattr(fallback, name) for name in LimitRow.__dataclass_fields__}
-    else:
-        values = dict(fallback or {})
-    values.update(client_id=DEFAULTS_CLIENT_ID, live_server_count=1, version=0)
-    return row_from_mapping(values)
 
 
 def _iso(moment: datetime | None) -> str | None:

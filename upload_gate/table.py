@@ -155,3 +155,13 @@ def row_from_mapping(values: Mapping[str, Any]) -> LimitRow:
 def row_from_tuple(values: tuple) -> LimitRow:
     """A row as returned by SELECT_ROWS_SQL (columns in COLUMNS order)."""
     return row_from_mapping(dict(zip(COLUMNS, values, strict=True)))
+
+
+def fallback_row(fallback: Mapping[str, Any] | LimitRow | None) -> LimitRow:
+    """The limits in force before the first successful load (per server, not shared)."""
+    if isinstance(fallback, LimitRow):
+        values = {name: getattr(fallback, name) for name in LimitRow.__dataclass_fields__}
+    else:
+        values = dict(fallback or {})
+    values.update(client_id=DEFAULTS_CLIENT_ID, live_server_count=1, version=0)
+    return row_from_mapping(values)

@@ -16,7 +16,7 @@ from django.utils.regex_helper import normalize
 
 from monitoring import servers
 from monitoring.alert_models import Alert, AlertRule, AlertState, Silence
-from partners.models import AuditEntry, Partner
+from partners.models import AuditEntry, ExpiringOverride, OverrideKind, Partner
 from tests.dashboard.test_scaling_actions import make_local_group
 
 # Open to anonymous visitors, on purpose. Static files are served by whitenoise before
@@ -87,8 +87,12 @@ def objects(ops_user, manager_a, manager_b, engineer, partner_a, partner_b):
                                      expires_at=now + timedelta(hours=1))
     alert = Alert.objects.create(rule=rule, subject="fleet", state=AlertState.FIRING, value=95,
                                  threshold=80, pending_since=now, fired_at=now, evaluated_at=now)
+    override = ExpiringOverride.objects.create(
+        partner=partner_a, kind=OverrideKind.LIMITS, values={"max_concurrent_uploads": 20},
+        replaced={"max_concurrent_uploads": partner_a.max_concurrent_uploads}, reason="walker",
+        created_by=ops_user, ends_at=now + timedelta(hours=1))
     return {"partner": partner_a, "server": server, "group": group, "rule": rule,
-            "silence": silence, "alert": alert}
+            "silence": silence, "alert": alert, "override": override}
 
 
 def kwarg_values(route: Route, objects: dict) -> dict[str, str]:
@@ -99,6 +103,7 @@ def kwarg_values(route: Route, objects: dict) -> dict[str, str]:
         "rule_id": objects["rule"].pk,
         "silence_id": objects["silence"].pk,
         "alert_id": objects["alert"].pk,
+        "override_id": objects["override"].pk,
         # The admin's and password reset's own kwargs: any value reaches the login check.
         "object_id": 1, "content_type_id": 1, "id": 1, "app_label": "partners",
         "url": "no-such-page/", "uidb64": "MQ", "token": "set-password",
@@ -260,6 +265,6 @@ def test_a_post_with_the_token_goes_through(ops_user, partner_a):
 def test_a_new_url_with_an_unknown_kwarg_fails_loudly_naming_it(objects):
     from django.urls import path
 
-    route = walk_patterns([path("partners/<slug:slug>/overrides/<int:override_id>/", lambda request: None)])[0]
-    with pytest.raises(UnfillableKwarg, match="cannot fill kwarg 'override_id'"):
+    route = walk_patterns([path("partners/<slug:slug>/widgets/<int:widget_id>/", lambda request: None)])[0]
+    with pytest.raises(UnfillableKwarg, match="cannot fill kwarg 'widget_id'"):
         url_for(route, objects)
