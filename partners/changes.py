@@ -257,6 +257,16 @@ def _global_pause_state(fleet: FleetSettings) -> dict:
     }
 
 
+def _save_fleet_settings(fleet: FleetSettings, values: dict, actor) -> None:
+    """Store ops' new fleet-wide values; the revision makes a form opened before stale."""
+    for name, value in values.items():
+        setattr(fleet, name, value)
+    fleet.revision += 1
+    fleet.changed_at = timezone.now()
+    fleet.changed_by = actor
+    fleet.save()
+
+
 def change_default_limits(actor, limits: dict, reason: str,
                           expected_revision: int | None) -> ChangeResult:
     with transaction.atomic():
@@ -265,12 +275,7 @@ def change_default_limits(actor, limits: dict, reason: str,
         before, after = _diff(fleet.limit_values(), limits)
         if not after:
             return ChangeResult(None, None)
-        for name, value in limits.items():
-            setattr(fleet, name, value)
-        fleet.revision += 1
-        fleet.changed_at = timezone.now()
-        fleet.changed_by = actor
-        fleet.save()
+        _save_fleet_settings(fleet, limits, actor)
         entry = record(actor, AuditAction.DEFAULTS_CHANGED, "defaults (*)", before, after, reason)
         version = publisher.publish_defaults(fleet)
     return ChangeResult(entry, version)
@@ -314,12 +319,7 @@ def change_load_control_settings(actor, values: dict, reason: str,
         before, after = _diff({name: getattr(fleet, name) for name in values}, values)
         if not after:
             return ChangeResult(None, None)
-        for name, value in values.items():
-            setattr(fleet, name, value)
-        fleet.revision += 1
-        fleet.changed_at = timezone.now()
-        fleet.changed_by = actor
-        fleet.save()
+        _save_fleet_settings(fleet, values, actor)
         entry = record(actor, AuditAction.LOAD_CONTROL_CHANGED, "load-coupled limits", before, after, reason)
     return ChangeResult(entry, None)
 

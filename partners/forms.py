@@ -83,6 +83,11 @@ class ReasonField(forms.CharField):
         return value.strip() if value else value
 
 
+def ceiling_text(name: str, ceiling: int) -> str:
+    """A ceiling as the form shows it: bytes in units (exactly), counts as they are."""
+    return format_bytes_exact(ceiling) if name in BYTE_LIMIT_FIELDS else str(ceiling)
+
+
 class LimitsForm(forms.Form):
     """A partner's (or the defaults') five limits. Ceilings apply when given (managers)."""
 
@@ -96,8 +101,7 @@ class LimitsForm(forms.Form):
             field = limit_form_field(name, LIMIT_LABELS[name])
             ceiling = (ceilings or {}).get(name)
             if ceiling is not None:
-                shown = format_bytes_exact(ceiling) if name in BYTE_LIMIT_FIELDS else ceiling
-                field.help_text = f"At most {shown} (ceiling set by ops)."
+                field.help_text = f"At most {ceiling_text(name, ceiling)} (ceiling set by ops)."
             self.fields = {name: field, **self.fields}
 
     def clean(self):
@@ -111,7 +115,7 @@ class LimitsForm(forms.Form):
         if ceiling is None or name in self.errors:
             return
         value = self.cleaned_data.get(name)
-        shown = format_bytes_exact(ceiling) if name in BYTE_LIMIT_FIELDS else str(ceiling)
+        shown = ceiling_text(name, ceiling)
         if value is None:
             self.add_error(name, f"Cannot be unlimited: the ceiling set by ops is {shown}.")
         elif value > ceiling:
@@ -140,8 +144,7 @@ class ShadowLimitsForm(forms.Form):
             field.widget.attrs["placeholder"] = "none"
             ceiling = (ceilings or {}).get(name)
             if ceiling is not None:
-                shown = format_bytes_exact(ceiling) if name in BYTE_LIMIT_FIELDS else ceiling
-                field.help_text = f"At most {shown} (ceiling set by ops). {SHADOW_HELP}"
+                field.help_text = f"At most {ceiling_text(name, ceiling)} (ceiling set by ops). {SHADOW_HELP}"
             self.fields = {f"shadow_{name}": field, **self.fields}
 
     def clean(self):
@@ -152,8 +155,7 @@ class ShadowLimitsForm(forms.Form):
             if ceiling is None or value is None or field_name in self.errors:
                 continue
             if value > ceiling:
-                shown = format_bytes_exact(ceiling) if name in BYTE_LIMIT_FIELDS else str(ceiling)
-                self.add_error(field_name, f"Above the ceiling set by ops ({shown}).")
+                self.add_error(field_name, f"Above the ceiling set by ops ({ceiling_text(name, ceiling)}).")
         return cleaned
 
     def shadow_values(self) -> dict:

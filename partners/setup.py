@@ -34,33 +34,19 @@ def ensure_defaults_row(using: str = "default") -> None:
             publisher.publish_defaults()
 
 
+# Every-minute jobs of the partners app: schedule name -> task.
+EVERY_MINUTE_TASKS = {
+    RESUME_SCHEDULE_NAME: "partners.tasks.resume_due_pauses",
+    OVERRIDES_SCHEDULE_NAME: "partners.tasks.run_expiring_overrides",
+    LOAD_SCHEDULE_NAME: "partners.tasks.run_load_coupled_limits",
+}
+
+
 def ensure_schedules() -> None:
     from django_q.models import Schedule
 
-    Schedule.objects.update_or_create(
-        name=RESUME_SCHEDULE_NAME,
-        defaults={
-            "func": "partners.tasks.resume_due_pauses",
-            "schedule_type": Schedule.MINUTES,
-            "minutes": 1,
-            "repeats": -1,
-        },
-    )
-    Schedule.objects.update_or_create(
-        name=OVERRIDES_SCHEDULE_NAME,
-        defaults={
-            "func": "partners.tasks.run_expiring_overrides",
-            "schedule_type": Schedule.MINUTES,
-            "minutes": 1,
-            "repeats": -1,
-        },
-    )
-    Schedule.objects.update_or_create(
-        name=LOAD_SCHEDULE_NAME,
-        defaults={
-            "func": "partners.tasks.run_load_coupled_limits",
-            "schedule_type": Schedule.MINUTES,
-            "minutes": 1,
-            "repeats": -1,
-        },
-    )
+    for name, func in EVERY_MINUTE_TASKS.items():
+        Schedule.objects.update_or_create(
+            name=name,
+            defaults={"func": func, "schedule_type": Schedule.MINUTES, "minutes": 1, "repeats": -1},
+        )
