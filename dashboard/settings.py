@@ -233,3 +233,8 @@ ALERT_RUNBOOK_URL = env.str("ALERT_RUNBOOK_URL",
 # email goes this long before the end; an override may last at most OVERRIDE_MAX_DAYS.
 OVERRIDE_REMINDER_MINUTES = env.int("OVERRIDE_REMINDER_MINUTES", default=30)
 OVERRIDE_MAX_DAYS = env.int("OVERRIDE_MAX_DAYS", default=30)
+
+# The risk page (dashboard/risk.py): partner caps above this many times what the fleet can
+# carry are flagged; a pause on for this many days is a risk; the weekly summary goes to ops.
+RISK_OVERCOMMIT_WARNING_RATIO = env.float("RISK_OVERCOMMIT_WARNING_RATIO", default=1.5)
+RISK_PAUSE_DAYS = env.float("RISK_PAUSE_DAYS", default=2.0)

@@ -14,3 +14,9 @@ def evaluate_scaling_policies() -> dict:
     scaling.enqueue_waiting()
     scaling.fail_abandoned()
     return policy.evaluate_all()
+
+
+def send_weekly_summary() -> bool:
+    from dashboard import weekly
+
+    return weekly.send_weekly_summary()

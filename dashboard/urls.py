@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from dashboard import fleet_views, what_if_views
+from dashboard import fleet_views, risk_views, what_if_views
 from dashboard import views as dashboard_views
 from partners import views as partner_views
 
@@ -16,6 +16,7 @@ urlpatterns = [
     path("fleet/", fleet_views.fleet, name="fleet"),
     path("fleet/<slug:name>/scale/", fleet_views.scale, name="fleet-scale"),
     path("fleet/<slug:name>/policy/", fleet_views.policy, name="fleet-policy"),
+    path("risk/", risk_views.risk_page, name="risk"),
     path("risk/what-if/", what_if_views.what_if, name="what-if"),
     path("risk/what-if/apply/", what_if_views.what_if_apply, name="what-if-apply"),
     path("audit/", partner_views.audit_log, name="audit"),
