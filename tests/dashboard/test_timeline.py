@@ -4,6 +4,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
@@ -158,3 +159,26 @@ def test_the_endpoint_needs_a_login(client):
     response = client.get(URL)
 
     assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+# The list partial, for the risk page: {% include "partials/timeline.html" %} with timeline_events.
+
+def test_the_partial_lists_events_with_time_kind_title_actor_and_link(ops_user, partner_a, group):
+    changes.change_limits(partner_a, ops_user, {"max_concurrent_uploads": 4}, "<b>hot</b>", None)
+    scaling.request_scaling(group, None, 2, 4, "CPU above target", uuid.uuid4())
+    events = everything()
+
+    html = render_to_string("partials/timeline.html", {"timeline_events": events})
+
+    rows = html.split('<tr data-kind="')[1:]
+    assert [row.split('"')[0] for row in rows] == [e.kind for e in events]
+    limits_row = next(row for row in rows if "Limits changed: TheirStory" in row)
+    assert events[-1].at.strftime("%Y-%m-%d %H:%M:%S") in html
+    assert 'class="badge kind-limits"' in limits_row and ops_user.username in limits_row
+    assert f'href="{partner_a.get_absolute_url()}"' in limits_row
+    assert "&lt;b&gt;hot&lt;/b&gt;" in limits_row and "<b>hot</b>" not in html
+    assert "Scale out uploads: 2 → 4" in html and "policy" in html
+
+
+def test_the_partial_says_when_nothing_happened():
+    assert "Nothing changed in this period." in render_to_string("partials/timeline.html", {"timeline_events": []})
