@@ -141,7 +141,8 @@ class Alert(models.Model):
     value = models.FloatField(null=True)
     threshold = models.FloatField(null=True)
     pending_since = models.DateTimeField()
-    fired_at = models.DateTimeField(null=True, blank=True)
+    # Indexed for the timeline, which reads firings by time.
+    fired_at = models.DateTimeField(null=True, blank=True, db_index=True)
     # Since when the condition has been false while firing (resolving needs it false a while).
     clear_since = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True, db_index=True)

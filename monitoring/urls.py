@@ -14,6 +14,7 @@ urlpatterns = [
     path("api/charts/outcomes", views.outcomes_chart, name="chart-outcomes"),
     path("api/charts/queues", views.queues_chart, name="chart-queues"),
     path("api/charts/partners/<slug:slug>/usage", views.partner_usage_chart, name="chart-partner-usage"),
+    path("api/charts/timeline", views.timeline_chart, name="chart-timeline"),
     path("api/fleet-status", views.fleet_status, name="fleet-status"),
     path("servers/", views.server_list, name="servers"),
     path("servers/register/", views.server_register, name="server-register"),

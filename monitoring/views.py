@@ -11,7 +11,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from dashboard import roles
+from dashboard import roles, timeline
 from monitoring import overview, reports, servers
 from monitoring.charts import UnknownRange, Window
 from monitoring.forms import RegisterServerForm, ServerActionForm
@@ -138,6 +138,13 @@ def queues_chart(request, window):
 @_chart_view(per_audience=True)
 def partner_usage_chart(request, window, slug: str):
     return overview.partner_usage_chart(window, partner_for(request, slug))
+
+
+@_chart_view
+def timeline_chart(request, window):
+    """The timeline's events over the chart's range, for annotations on the CPU chart."""
+    events = timeline.events(window.start, window.end, user=request.user)
+    return {"range": window.name, "kinds": timeline.KIND_COLORS, "events": [event.as_json() for event in events]}
 
 
 @require_GET

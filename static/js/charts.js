@@ -9,14 +9,58 @@
   let range = new URLSearchParams(location.search).get("range") || "15m";
   let timer = null;
 
-  async function drawChart(element) {
-    const url = element.dataset.chartUrl + "?range=" + encodeURIComponent(range);
+  async function fetchJson(baseUrl) {
+    const url = baseUrl + "?range=" + encodeURIComponent(range);
+    const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } });
+    if (!response.ok) throw new Error(response.status + " " + response.statusText);
+    return response.json();
+  }
+
+  // Plotly reads a few HTML tags in hover text; names and reasons are people's words, shown as text.
+  function escapeText(text) {
+    return String(text).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+  }
+
+  // Timeline events (limit changes, pauses, scaling, alerts) as a dotted vertical line each, plus
+  // a marker per event at the top of the plot that carries the hover text: one trace per kind,
+  // so the legend names the colours.
+  function addTimeline(chart, timeline) {
+    const byKind = {};
+    chart.layout.shapes = (chart.layout.shapes || []).concat(timeline.events.map((event) => ({
+      type: "line", xref: "x", yref: "paper", x0: event.at_ms, x1: event.at_ms, y0: 0, y1: 1,
+      layer: "below", name: "timeline:" + event.kind, line: { color: event.color, width: 1.5, dash: "dot" },
+    })));
+    timeline.events.forEach((event) => {
+      const trace = byKind[event.kind] || (byKind[event.kind] = {
+        type: "scatter", mode: "markers", name: event.kind, x: [], y: [], hovertext: [], meta: "timeline",
+        marker: { symbol: "triangle-down", size: 11, color: event.color }, cliponaxis: false,
+        hovertemplate: "%{hovertext}<extra></extra>",
+      });
+      trace.x.push(event.at_ms);
+      trace.y.push(100);
+      trace.hovertext.push("<b>" + escapeText(event.title) + "</b><br>" + escapeText(event.detail) +
+        "<br>by " + escapeText(event.actor));
+    });
+    chart.traces = chart.traces.concat(Object.values(byKind));
+  }
+
+  async function timelineFor(element) {
+    if (!element.dataset.timelineUrl) return null;
     try {
-      const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } });
-      if (!response.ok) throw new Error(response.status + " " + response.statusText);
-      const chart = await response.json();
+      return await fetchJson(element.dataset.timelineUrl);
+    } catch (error) {
+      return null;  // the chart still draws; the annotations come back with the next poll
+    }
+  }
+
+  async function drawChart(element) {
+    try {
+      const [chart, timeline] = await Promise.all([fetchJson(element.dataset.chartUrl), timelineFor(element)]);
+      if (timeline) addTimeline(chart, timeline);
+      element.dataset.timelineEvents = timeline ? timeline.events.length : "";
       Plotly.react(element, chart.traces, chart.layout, PLOT_CONFIG);
-      element.dataset.points = chart.traces.reduce((sum, trace) => sum + (trace.x ? trace.x.length : 0), 0);
+      element.dataset.points = chart.traces.filter((trace) => trace.meta !== "timeline")
+        .reduce((sum, trace) => sum + (trace.x ? trace.x.length : 0), 0);
       element.dataset.drawnAt = Date.now();
       element.removeAttribute("data-error");
     } catch (error) {

@@ -41,3 +41,26 @@ def log_in(page, live_server):
         page.click("button[type=submit]")
         page.wait_for_url(f"{live_server.url}/")
     return as_user
+
+
+@pytest.fixture
+def stop_polling(page):
+    """Stop the page's polling and wait for its requests in flight: a request the live server is
+    still answering when the test's database is flushed fails the next test's setup."""
+    in_flight = set()
+    page.on("request", lambda request: in_flight.add(request))
+    page.on("requestfinished", lambda request: in_flight.discard(request))
+    page.on("requestfailed", lambda request: in_flight.discard(request))
+
+    def stop() -> None:
+        page.evaluate("""() => {
+            Object.defineProperty(document, 'hidden', {value: true, configurable: true});
+            document.dispatchEvent(new Event('visibilitychange'));
+        }""")
+        page.wait_for_function("!window.UploadOpsCharts.isPolling()")
+        for _ in range(100):
+            if not in_flight:
+                return
+            page.wait_for_timeout(50)
+        pytest.fail(f"requests still in flight: {[request.url for request in in_flight]}")
+    return stop

@@ -44,7 +44,7 @@ def test_the_overview_draws_and_a_new_report_appears_without_reload(
     screenshot("overview-live")
 
 
-def test_polling_stops_while_the_tab_is_hidden(page, live_server, log_in, ops_user):
+def test_polling_stops_while_the_tab_is_hidden(page, live_server, log_in, ops_user, stop_polling):
     log_in(ops_user.username, PASSWORD)
     page.wait_for_selector("#chart-cpu .main-svg")
     page.wait_for_function("window.UploadOpsCharts.isPolling()")
@@ -58,3 +58,4 @@ def test_polling_stops_while_the_tab_is_hidden(page, live_server, log_in, ops_us
         document.dispatchEvent(new Event('visibilitychange'));
     }""")
     page.wait_for_function("window.UploadOpsCharts.isPolling()")
+    stop_polling()
