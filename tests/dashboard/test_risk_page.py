@@ -47,3 +47,15 @@ def test_an_uncapped_partner_shows_as_unbounded(login, ops_user):
     page = login(ops_user).get(reverse("risk")).content.decode()
     assert "Unbounded: Open Archive has no concurrency or bytes-in-flight cap." in page
     assert 'data-status="open"' in page
+
+
+def test_the_risk_page_lists_the_timeline_newest_first(login, ops_user, partner_a):
+    from partners import changes
+
+    changes.pause_partner(partner_a, ops_user, "risk page timeline: pause", None)
+    changes.resume_partner(partner_a, ops_user, "risk page timeline: resume")
+    page = login(ops_user).get(reverse("risk")).content.decode()
+    timeline = page[page.index('id="timeline"'):]
+    rows = [row.split('data-kind="')[1].split('"')[0] for row in timeline.split("<tr ")[1:]]
+    assert rows[:2] == ["pause", "pause"]
+    assert timeline.index("risk page timeline: resume") < timeline.index("risk page timeline: pause")
