@@ -35,6 +35,10 @@ class TargetTrackingScaler:
         self.partner_limit_per_server = partner_limit_per_server
         self.samples: deque = deque()
         self.next_at = 0.0
+        # Gates reload only when max(version) moves, so each publish needs a new version;
+        # the strategy's initial rows are version 1.
+        self.version = 1
+        self.published_servers: int | None = None
 
     def step(self, sim: Simulation) -> None:
         self.samples.append((sim.now, sim.fleet_cpu_percent()))
@@ -60,10 +64,15 @@ class TargetTrackingScaler:
         if self.partner_limit_per_server is None:
             return
         servers = len([s for s in sim.servers if not s.draining])
+        if servers == self.published_servers:
+            return
+        self.published_servers = servers
+        self.version += 1
         sim.set_limit_rows([
-            limit_row("*", live_server_count=servers, **USER_DEFAULT_LIMITS),
+            limit_row("*", version=self.version, live_server_count=servers, **USER_DEFAULT_LIMITS),
             limit_row(sim.scenario.backlog.client_id if sim.scenario.backlog else "theirstory-sdk",
-                      live_server_count=servers, max_concurrent_uploads=self.partner_limit_per_server * servers),
+                      version=self.version, live_server_count=servers,
+                      max_concurrent_uploads=self.partner_limit_per_server * servers),
         ])
 
 

@@ -18,3 +18,15 @@ def test_a_big_direct_user_sees_no_timeout():
     sim = STRATEGY.build(SCENARIOS["big-user"], LoadModel(), seed=7)
     sim.run()
     assert sim.totals.timed_out == {"user": 0, "partner": 0}
+
+
+def test_static_limits_with_scaling_reload_the_gates_when_the_fleet_grows():
+    # The scaler republishes the limit rows with a new version, so every box's gate
+    # reloads and learns the live server count (it used to keep version 1 forever).
+    strategy = next(s for s in STRATEGIES if s.name == "limits + autoscaling")
+    sim = strategy.build(SCENARIOS["theirstory-backlog"], LoadModel(), seed=1)
+    while len(sim.servers) < 2 and sim.now < sim.scenario.duration_seconds:
+        sim.step()
+    live = len([s for s in sim.servers if not s.draining])
+    assert live >= 2
+    assert all(s.gate.live_server_count == live and s.gate.config_version > 1 for s in sim.servers)
