@@ -18,6 +18,11 @@ from monitoring.alerting import emails
 MAX_ATTEMPTS = 10
 FIRST_RETRY_SECONDS = 60
 MAX_RETRY_SECONDS = 3600
+# A claim this old with no outcome belongs to a worker that died while sending (killed, OOM):
+# far beyond one SMTP conversation, each step of which times out in ALERT_EMAIL_TIMEOUT_SECONDS.
+ABANDONED_CLAIM_SECONDS = 600
+ABANDONED_MESSAGE = ("The worker stopped while sending (killed or crashed), so the email may or may "
+                     "not have left; it is sent again, as a lost alert is worse than a repeated one.")
 
 
 class TransportError(Exception):
@@ -60,6 +65,7 @@ def deliver_due(now: datetime | None = None, transport=None) -> int:
     """Send every notification due and unclaimed; returns how many were sent."""
     now = now or timezone.now()
     transport = transport or EmailTransport()
+    recover_abandoned(now)
     sent = 0
     due = Notification.objects.filter(claimed_at=None, due_at__lte=now).select_related("alert__rule")
     for notification in due.order_by("due_at", "id"):
@@ -73,6 +79,18 @@ def deliver_due(now: datetime | None = None, transport=None) -> int:
         Notification.objects.filter(id=notification.id).update(sent_at=timezone.now())
         sent += 1
     return sent
+
+
+def recover_abandoned(now: datetime) -> int:
+    """Turn claims of workers that died mid-send into failures with a retry; returns how many."""
+    abandoned = Notification.objects.filter(
+        sent_at=None, error="", permanent_failure=False,
+        claimed_at__lt=now - timedelta(seconds=ABANDONED_CLAIM_SECONDS))
+    for notification in abandoned:
+        # The conditional update is the claim on the recovery: two sweepers retry it once.
+        if Notification.objects.filter(id=notification.id, error="").update(error=ABANDONED_MESSAGE):
+            _record_failure(notification, TransportError(ABANDONED_MESSAGE), now)
+    return len(abandoned)
 
 
 def _record_failure(notification: Notification, error: TransportError, now: datetime) -> None:

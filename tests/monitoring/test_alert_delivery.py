@@ -153,3 +153,26 @@ def test_no_recipients_is_a_permanent_failure():
     drive(0, [90] * 6, CPU)   # no engineer exists
     notification = Notification.objects.get()
     assert notification.permanent_failure and "No recipients" in notification.error
+
+
+def test_an_email_whose_worker_died_mid_send_is_sent_again_once(engineer):
+    from datetime import timedelta
+
+    drive(0, [90] * 5, CPU)
+    from monitoring.alerting import evaluation
+
+    sample(*CPU, at(5), 90)
+    evaluation.evaluate(at(5))
+    first = Notification.objects.get(attempt=1, sent_at=None, error="")
+    # What a worker SIGKILLed inside the SMTP conversation leaves: a claim and no outcome.
+    Notification.objects.filter(id=first.id).update(claimed_at=at(5))
+    mail.outbox.clear()
+    assert deliver_due(at(6)) == 0                      # it may still be sending
+    stale = at(5) + timedelta(seconds=notify.ABANDONED_CLAIM_SECONDS + 1)
+    assert deliver_due(stale) == 0 and deliver_due(stale) == 0
+    first.refresh_from_db()
+    assert "worker stopped while sending" in first.error
+    retry = Notification.objects.get(attempt=2)
+    assert deliver_due(retry.due_at) == 1
+    assert deliver_due(retry.due_at + timedelta(hours=1)) == 0
+    assert len(mail.outbox) == 1
