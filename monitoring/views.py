@@ -104,7 +104,8 @@ def _chart_view(build=None, *, per_audience: bool = False):
         except UnknownRange as error:
             return _error(400, str(error))
         audience = _audience(request.user) if per_audience else "all"
-        key = f"chart:{build.__name__}:{window.name}:{audience}:{sorted(kwargs.items())}"
+        arguments = (f"{name}={value}" for name, value in sorted(kwargs.items()))
+        key = ":".join(["chart", build.__name__, window.name, audience, *arguments])
         return JsonResponse(_shared_for_a_moment(key, lambda: build(request, window, *args, **kwargs)))
     view.__name__ = build.__name__
     return view
