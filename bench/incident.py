@@ -7,7 +7,8 @@
 Prints one table: timed-out uploads (direct users, partner), throttled attempts, backlog
 completion time against the ideal (the work done while it was pending ÷ the fleet's
 capacity), fleet CPU p95, useful throughput as a share of fleet capacity while the backlog is
-pending, and the machine-hours each strategy pays for. docs/load-model.md has the model.
+pending, the machine-hours each strategy pays for, and how often the load-coupled controller
+changed the partner's effective limit. docs/load-model.md has the model.
 """
 
 import argparse
@@ -34,6 +35,8 @@ def summarize(sim) -> dict:
         "cpu_p95": cpu[int(len(cpu) * 0.95) - 1] if cpu else 0.0,
         "machine_hours": totals.server_seconds / 3600,
         "completion_s": None, "ideal_s": None, "throughput_share": None,
+        # How often the load-coupled controller changed the partner's effective limit.
+        "limit_changes": getattr(sim.scaler, "changes", None),
     }
     if backlog and totals.capacity_core_seconds_pending:
         row["throughput_share"] = totals.useful_core_seconds_pending / totals.capacity_core_seconds_pending
@@ -54,9 +57,10 @@ def print_table(scenario_name: str, rows: list[tuple[str, dict]], seconds: float
                 else "gave up" if row["partner_gave_up"] else "not done" if row["has_backlog"] else "—")
         ratio = f"{row['completion_s'] / row['ideal_s']:.2f}" if row["ideal_s"] else "—"
         share = f"{row['throughput_share']:.0%}" if row["throughput_share"] is not None else "—"
+        changes = "—" if row["limit_changes"] is None else str(row["limit_changes"])
         write(f"{name:<24}{row['timeouts_users']:>15}{row['timeouts_partner']:>9}{row['throttled']:>10}"
               f"{row['abandoned_files']:>10}{done:>13}{ratio:>8}{row['cpu_p95']:>7.0f}%{share:>16}"
-              f"{row['machine_hours']:>10.1f}")
+              f"{row['machine_hours']:>10.1f}{changes:>14}")
 
 
 def main() -> None:

@@ -19,6 +19,8 @@ from upload_gate import ManualClock, StaticSource, UploadGate
 from fleet_sim.model import USER_FILE_MIX, FileKind, LoadModel, PartnerBacklog, Scenario
 
 DEFAULTS_ROW = "*"
+# CPU seconds left below which an upload counts as done (float rounding).
+CPU_DONE = 1e-9
 
 
 @dataclass
@@ -272,13 +274,11 @@ class Simulation:
             if server.ready_at <= self.now:
                 ready_cores += server.cores
             self.totals.server_seconds += dt
-            shares = max_min_shares([u.cores_wanted for u in server.uploads], server.cores)
-            server.busy_cores = sum(shares)
+            server.busy_cores = self._share_cores(server, dt)
             busy += server.busy_cores
             still_running = []
-            for upload, cores in zip(server.uploads, shares):
-                upload.cpu_left -= cores * dt
-                if upload.cpu_left <= 1e-9:
+            for upload in server.uploads:
+                if upload.cpu_left <= CPU_DONE:
                     self._finish(server, upload)
                 elif self.now + dt - upload.started_at >= self.model.request_timeout_seconds:
                     self._time_out(server, upload)
@@ -289,6 +289,36 @@ class Simulation:
         self.totals.capacity_cores.append(ready_cores)
         if self._backlog_pending():
             self.totals.capacity_core_seconds_pending += ready_cores * dt
+
+    @staticmethod
+    def _share_cores(server: Server, dt: float) -> float:
+        """Run the server's uploads for dt seconds; returns its mean busy cores.
+
+        Processor sharing is exact within the step: when an upload finishes part-way, the
+        cores it held go to the others for the rest of the step, as a real server's
+        scheduler gives them at once (a 1 s step that kept them idle lost ~5 % of a
+        saturated fleet's capacity).
+        """
+        left, core_seconds = dt, 0.0
+        running = [u for u in server.uploads if u.cpu_left > CPU_DONE]
+        if sum(u.cores_wanted for u in running) <= server.cores:
+            # Room for all: each runs at what it wants, and a finish frees nothing another
+            # could use.
+            for upload in running:
+                spent = min(upload.cpu_left, upload.cores_wanted * dt)
+                upload.cpu_left -= spent
+                core_seconds += spent
+            return core_seconds / dt
+        while left > 0 and running:
+            shares = max_min_shares([u.cores_wanted for u in running], server.cores)
+            until_first_done = min(u.cpu_left / cores for u, cores in zip(running, shares) if cores > 0)
+            span = min(left, until_first_done)
+            for upload, cores in zip(running, shares):
+                upload.cpu_left -= cores * span
+            core_seconds += sum(shares) * span
+            left -= span
+            running = [u for u in running if u.cpu_left > CPU_DONE]
+        return core_seconds / dt
 
     def _finish(self, server: Server, upload: Upload) -> None:
         server.gate.release(upload.lease, "completed")

@@ -4,7 +4,7 @@ from dataclasses import replace
 
 from bench.incident import summarize
 from fleet_sim.model import SCENARIOS, LoadModel
-from fleet_sim.simulation import Simulation, max_min_shares
+from fleet_sim.simulation import Server, Simulation, Upload, max_min_shares
 from fleet_sim.strategies import STRATEGIES, limit_row
 
 STEADY = SCENARIOS["steady"]
@@ -66,6 +66,41 @@ def test_cores_are_shared_max_min_fairly():
     shares = max_min_shares([0.3, 1.0, 1.0, 1.0], 2)
     assert shares[0] == 0.3 and abs(sum(shares) - 2) < 1e-9 and shares[1] == shares[2] == shares[3]
     assert max_min_shares([], 8) == []
+
+
+def _upload(cpu_seconds: float, cores_wanted: float) -> Upload:
+    return Upload(client=None, slot=None, part=None, cpu_left=cpu_seconds, cores_wanted=cores_wanted,
+                  started_at=0.0, lease=None)
+
+
+def test_cores_an_upload_frees_part_way_through_a_step_go_to_the_others():
+    # One core, two uploads wanting a core each: half a core each until the short one is
+    # done after 0.5 s, then the whole core to the long one; the core never idles.
+    server = Server("s", gate=None, ready_at=0.0, cores=1)
+    short, long_ = _upload(0.25, 1.0), _upload(2.0, 1.0)
+    server.uploads = [short, long_]
+    busy_cores = Simulation._share_cores(server, 1.0)
+    assert short.cpu_left <= 1e-9
+    assert abs(long_.cpu_left - 1.25) < 1e-9
+    assert abs(busy_cores - 1.0) < 1e-9
+
+
+def test_a_server_with_room_runs_each_upload_at_what_it_wants():
+    server = Server("s", gate=None, ready_at=0.0, cores=8)
+    photo, video = _upload(0.1, 0.3), _upload(5.0, 1.0)
+    server.uploads = [photo, video]
+    busy_cores = Simulation._share_cores(server, 1.0)
+    assert photo.cpu_left == 0 and abs(video.cpu_left - 4.0) < 1e-9
+    assert abs(busy_cores - 1.1) < 1e-9, "the photo's 0.1 core-second plus the video's core"
+
+
+def test_a_saturated_server_turns_its_whole_capacity_into_finished_parts():
+    sim = Simulation(BACKLOG, servers=1, seed=3,
+                     limit_rows=[limit_row("*"), limit_row("theirstory-sdk", max_concurrent_uploads=24)])
+    sim.run(until_seconds=1800)
+    row = summarize(sim)
+    assert row["timeouts_partner"] == 0 and row["cpu_p95"] > 99.9
+    assert row["throughput_share"] > 0.97
 
 
 def test_a_new_server_takes_uploads_only_after_warming_up():
