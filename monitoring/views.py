@@ -72,6 +72,10 @@ def _audience(user) -> str:
     return "all" if roles.sees_all_partners(user) else f"user-{user.pk}"
 
 
+def _one_user(user) -> str:
+    return f"user-{user.pk}"
+
+
 def _shared_for_a_moment(key: str, build):
     """The body built for `key` in the last CHART_CACHE_SECONDS, else a fresh one.
 
@@ -89,13 +93,14 @@ def _shared_for_a_moment(key: str, build):
     return body
 
 
-def _chart_view(build=None, *, per_audience: bool = False):
+def _chart_view(build=None, *, per_audience: bool = False, per_user: bool = False):
     """A JSON chart endpoint: the range from ?range=, a 400 that names a bad one.
 
     per_audience: the chart depends on the partners the user may see.
+    per_user: it depends on the user's role too (links only ops may follow).
     """
     if build is None:
-        return lambda build: _chart_view(build, per_audience=per_audience)
+        return lambda build: _chart_view(build, per_audience=per_audience, per_user=per_user)
 
     @require_GET
     def view(request: HttpRequest, *args, **kwargs) -> JsonResponse:
@@ -103,7 +108,7 @@ def _chart_view(build=None, *, per_audience: bool = False):
             window = _window(request)
         except UnknownRange as error:
             return _error(400, str(error))
-        audience = _audience(request.user) if per_audience else "all"
+        audience = _one_user(request.user) if per_user else _audience(request.user) if per_audience else "all"
         arguments = (f"{name}={value}" for name, value in sorted(kwargs.items()))
         key = ":".join(["chart", build.__name__, window.name, audience, *arguments])
         return JsonResponse(_shared_for_a_moment(key, lambda: build(request, window, *args, **kwargs)))
@@ -141,7 +146,7 @@ def partner_usage_chart(request, window, slug: str):
     return overview.partner_usage_chart(window, partner_for(request, slug))
 
 
-@_chart_view
+@_chart_view(per_user=True)
 def timeline_chart(request, window):
     """The timeline's events over the chart's range, for annotations on the CPU chart."""
     events = timeline.events(window.start, window.end, user=request.user)

@@ -168,3 +168,18 @@ def test_a_manager_never_gets_the_chart_cached_for_ops(login, ops_user, manager_
     url = reverse("monitoring:chart-partner-usage", args=[partner_a.slug])
     assert login(manager_a).get(url, {"range": "24h"}).status_code == 200
     assert login(manager_b).get(url, {"range": "24h"}).status_code == 404
+
+
+def test_the_timeline_cached_for_ops_is_never_shown_to_a_manager_or_an_engineer(
+        login, ops_user, engineer, manager_a, partner_a, partner_b, chart_cache):
+    from partners import changes
+
+    changes.change_limits(partner_b, ops_user, {"max_concurrent_uploads": 4}, "only ops and B's managers see this", None)
+    url = reverse("monitoring:chart-timeline")
+    for_ops = login(ops_user).get(url, {"range": "1h"}).json()["events"]
+    assert [e["title"] for e in for_ops] == [f"Limits changed: {partner_b.name}"]
+    assert for_ops[0]["link"], "ops get a link to the partner"
+
+    assert login(manager_a).get(url, {"range": "1h"}).json()["events"] == []
+    for_engineer = login(engineer).get(url, {"range": "1h"}).json()["events"]
+    assert [e["title"] for e in for_engineer] == [f"Limits changed: {partner_b.name}"]
