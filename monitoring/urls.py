@@ -16,6 +16,7 @@ urlpatterns = [
     path("api/charts/partners/<slug:slug>/usage", views.partner_usage_chart, name="chart-partner-usage"),
     path("api/charts/timeline", views.timeline_chart, name="chart-timeline"),
     path("api/fleet-status", views.fleet_status, name="fleet-status"),
+    path("api/overview", views.overview_poll, name="overview-poll"),
     path("servers/", views.server_list, name="servers"),
     path("servers/register/", views.server_register, name="server-register"),
     path("servers/<str:name>/token/", views.server_rotate_token, name="server-rotate-token"),

@@ -1,6 +1,8 @@
 // Live charts: every [data-chart-url] element is drawn with Plotly.react from its JSON
-// endpoint and redrawn every few seconds. Polling stops while the tab is hidden and
-// resumes (with an immediate refresh) when it is shown again.
+// endpoint and redrawn every few seconds. A page with a [data-poll-url] (the overview) gets
+// all its charts in one request a poll instead: each [data-poll-key] element draws that key
+// of the answer, and the page's refreshers get the whole answer. Polling stops while the tab
+// is hidden and resumes (with an immediate refresh) when it is shown again.
 (function () {
   "use strict";
   const POLL_MS = 5000;
@@ -53,9 +55,26 @@
     }
   }
 
-  async function drawChart(element) {
+  // The page's combined poll: its answer, or {error} so each chart can say what went wrong.
+  async function fetchPoll() {
+    const element = document.querySelector("[data-poll-url]");
+    if (!element) return null;
     try {
-      const [chart, timeline] = await Promise.all([fetchJson(element.dataset.chartUrl), timelineFor(element)]);
+      return await fetchJson(element.dataset.pollUrl);
+    } catch (error) {
+      return { error: error };
+    }
+  }
+
+  function chartAndTimeline(element, poll) {
+    if (!element.dataset.pollKey) return Promise.all([fetchJson(element.dataset.chartUrl), timelineFor(element)]);
+    if (!poll || poll.error) throw (poll && poll.error) || new Error("no data");
+    return [poll[element.dataset.pollKey], element.dataset.timelineKey ? poll[element.dataset.timelineKey] : null];
+  }
+
+  async function drawChart(element, poll) {
+    try {
+      const [chart, timeline] = await chartAndTimeline(element, poll);
       if (timeline) addTimeline(chart, timeline);
       element.dataset.timelineEvents = timeline ? timeline.events.length : "";
       Plotly.react(element, chart.traces, chart.layout, PLOT_CONFIG);
@@ -68,9 +87,11 @@
     }
   }
 
-  function refreshAll() {
-    const charts = Array.from(document.querySelectorAll("[data-chart-url]"));
-    return Promise.all([...charts.map(drawChart), ...refreshers.map((refresh) => refresh(range))]);
+  async function refreshAll() {
+    const poll = await fetchPoll();
+    const charts = Array.from(document.querySelectorAll("[data-chart-url], [data-poll-key]"));
+    return Promise.all([...charts.map((element) => drawChart(element, poll)),
+      ...refreshers.map((refresh) => refresh(range, poll && !poll.error ? poll : null))]);
   }
 
   function schedule() {

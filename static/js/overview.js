@@ -1,4 +1,5 @@
-// The overview's servers table, pauses and collector health, from /api/fleet-status.
+// The overview's servers table, pauses and collector health: the "status" of the page's
+// combined poll (charts.js), or /api/fleet-status when that poll failed.
 (function () {
   "use strict";
   const statusUrl = document.querySelector("[data-status-url]").dataset.statusUrl;
@@ -75,10 +76,14 @@
     }));
   }
 
-  window.UploadOpsCharts.onRefresh(async function () {
+  async function fetchStatus() {
     const response = await fetch(statusUrl, { credentials: "same-origin", headers: { Accept: "application/json" } });
-    if (!response.ok) return;
-    const status = await response.json();
+    return response.ok ? response.json() : null;
+  }
+
+  window.UploadOpsCharts.onRefresh(async function (range, poll) {
+    const status = poll ? poll.status : await fetchStatus();
+    if (!status) return;
     renderServers(status);
     if (status.config_version !== null) document.querySelector("#tile-config-version").textContent = "v" + status.config_version;
     document.querySelector("#tile-live-servers").textContent = status.live_servers_counted;

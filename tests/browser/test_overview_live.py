@@ -26,9 +26,13 @@ def test_the_overview_draws_and_a_new_report_appears_without_reload(
     _, token_2 = servers.register_server(ops_user, "upload-2", "test")
     assert post_report(live_server, token_1, report_body("upload-1", cpu_percent=35.0)) == 202
 
+    api_requests = []
+    page.on("request", lambda request: api_requests.append(request.url) if "/api/" in request.url else None)
     log_in(ops_user.username, PASSWORD)
     page.wait_for_selector("#chart-cpu .main-svg")
     page.locator("#servers tr[data-server='upload-1']", has_text="35.0 %").wait_for()
+    # One request a poll brings all five charts, the timeline and the servers table.
+    assert api_requests and all("/api/overview?range=" in url for url in api_requests), api_requests
     assert "silent" in page.inner_text("#servers tr[data-server='upload-2']"), "registered, never reported"
     assert int(page.get_attribute("#chart-cpu", "data-points")) >= 1
     for chart in ("uploads", "bytes", "outcomes", "queues"):
@@ -41,6 +45,7 @@ def test_the_overview_draws_and_a_new_report_appears_without_reload(
     assert "live" in row.inner_text()
     assert page.evaluate("window.__marker") == "same page", "the page must not have reloaded"
     page.wait_for_function("Number(document.querySelector('#chart-cpu').dataset.points) >= 2")
+    assert all("/api/overview?range=" in url for url in api_requests), api_requests
     screenshot("overview-live")
 
 
