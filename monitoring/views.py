@@ -78,6 +78,12 @@ def _one_user(user) -> str:
     return f"user-{user.pk}"
 
 
+# While one request rebuilds a chart, others may serve the previous body, at most this many
+# chart lifetimes old; a rebuild that died frees its claim after REBUILD_CLAIM_SECONDS.
+PREVIOUS_BODY_LIFETIMES = 5
+REBUILD_CLAIM_SECONDS = 30
+
+
 def _shared_for_a_moment(key: str, build):
     """The body built for `key` in the last CHART_CACHE_SECONDS, else a fresh one.
 
@@ -89,9 +95,21 @@ def _shared_for_a_moment(key: str, build):
     if seconds <= 0:
         return build()
     body = cache.get(key)
-    if body is None:
+    if body is not None:
+        return body
+    # One request rebuilds; those arriving meanwhile get the previous body rather than
+    # building it again each (at 10x, the herd after each expiry made the p95 triple).
+    previous = cache.get(f"{key}:previous")
+    claimed = previous is not None and cache.add(f"{key}:building", True, REBUILD_CLAIM_SECONDS)
+    if previous is not None and not claimed:
+        return previous
+    try:
         body = build()
-        cache.set(key, body, seconds)
+    finally:
+        if claimed:
+            cache.delete(f"{key}:building")
+    cache.set(key, body, seconds)
+    cache.set(f"{key}:previous", body, seconds * PREVIOUS_BODY_LIFETIMES)
     return body
 
 

@@ -215,3 +215,21 @@ def test_the_overview_poll_answers_what_the_seven_endpoints_answer(login, ops_us
 def test_the_overview_poll_names_a_bad_range(login, ops_user):
     response = login(ops_user).get(reverse("monitoring:overview-poll"), {"range": "2y"})
     assert response.status_code == 400 and response.json()["error"].startswith("range must be one of 15m")
+
+
+def test_while_one_request_rebuilds_a_chart_the_others_get_the_previous_one(chart_cache):
+    from django.core.cache import cache
+
+    from monitoring.views import _shared_for_a_moment
+
+    assert _shared_for_a_moment("chart:k", lambda: {"built": 1}) == {"built": 1}
+    cache.delete("chart:k")  # its lifetime is over
+    assert cache.add("chart:k:building", True, 30)  # a request is rebuilding it now
+
+    def must_not_build():
+        raise AssertionError("a second request built the chart again")
+
+    assert _shared_for_a_moment("chart:k", must_not_build) == {"built": 1}
+    cache.delete("chart:k:building")  # that rebuild died without a body
+    assert _shared_for_a_moment("chart:k", lambda: {"built": 2}) == {"built": 2}
+    assert cache.get("chart:k:building") is None, "the claim is released after the rebuild"
