@@ -134,6 +134,9 @@ def _append_fleet_point(fleet: Series, bucket_ms: int, latest: dict) -> None:
     if live:
         fleet["x"].append(bucket_ms)
         fleet["y"].append(sum(live) / len(live))
+        # The coolest and the hottest live server, for the band drawn for a large fleet.
+        fleet.setdefault("low", []).append(min(live))
+        fleet.setdefault("high", []).append(max(live))
 
 
 def rounded(series: Series) -> Series:

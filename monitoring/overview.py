@@ -31,6 +31,9 @@ def _chart(window: Window, traces: list[dict], layout: dict) -> dict:
 # Up to an hour, a line per server; beyond, 50 lines of a thousand points each are noise:
 # the band between the coolest and the hottest server says what matters.
 PER_SERVER_MAX_RANGE_SECONDS = RANGES_SECONDS["1h"]
+# Nor are more lines than this readable in any range (a fleet scaled out for a backlog):
+# the band then too, from the raw reports; each server's CPU is in the servers table.
+MAX_SERVER_LINES = 30
 
 
 def cpu_chart(window: Window, threshold_percent: float) -> dict:
@@ -51,9 +54,13 @@ def cpu_chart(window: Window, threshold_percent: float) -> dict:
 def _cpu_per_server_traces(window: Window) -> list[dict]:
     if window.resolution_seconds is None:
         per_server, fleet = raw_cpu_series(window)
+        if len(per_server) > MAX_SERVER_LINES:
+            return _band_traces(fleet["x"], fleet.get("low", []), fleet.get("high", []), fleet["y"])
     else:
         per_server = {subject.removeprefix("server:"): series for subject, series in rollup_series(
             metrics.CPU_PERCENT, window, subject_prefix="server:").items()}
+        if len(per_server) > MAX_SERVER_LINES:
+            return _cpu_band_traces(window)
         fleet = rollup_series(metrics.CPU_PERCENT, window, subjects=[metrics.FLEET]).get(
             metrics.FLEET, {"x": [], "y": []})
     traces = [{"type": "scattergl", "mode": "lines+markers", "name": name, "line": {"width": 1},
@@ -64,12 +71,16 @@ def _cpu_per_server_traces(window: Window) -> list[dict]:
 
 def _cpu_band_traces(window: Window) -> list[dict]:
     band = rollup_band(metrics.CPU_PERCENT, metrics.FLEET, window)
-    coolest = {"type": "scattergl", "mode": "lines", "name": "coolest server", "x": band["x"],
-               "y": [round(v, 2) for v in band["low"]], "line": {"width": 0.5, "color": "#8aa2d8"}}
-    hottest = {"type": "scattergl", "mode": "lines", "name": "hottest server", "x": band["x"],
-               "y": [round(v, 2) for v in band["high"]], "line": {"width": 0.5, "color": "#c0322b"},
+    return _band_traces(band["x"], band["low"], band["high"], band["mean"])
+
+
+def _band_traces(x: list, low: list, high: list, mean: list) -> list[dict]:
+    coolest = {"type": "scattergl", "mode": "lines", "name": "coolest server", "x": x,
+               "y": [round(v, 2) for v in low], "line": {"width": 0.5, "color": "#8aa2d8"}}
+    hottest = {"type": "scattergl", "mode": "lines", "name": "hottest server", "x": x,
+               "y": [round(v, 2) for v in high], "line": {"width": 0.5, "color": "#c0322b"},
                "fill": "tonexty", "fillcolor": "rgba(37, 87, 214, 0.12)"}
-    return [coolest, hottest, _fleet_average_trace(band["x"], band["mean"])]
+    return [coolest, hottest, _fleet_average_trace(x, mean)]
 
 
 def _fleet_average_trace(x: list, y: list) -> dict:

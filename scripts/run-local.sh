@@ -12,7 +12,8 @@ stop() {
   wait 2>/dev/null || true
 }
 trap stop INT TERM EXIT
-$PY manage.py qcluster &
+# Below the web's priority: its every-minute jobs wait for idle cores (docs/operations.md).
+nice -n 10 $PY manage.py qcluster &
 pids+=($!)
 $PY manage.py runserver 127.0.0.1:8000 --noreload &
 pids+=($!)

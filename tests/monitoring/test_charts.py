@@ -8,7 +8,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from monitoring import metrics
+from monitoring import metrics, overview
 from monitoring.charts import RANGES_SECONDS, Window, resolution_for
 from monitoring.models import Rollup, ServerReport, UploadServer
 
@@ -73,6 +73,35 @@ def test_the_cpu_chart_draws_each_server_the_fleet_and_the_threshold(login, ops_
     assert names == ["s0", "s1", "s2", "fleet average"]
     assert chart["layout"]["shapes"][0]["y0"] == 80
     assert chart["resolution_seconds"] is None and len(chart["traces"][0]["x"]) == 15
+
+
+def seed_fleet_cpu(servers: int, minutes: int) -> None:
+    """Server i reports CPU 10 + i once a minute."""
+    now = timezone.now()
+    fleet = [UploadServer.objects.create(name=f"big{i:03d}", token_hash=f"b{i:03d}".ljust(64, "0"), token_prefix="x",
+                                         last_seen_at=now, silent_after=now + timedelta(seconds=15))
+             for i in range(servers)]
+    ServerReport.objects.bulk_create([
+        ServerReport(server=s, sequence=m, received_at=now - timedelta(minutes=m, seconds=i % 5),
+                     interval_seconds=60, cpu_percent=10 + i, config_version=1, uploads_in_progress=1,
+                     bytes_in_flight=10, admitted=1, throttled=0, timed_out=0, completed=1, clients={})
+        for i, s in enumerate(fleet) for m in range(minutes)])
+
+
+def test_a_fleet_too_large_for_a_line_each_is_drawn_as_a_band(login, ops_user):
+    lines = overview.MAX_SERVER_LINES
+    seed_fleet_cpu(servers=lines + 1, minutes=10)
+    chart = login(ops_user).get(reverse("monitoring:chart-cpu"), {"range": "15m"}).json()
+    coolest, hottest, mean = chart["traces"]
+    assert [coolest["name"], hottest["name"], mean["name"]] == ["coolest server", "hottest server", "fleet average"]
+    assert coolest["x"] and min(coolest["y"]) == 10 and max(hottest["y"]) == 10 + lines
+    assert all(low <= average <= high for low, average, high in zip(coolest["y"], mean["y"], hottest["y"]))
+
+
+def test_a_fleet_of_the_line_limit_gets_a_line_per_server(login, ops_user):
+    seed_fleet_cpu(servers=overview.MAX_SERVER_LINES, minutes=10)
+    chart = login(ops_user).get(reverse("monitoring:chart-cpu"), {"range": "15m"}).json()
+    assert len(chart["traces"]) == overview.MAX_SERVER_LINES + 1 and chart["traces"][-1]["name"] == "fleet average"
 
 
 def test_uploads_are_stacked_by_partner_name(login, ops_user, partner_a, partner_b):
