@@ -108,7 +108,8 @@ def raw_cpu_series(window: Window) -> tuple[dict[str, Series], Series]:
     """
     names = dict(UploadServer.objects.values_list("id", "name"))
     per_server: dict[str, Series] = defaultdict(lambda: {"x": [], "y": []})
-    fleet: Series = {"x": [], "y": []}
+    # low and high: the coolest and the hottest live server, for the band of a large fleet.
+    fleet: Series = {"x": [], "y": [], "low": [], "high": []}
     latest: dict[int, tuple[int, float, int]] = {}
     current_bucket_ms = None
     rows = ServerReport.objects.filter(received_at__gte=window.start, received_at__lte=window.end).annotate(
@@ -134,9 +135,8 @@ def _append_fleet_point(fleet: Series, bucket_ms: int, latest: dict) -> None:
     if live:
         fleet["x"].append(bucket_ms)
         fleet["y"].append(sum(live) / len(live))
-        # The coolest and the hottest live server, for the band drawn for a large fleet.
-        fleet.setdefault("low", []).append(min(live))
-        fleet.setdefault("high", []).append(max(live))
+        fleet["low"].append(min(live))
+        fleet["high"].append(max(live))
 
 
 def rounded(series: Series) -> Series:

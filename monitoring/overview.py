@@ -55,7 +55,7 @@ def _cpu_per_server_traces(window: Window) -> list[dict]:
     if window.resolution_seconds is None:
         per_server, fleet = raw_cpu_series(window)
         if len(per_server) > MAX_SERVER_LINES:
-            return _band_traces(fleet["x"], fleet.get("low", []), fleet.get("high", []), fleet["y"])
+            return _band_traces(fleet["x"], fleet["low"], fleet["high"], fleet["y"])
     else:
         per_server = {subject.removeprefix("server:"): series for subject, series in rollup_series(
             metrics.CPU_PERCENT, window, subject_prefix="server:").items()}

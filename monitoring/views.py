@@ -69,13 +69,19 @@ def _window(request: HttpRequest, raw_allowed: bool = True) -> Window:
     return Window.parse(request.GET.get("range"), raw_allowed=raw_allowed)
 
 
-def _audience(user) -> str:
-    """Who a chart was built for: everyone who sees all partners sees the same chart."""
-    return "all" if roles.sees_all_partners(user) else f"user-{user.pk}"
+# Who a cached chart may be served to (the cache key's audience part).
+
+def _everyone(user) -> str:
+    return "all"
 
 
 def _one_user(user) -> str:
     return f"user-{user.pk}"
+
+
+def _audience(user) -> str:
+    """Charts that depend on the partners one may see: whoever sees all partners shares one."""
+    return "all" if roles.sees_all_partners(user) else _one_user(user)
 
 
 # While one request rebuilds a chart, others may serve the previous body, at most this many
@@ -113,19 +119,18 @@ def _shared_for_a_moment(key: str, build):
     return body
 
 
-def _chart_view(build=None, *, per_audience: bool = False, per_user: bool = False):
+def _chart_view(build=None, *, audience=_everyone):
     """A JSON chart endpoint: the range from ?range=, a 400 that names a bad one.
 
-    per_audience: the chart depends on the partners the user may see.
-    per_user: it depends on the user's role too (links only ops may follow).
+    audience: who may be served the chart built for a user (_everyone, _audience: by the
+    partners one sees, _one_user: when it depends on the role too, as links only ops follow).
     """
     if build is None:
-        return lambda build: _chart_view(build, per_audience=per_audience, per_user=per_user)
+        return lambda build: _chart_view(build, audience=audience)
 
     def body(request: HttpRequest, window: Window, *args, **kwargs) -> dict:
-        audience = _one_user(request.user) if per_user else _audience(request.user) if per_audience else "all"
         arguments = (f"{name}={value}" for name, value in sorted(kwargs.items()))
-        key = ":".join(["chart", build.__name__, window.name, audience, *arguments])
+        key = ":".join(["chart", build.__name__, window.name, audience(request.user), *arguments])
         return _shared_for_a_moment(key, lambda: build(request, window, *args, **kwargs))
 
     @require_GET
@@ -145,12 +150,12 @@ def cpu_chart(request, window):
     return overview.cpu_chart(window, settings.FLEET_CPU_ALERT_PERCENT)
 
 
-@_chart_view(per_audience=True)
+@_chart_view(audience=_audience)
 def uploads_chart(request, window):
     return overview.partner_stack_chart(window, "uploads_in_progress", request.user)
 
 
-@_chart_view(per_audience=True)
+@_chart_view(audience=_audience)
 def bytes_chart(request, window):
     return overview.partner_stack_chart(window, "bytes_in_flight", request.user)
 
@@ -165,12 +170,12 @@ def queues_chart(request, window):
     return overview.queues_chart(window)
 
 
-@_chart_view(per_audience=True)
+@_chart_view(audience=_audience)
 def partner_usage_chart(request, window, slug: str):
     return overview.partner_usage_chart(window, partner_for(request, slug))
 
 
-@_chart_view(per_user=True)
+@_chart_view(audience=_one_user)
 def timeline_chart(request, window):
     """The timeline's events over the chart's range, for annotations on the CPU chart."""
     events = timeline.events(window.start, window.end, user=request.user)
@@ -194,7 +199,7 @@ OVERVIEW_CHARTS = {"cpu": cpu_chart, "uploads": uploads_chart, "bytes": bytes_ch
 
 
 @require_GET
-def overview_poll(request: HttpRequest) -> JsonResponse:
+def overview_poll(request: HttpRequest) -> HttpResponse:
     try:
         window = _window(request)
     except UnknownRange as error:

@@ -6,23 +6,19 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.core import mail
-from django.db import connection
 
 from monitoring.alert_models import Notification
 from monitoring.alerting import evaluation, notify
 from monitoring.alerting.notify import deliver_due
 from tests.conftest import postgres_only
-from tests.faults.test_worker_sigkilled import wait_until
+from tests.faults.test_worker_sigkilled import start_worker_process, wait_until
 from tests.monitoring.test_alert_factories import at, drive, sample
 
-REPO = Path(__file__).resolve().parents[2]
 CPU = ("cpu_percent", "fleet")
 
 
@@ -79,21 +75,14 @@ def stuck_smtp():
 
 def start_sender(smtp_port: int, now_iso: str) -> subprocess.Popen:
     """What the every-minute alert task runs: notify.deliver_due(), over real SMTP."""
-    test_database = connection.settings_dict["NAME"]
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "dashboard.settings_test",
-           "DATABASE_URL": os.environ["DATABASE_URL"].rsplit("/", 1)[0] + f"/{test_database}"}
-    code = (
-        "import django; django.setup(); from django.conf import settings;"
-        "from datetime import datetime; from monitoring.alerting import notify;"
+    return start_worker_process(
+        "from django.conf import settings; from datetime import datetime; from monitoring.alerting import notify;"
         "settings.EMAIL_BACKEND = 'django.core.mail.backends.smtp.EmailBackend';"
         f"settings.EMAIL_HOST, settings.EMAIL_PORT = '127.0.0.1', {smtp_port};"
         "settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False;"
         "settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = '';"
         "settings.ALERT_EMAIL_TIMEOUT_SECONDS = 300;"
-        f"print(notify.deliver_due(datetime.fromisoformat({now_iso!r})))"
-    )
-    return subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=env, start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        f"print(notify.deliver_due(datetime.fromisoformat({now_iso!r})))")
 
 
 @postgres_only

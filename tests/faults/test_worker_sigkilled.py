@@ -26,15 +26,20 @@ from tests.monitoring.test_collectors import fake_aws_environment  # noqa: F401 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def start_worker(action_id: int, endpoint: str) -> subprocess.Popen:
-    """What a django-q2 worker runs for the message: scaling.run_action(action_id)."""
+def start_worker_process(code: str, **environment: str) -> subprocess.Popen:
+    """A worker process of its own (a process group, for killpg) running `code` against the
+    test's database."""
     test_database = connection.settings_dict["NAME"]
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "dashboard.settings_test",
-           "DATABASE_URL": os.environ["DATABASE_URL"].rsplit("/", 1)[0] + f"/{test_database}",
-           "AWS_ENDPOINT_URL": endpoint, "AWS_READ_TIMEOUT_SECONDS": "300", "AWS_MAX_ATTEMPTS": "1"}
-    code = f"import django; django.setup(); from dashboard import scaling; print(scaling.run_action({action_id}))"
-    return subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=env, start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+           "DATABASE_URL": os.environ["DATABASE_URL"].rsplit("/", 1)[0] + f"/{test_database}", **environment}
+    return subprocess.Popen([sys.executable, "-c", f"import django; django.setup(); {code}"], cwd=REPO, env=env,
+                            start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def start_worker(action_id: int, endpoint: str) -> subprocess.Popen:
+    """What a django-q2 worker runs for the message: scaling.run_action(action_id)."""
+    return start_worker_process(f"from dashboard import scaling; print(scaling.run_action({action_id}))",
+                                AWS_ENDPOINT_URL=endpoint, AWS_READ_TIMEOUT_SECONDS="300", AWS_MAX_ATTEMPTS="1")
 
 
 def wait_until(predicate, timeout_seconds: float = 60.0) -> bool:

@@ -16,16 +16,17 @@ CHARTS = ["monitoring:chart-cpu", "monitoring:chart-uploads", "monitoring:chart-
           "monitoring:chart-outcomes", "monitoring:chart-queues", "monitoring:fleet-status"]
 
 
-def seed(servers: int, minutes: int, clients=("theirstory-sdk", "fas-importer", "someone-else")):
+def seed(servers: int, minutes: int, clients=("theirstory-sdk", "fas-importer", "someone-else"),
+         cpu_of_server=lambda index: 50):
     now = timezone.now()
-    fleet = [UploadServer.objects.create(name=f"s{i}", token_hash=f"{i}".ljust(64, "0"), token_prefix="x",
+    fleet = [UploadServer.objects.create(name=f"s{i}", token_hash=f"{i:064d}", token_prefix="x",
                                          last_seen_at=now, silent_after=now + timedelta(seconds=15))
              for i in range(servers)]
     ServerReport.objects.bulk_create([
         ServerReport(server=s, sequence=m, received_at=now - timedelta(minutes=m), interval_seconds=5,
-                     cpu_percent=50, config_version=1, uploads_in_progress=1, bytes_in_flight=10,
+                     cpu_percent=cpu_of_server(i), config_version=1, uploads_in_progress=1, bytes_in_flight=10,
                      admitted=1, throttled=0, timed_out=0, completed=1, clients={})
-        for s in fleet for m in range(min(minutes, 60))])
+        for i, s in enumerate(fleet) for m in range(min(minutes, 60))])
     rows = []
     for m in range(minutes):
         bucket = metrics.bucket_start(now - timedelta(minutes=m), 60)
@@ -75,22 +76,9 @@ def test_the_cpu_chart_draws_each_server_the_fleet_and_the_threshold(login, ops_
     assert chart["resolution_seconds"] is None and len(chart["traces"][0]["x"]) == 15
 
 
-def seed_fleet_cpu(servers: int, minutes: int) -> None:
-    """Server i reports CPU 10 + i once a minute."""
-    now = timezone.now()
-    fleet = [UploadServer.objects.create(name=f"big{i:03d}", token_hash=f"b{i:03d}".ljust(64, "0"), token_prefix="x",
-                                         last_seen_at=now, silent_after=now + timedelta(seconds=15))
-             for i in range(servers)]
-    ServerReport.objects.bulk_create([
-        ServerReport(server=s, sequence=m, received_at=now - timedelta(minutes=m, seconds=i % 5),
-                     interval_seconds=60, cpu_percent=10 + i, config_version=1, uploads_in_progress=1,
-                     bytes_in_flight=10, admitted=1, throttled=0, timed_out=0, completed=1, clients={})
-        for i, s in enumerate(fleet) for m in range(minutes)])
-
-
 def test_a_fleet_too_large_for_a_line_each_is_drawn_as_a_band(login, ops_user):
     lines = overview.MAX_SERVER_LINES
-    seed_fleet_cpu(servers=lines + 1, minutes=10)
+    seed(servers=lines + 1, minutes=10, cpu_of_server=lambda index: 10 + index)
     chart = login(ops_user).get(reverse("monitoring:chart-cpu"), {"range": "15m"}).json()
     coolest, hottest, mean = chart["traces"]
     assert [coolest["name"], hottest["name"], mean["name"]] == ["coolest server", "hottest server", "fleet average"]
@@ -99,7 +87,7 @@ def test_a_fleet_too_large_for_a_line_each_is_drawn_as_a_band(login, ops_user):
 
 
 def test_a_fleet_of_the_line_limit_gets_a_line_per_server(login, ops_user):
-    seed_fleet_cpu(servers=overview.MAX_SERVER_LINES, minutes=10)
+    seed(servers=overview.MAX_SERVER_LINES, minutes=10)
     chart = login(ops_user).get(reverse("monitoring:chart-cpu"), {"range": "15m"}).json()
     assert len(chart["traces"]) == overview.MAX_SERVER_LINES + 1 and chart["traces"][-1]["name"] == "fleet average"
 
