@@ -3,6 +3,7 @@
 
     .venv/bin/python bench/incident.py                          # theirstory-backlog
     .venv/bin/python bench/incident.py --scenario big-user --seed 7
+    .venv/bin/python bench/incident.py --cpu-targets 99 95 90 80 --seeds 1 2   # what the target costs
 
 Prints one table: timed-out uploads (direct users, partner), throttled attempts, backlog
 completion time against the ideal (the work done while it was pending ÷ the fleet's
@@ -14,11 +15,12 @@ changed the partner's effective limit. docs/load-model.md has the model.
 import argparse
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from fleet_sim.model import SCENARIOS, LoadModel  # noqa: E402
-from fleet_sim.strategies import STRATEGIES  # noqa: E402
+from fleet_sim.strategies import STRATEGIES, LoadCoupledWithScaling  # noqa: E402
 
 
 def summarize(sim) -> dict:
@@ -67,14 +69,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenario", default="theirstory-backlog", choices=sorted(SCENARIOS))
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--cpu-targets", type=float, nargs="+",
+                        help="only the load-coupled strategy, once per controller CPU target (%%)")
+    parser.add_argument("--seeds", type=int, nargs="+", help="with --cpu-targets: one row per seed")
     args = parser.parse_args()
     started = time.perf_counter()
     rows = []
-    for strategy in STRATEGIES:
-        sim = strategy.build(SCENARIOS[args.scenario], LoadModel(), args.seed)
+    for name, strategy, seed in runs(args):
+        sim = strategy.build(SCENARIOS[args.scenario], LoadModel(), seed)
         sim.run()
-        rows.append((strategy.name, summarize(sim)))
+        rows.append((name, summarize(sim)))
     print_table(args.scenario, rows, time.perf_counter() - started)
+
+
+def runs(args) -> list[tuple[str, object, int]]:
+    """(row name, strategy, seed): every strategy once, or the load-coupled one per target."""
+    if not args.cpu_targets:
+        return [(strategy.name, strategy, args.seed) for strategy in STRATEGIES]
+    load_coupled = next(s for s in STRATEGIES if isinstance(s, LoadCoupledWithScaling))
+    return [(f"target {target:g} %, seed {seed}", replace(load_coupled, cpu_target_percent=target), seed)
+            for target in args.cpu_targets for seed in args.seeds or [args.seed]]
 
 
 if __name__ == "__main__":

@@ -209,14 +209,19 @@ LOAD_COUPLED_SETTINGS = {"cpu_target_percent": 99.0, "window_seconds": 120.0, "h
 LOAD_COUPLED_LIMIT_PER_SERVER = PARTNER_LIMITS["max_concurrent_uploads"]
 
 
+@dataclass(frozen=True)
 class LoadCoupledWithScaling(Strategy):
+    # The controller's fleet CPU target (bench/incident.py --cpu-targets tries others).
+    cpu_target_percent: float = LOAD_COUPLED_SETTINGS["cpu_target_percent"]
+
     def build(self, scenario, model, seed):
         from partners.load_control import ControlSettings
 
         client_id = scenario.backlog.client_id if scenario.backlog else "theirstory-sdk"
         rows = [limit_row("*", **USER_DEFAULT_LIMITS),
                 limit_row(client_id, max_concurrent_uploads=LOAD_COUPLED_LIMIT_PER_SERVER)]
-        scaler = LoadCoupledScaler(ControlSettings(**LOAD_COUPLED_SETTINGS), LOAD_COUPLED_LIMIT_PER_SERVER)
+        settings = ControlSettings(**{**LOAD_COUPLED_SETTINGS, "cpu_target_percent": self.cpu_target_percent})
+        scaler = LoadCoupledScaler(settings, LOAD_COUPLED_LIMIT_PER_SERVER)
         return Simulation(scenario, model, servers=1, seed=seed, limit_rows=rows, scaler=scaler)
 
 

@@ -1,0 +1,82 @@
+#!/usr/bin/env python
+"""The overview's CPU chart for a large fleet: its size and build time, a line per server
+against the band (coolest, hottest, average) it draws above overview.MAX_SERVER_LINES.
+
+Seeds N servers reporting every 5 s for the last 15 minutes on a fresh database (SQLite, or
+PostgreSQL from DATABASE_URL), then builds and encodes the 15-minute CPU chart both ways.
+
+    .venv/bin/python bench/cpu_chart.py --servers 500
+"""
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from bench.common import fresh_database, postgres_from_environment  # noqa: E402
+
+REPORT_INTERVAL_SECONDS = 5
+WINDOW_SECONDS = 15 * 60
+
+
+def seed(servers: int) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from monitoring.models import ServerReport, UploadServer
+
+    now = timezone.now()
+    fleet = [UploadServer.objects.create(name=f"upload-{i:03d}", token_hash=f"{i:064d}", token_prefix="bench",
+                                         last_seen_at=now, silent_after=now + timedelta(seconds=15))
+             for i in range(servers)]
+    ServerReport.objects.bulk_create([
+        ServerReport(server=server, sequence=k, received_at=now - timedelta(seconds=REPORT_INTERVAL_SECONDS * k + i % 5),
+                     interval_seconds=REPORT_INTERVAL_SECONDS, cpu_percent=10 + i % 80, config_version=1,
+                     uploads_in_progress=1, bytes_in_flight=10, admitted=1, throttled=0, timed_out=0, completed=1,
+                     clients={})
+        for i, server in enumerate(fleet) for k in range(WINDOW_SECONDS // REPORT_INTERVAL_SECONDS)],
+        batch_size=5000)
+
+
+def measure(line_limit: int, rounds: int = 5) -> tuple[int, int, float]:
+    """(traces, bytes, best build+encode seconds) with this many lines at most."""
+    from monitoring import overview
+    from monitoring.charts import Window
+
+    overview.MAX_SERVER_LINES = line_limit
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.perf_counter()
+        chart = overview.cpu_chart(Window.parse("15m"), 80)
+        body = json.dumps(chart)
+        best = min(best, time.perf_counter() - started)
+    return len(chart["traces"]), len(body), best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--servers", type=int, default=500)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ.update(fresh_database(Path(tmp), "cpu_chart", postgres_from_environment()))
+        import django
+
+        django.setup()
+        from monitoring import overview
+
+        seed(args.servers)
+        database = os.environ["DATABASE_URL"].split(":", 1)[0]
+        print(f"CPU chart, 15 min, {args.servers} servers reporting every {REPORT_INTERVAL_SECONDS} s, {database}")
+        for label, limit in (("a line per server", args.servers), ("as drawn (band)", overview.MAX_SERVER_LINES)):
+            traces, size, seconds = measure(limit)
+            print(f"  {label:<20} {traces:>4} traces {size / 1e6:>6.2f} MB  build+encode {seconds * 1000:>5.0f} ms")
+
+
+if __name__ == "__main__":
+    main()
