@@ -4,6 +4,7 @@
     .venv/bin/python bench/incident.py                          # theirstory-backlog
     .venv/bin/python bench/incident.py --scenario big-user --seed 7
     .venv/bin/python bench/incident.py --cpu-targets 99 95 90 80 --seeds 1 2   # what the target costs
+    .venv/bin/python bench/incident.py --smoke                  # 15 simulated minutes, 20 files
 
 Prints one table: timed-out uploads (direct users, partner), throttled attempts, backlog
 completion time against the ideal (the work done while it was pending ÷ the fleet's
@@ -19,50 +20,9 @@ from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from fleet_sim.model import SCENARIOS, LoadModel  # noqa: E402
+from fleet_sim.model import SCENARIOS, LoadModel, Scenario  # noqa: E402
+from fleet_sim.report import print_table, summarize  # noqa: E402
 from fleet_sim.strategies import STRATEGIES, LoadCoupledWithScaling  # noqa: E402
-
-
-def summarize(sim) -> dict:
-    totals = sim.totals
-    cpu = sorted(totals.cpu_samples)
-    backlog = sim.scenario.backlog
-    row = {
-        "timeouts_users": totals.timed_out["user"],
-        "timeouts_partner": totals.timed_out["partner"],
-        "throttled": totals.throttled["user"] + totals.throttled["partner"],
-        "abandoned_files": totals.files_abandoned["user"] + totals.files_abandoned["partner"],
-        "partner_gave_up": totals.files_abandoned["partner"],
-        "has_backlog": backlog is not None,
-        "cpu_p95": cpu[int(len(cpu) * 0.95) - 1] if cpu else 0.0,
-        "machine_hours": totals.server_seconds / 3600,
-        "completion_s": None, "ideal_s": None, "throughput_share": None,
-        # How often the load-coupled controller changed the partner's effective limit.
-        "limit_changes": getattr(sim.scaler, "changes", None),
-    }
-    if backlog and totals.capacity_core_seconds_pending:
-        row["throughput_share"] = totals.useful_core_seconds_pending / totals.capacity_core_seconds_pending
-        if totals.backlog_done_at is not None and not row["partner_gave_up"]:
-            row["completion_s"] = totals.backlog_done_at - backlog.starts_at_seconds
-            mean_cores = totals.capacity_core_seconds_pending / row["completion_s"]
-            row["ideal_s"] = totals.useful_core_seconds_pending / mean_cores
-    return row
-
-
-def print_table(scenario_name: str, rows: list[tuple[str, dict]], seconds: float, write=print) -> None:
-    write(f"scenario {scenario_name} (simulated; {seconds:.1f} s of wall time)")
-    header = (f"{'strategy':<24}{'timeouts users':>15}{'partner':>9}{'throttled':>10}{'abandoned':>10}"
-              f"{'backlog done':>13}{'× ideal':>8}{'CPU p95':>8}{'useful/capacity':>16}{'machine-h':>10}")
-    write(header)
-    for name, row in rows:
-        done = (f"{row['completion_s'] / 3600:.2f} h" if row["completion_s"] is not None
-                else "gave up" if row["partner_gave_up"] else "not done" if row["has_backlog"] else "—")
-        ratio = f"{row['completion_s'] / row['ideal_s']:.2f}" if row["ideal_s"] else "—"
-        share = f"{row['throughput_share']:.0%}" if row["throughput_share"] is not None else "—"
-        changes = "—" if row["limit_changes"] is None else str(row["limit_changes"])
-        write(f"{name:<24}{row['timeouts_users']:>15}{row['timeouts_partner']:>9}{row['throttled']:>10}"
-              f"{row['abandoned_files']:>10}{done:>13}{ratio:>8}{row['cpu_p95']:>7.0f}%{share:>16}"
-              f"{row['machine_hours']:>10.1f}{changes:>14}")
 
 
 def main() -> None:
@@ -72,14 +32,24 @@ def main() -> None:
     parser.add_argument("--cpu-targets", type=float, nargs="+",
                         help="only the load-coupled strategy, once per controller CPU target (%%)")
     parser.add_argument("--seeds", type=int, nargs="+", help="with --cpu-targets: one row per seed")
+    parser.add_argument("--smoke", action="store_true",
+                        help="the same runs on a scenario cut short: seconds, for the test suite")
     args = parser.parse_args()
+    scenario = shortened(SCENARIOS[args.scenario]) if args.smoke else SCENARIOS[args.scenario]
     started = time.perf_counter()
     rows = []
     for name, strategy, seed in runs(args):
-        sim = strategy.build(SCENARIOS[args.scenario], LoadModel(), seed)
+        sim = strategy.build(scenario, LoadModel(), seed)
         sim.run()
         rows.append((name, summarize(sim)))
     print_table(args.scenario, rows, time.perf_counter() - started)
+
+
+def shortened(scenario: Scenario) -> Scenario:
+    """15 simulated minutes and a 20-file backlog: every strategy still runs its whole
+    code path (the backlog starts and finishes), in well under a second each."""
+    backlog = scenario.backlog and replace(scenario.backlog, files=20, concurrency=10)
+    return replace(scenario, duration_seconds=15 * 60, backlog=backlog)
 
 
 def runs(args) -> list[tuple[str, object, int]]:

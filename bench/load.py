@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Mixed load over loopback: gunicorn + a django-q2 worker (qcluster) on a fresh database.
 
-Expected load (DESIGN.md and bench/ingest.py: a fleet of ~50 upload servers reporting every 5 s;
-issue 10: 20 open dashboards; a few staff edits a minute):
+Expected load (as bench/ingest.py: a fleet of ~50 upload servers reporting every 5 s; 20 open
+dashboards; a few staff edits a minute):
   - reports:   50 upload servers POST /api/v1/reports every 5 s with their own token  -> 10/s
   - polls:     20 overview pages poll what static/js/charts.js polls every 5 s: one
                /api/overview (5 charts, the timeline, the fleet status; range=15m,
@@ -24,6 +24,7 @@ measured from the moment a request is sent to the end of its response body.
     .venv/bin/python bench/load.py                          # SQLite, scale 1 and 10
     DATABASE_URL=postgres://postgres@127.0.0.1:54329/app .venv/bin/python bench/load.py
     .venv/bin/python bench/load.py --scales 10 --seconds 30
+    .venv/bin/python bench/load.py --smoke                  # 0.1x for 4 s, 3 edits: seconds
 
 Target: zero errors and p95 <= 200 ms at 10x the expected load. The machine's load average
 is printed beside the figures: on a shared machine latencies are inflated.
@@ -199,7 +200,8 @@ def prepare(env: dict, servers: int) -> tuple[dict[str, str], list[str]]:
         "import json; from django.contrib.auth import get_user_model; from monitoring import servers;"
         "from partners.models import Partner;"
         "ops = get_user_model().objects.get(username='ops');"
-        f"tokens = {{f'upload-{{i}}': servers.register_server(ops, f'upload-{{i}}', 'load')[1] for i in range({servers})}};"
+        f"tokens = {{f'upload-{{i}}': servers.register_server(ops, f'upload-{{i}}', 'load')[1]"
+        f" for i in range({servers})}};"
         "print(json.dumps({'tokens': tokens, 'slugs': sorted(Partner.objects.values_list('slug', flat=True))}))"
     )
     import json
@@ -208,7 +210,7 @@ def prepare(env: dict, servers: int) -> tuple[dict[str, str], list[str]]:
     return data["tokens"], data["slugs"]
 
 
-def schedule(scale: float, seconds: float, server_count: int) -> list[tuple[float, str, int]]:
+def schedule(scale: float, seconds: float, server_count: int, edits_per_minute: float) -> list[tuple[float, str, int]]:
     """(start offset, kind, source index) for every request, sorted by start."""
     events = []
     servers = int(EXPECTED_SERVERS * scale)
@@ -216,19 +218,19 @@ def schedule(scale: float, seconds: float, server_count: int) -> list[tuple[floa
         events += _periodic(REPORT_INTERVAL_SECONDS, seconds, "report", server % server_count)
     for dashboard in range(int(EXPECTED_DASHBOARDS * scale)):
         events += _periodic(POLL_INTERVAL_SECONDS, seconds, "poll", dashboard)
-    edits_per_minute = EXPECTED_EDITS_PER_MINUTE * scale
     events += _periodic(60 / edits_per_minute, seconds, "edit", 0, at_least_once=True)
     return sorted(events)
 
 
 def _periodic(interval: float, seconds: float, kind: str, source: int, at_least_once: bool = False):
     phase = random.uniform(0, min(interval, seconds))
-    starts = [phase + n * interval for n in range(int((seconds - phase) // interval) + 1) if phase + n * interval < seconds]
+    starts = [phase + n * interval for n in range(int((seconds - phase) // interval) + 1)
+              if phase + n * interval < seconds]
     return [(start, kind, source) for start in starts or ([phase] if at_least_once else [])]
 
 
 def run_load(port: int, tokens: dict[str, str], slugs: list[str], scale: float, seconds: float,
-             pool_threads: int, per_chart: bool = False) -> tuple[Results, float]:
+             edits_per_minute: float, pool_threads: int, per_chart: bool = False) -> tuple[Results, float]:
     client = Client(port)
     # At most 20 logins (each costs a password hash): above that, dashboards are more tabs of
     # the same people, sharing a session as browser tabs do.
@@ -281,7 +283,7 @@ def run_load(port: int, tokens: dict[str, str], slugs: list[str], scale: float, 
         results.add(Outcome(kind, (time.perf_counter() - started) * 1000, late, error, start))
 
     warm_up([lambda server=server: send_report(server) for server in range(len(names))])
-    events = schedule(scale, seconds, len(names))
+    events = schedule(scale, seconds, len(names), edits_per_minute)
     origin = time.monotonic()
     with ThreadPoolExecutor(max_workers=pool_threads) as pool:
         for start, kind, source in events:
@@ -326,17 +328,19 @@ def _percentile(sorted_values: list[float], percent: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * percent / 100))]
 
 
-def print_summary(database: str, scale: float, seconds: float, rows: dict[str, dict], load_before: str,
-                  load_after: str, server_setup: str, per_chart: bool = False) -> None:
+def print_summary(database: str, scale: float, seconds: float, edits_per_minute: float, rows: dict[str, dict],
+                  load_before: str, load_after: str, server_setup: str, per_chart: bool = False) -> None:
     overall = rows["overall"]
     met = overall["errors"] == 0 and overall["p95_ms"] <= TARGET_P95_MS
     print(f"\nload on {database}, scale {scale:g}x expected for {seconds:g} s ({server_setup})")
-    print(f"  expected x{scale:g}: {int(EXPECTED_SERVERS * scale)} servers reporting every {REPORT_INTERVAL_SECONDS} s, "
+    print(f"  expected x{scale:g}: {int(EXPECTED_SERVERS * scale)} servers reporting every "
+          f"{REPORT_INTERVAL_SECONDS} s, "
           f"{int(EXPECTED_DASHBOARDS * scale)} dashboards polling {len(PER_CHART_PATHS) if per_chart else 1} "
           f"URL{'s' if per_chart else ''} every {POLL_INTERVAL_SECONDS} s, "
-          f"{EXPECTED_EDITS_PER_MINUTE * scale:g} edits/min")
+          f"{edits_per_minute:g} edits/min")
     print(f"  load average (1, 5, 15 min): before {load_before}, after {load_after}  ({os.cpu_count()} cores)")
-    print(f"  {'kind':<8} {'requests':>8} {'req/s':>7} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'errors':>6} {'late>1s':>7}")
+    print(f"  {'kind':<8} {'requests':>8} {'req/s':>7} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'errors':>6} "
+          f"{'late>1s':>7}")
     for kind, row in rows.items():
         print(f"  {kind:<8} {row['requests']:>8} {row['per_second']:>7.1f} {row['p50_ms']:>8.1f} {row['p95_ms']:>8.1f} "
               f"{row['max_ms']:>8.1f} {row['errors']:>6} {row['late']:>7}")
@@ -376,21 +380,24 @@ def stop_servers(processes: list[subprocess.Popen]) -> None:
 def bench(args, scale: float, tmp: Path) -> dict[str, dict]:
     env = fresh_database(tmp, f"load_{str(scale).replace('.', '_')}", postgres_from_environment())
     tokens, slugs = prepare(env, int(EXPECTED_SERVERS * scale))
+    edits_per_minute = args.edits_per_minute or EXPECTED_EDITS_PER_MINUTE * scale
+    if args.smoke:
+        slugs = slugs[:1]  # its three edits in turn: a limits change, a pause, a resume
     port = free_port()
     processes = start_servers(env, port, args)
     try:
         wait_for(port)
         load_before = load_average()
-        results, wall_seconds = run_load(port, tokens, slugs, scale, args.seconds, args.pool_threads,
-                                         args.per_chart)
+        results, wall_seconds = run_load(port, tokens, slugs, scale, args.seconds, edits_per_minute,
+                                         args.pool_threads, args.per_chart)
         load_after = load_average()
     finally:
         stop_servers(processes)
     rows = summarize(results, wall_seconds)
     setup = (f"gunicorn {args.workers} {args.worker_class} workers x {args.worker_threads} threads + qcluster, "
              f"client pool {args.pool_threads} threads")
-    print_summary(env["DATABASE_URL"].split(":", 1)[0], scale, args.seconds, rows, load_before, load_after, setup,
-                  args.per_chart)
+    print_summary(env["DATABASE_URL"].split(":", 1)[0], scale, args.seconds, edits_per_minute, rows, load_before,
+                  load_after, setup, args.per_chart)
     return rows
 
 
@@ -404,7 +411,14 @@ def main() -> None:
     parser.add_argument("--worker-class", default="gthread", help="gunicorn worker class (sync, gthread)")
     parser.add_argument("--per-chart", action="store_true",
                         help="dashboards poll the 7 endpoints one by one instead of /api/overview")
+    parser.add_argument("--edits-per-minute", type=float, help=f"default {EXPECTED_EDITS_PER_MINUTE} x the scale")
+    parser.add_argument("--smoke", action="store_true",
+                        help="0.1x the expected load for 4 s with 3 edits on one partner: seconds, for the test suite")
     args = parser.parse_args()
+    if args.smoke:
+        # 5 servers, 2 dashboards (an ops and an engineer login: each login costs a password
+        # hash); 45 edits a minute so that 4 s hold the three kinds of edit.
+        args.scales, args.seconds, args.edits_per_minute = [0.1], 4, 45
     random.seed(10)
     with tempfile.TemporaryDirectory() as tmp:
         for scale in args.scales:

@@ -3,6 +3,7 @@
 
     .venv/bin/python bench/propagation.py                  # both backends, 200 changes each
     .venv/bin/python bench/propagation.py --backend sqlite --sqlite-poll-seconds 1.0
+    .venv/bin/python bench/propagation.py --smoke          # 10 changes; PostgreSQL from DATABASE_URL only
 
 For each backend, on a fresh migrated database (bench/common.py), a worker process runs
 django.setup() with the bench environment, creates a partner, starts a real UploadGate on the
@@ -127,7 +128,7 @@ def worker(args) -> dict:
             commit_sent_ns = time.perf_counter_ns()
         committed_ns = time.perf_counter_ns()
         with gate.applied_condition:
-            seen = gate.applied_condition.wait_for(lambda: change.version in gate.applied_ns,
+            seen = gate.applied_condition.wait_for(lambda version=change.version: version in gate.applied_ns,
                                                    args.timeout_per_change)
         if not seen:
             missed += 1
@@ -187,7 +188,7 @@ def notify_floor(dsn: str, count: int, timeout_seconds: float) -> dict:
         writer.commit()
         committed_ns = time.perf_counter_ns()
         with condition:
-            if condition.wait_for(lambda: version in read_ns, timeout_seconds):
+            if condition.wait_for(lambda version=version: version in read_ns, timeout_seconds):
                 samples.append(max(0, read_ns[version] - committed_ns))
     stop.set()
     thread.join(2)
@@ -256,8 +257,12 @@ def main() -> None:
     parser.add_argument("--sqlite-poll-seconds", type=float, default=0.25)
     parser.add_argument("--timeout-per-change", type=float, default=5.0)
     parser.add_argument("--max-seconds", type=float, default=180.0, help="per backend")
+    parser.add_argument("--smoke", action="store_true",
+                        help="10 changes per backend, PostgreSQL only from DATABASE_URL: seconds, for the test suite")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.smoke:
+        args.changes, args.max_seconds = 10, 20
     args.timeout_per_change = max(args.timeout_per_change, 2 * args.sqlite_poll_seconds + 1)
     if args.worker:
         print(json.dumps(worker(args)))
@@ -265,7 +270,9 @@ def main() -> None:
     postgres_url = postgres_from_environment() or DEFAULT_POSTGRES
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-propagation-") as tmp:
-        if args.backend in ("all", "postgresql"):
+        if args.backend in ("all", "postgresql") and args.smoke and not postgres_from_environment():
+            print("PostgreSQL skipped: DATABASE_URL is not a postgres URL")
+        elif args.backend in ("all", "postgresql"):
             results.append(run_backend("postgresql", Path(tmp), args, postgres_url))
         if args.backend in ("all", "sqlite"):
             results.append(run_backend("sqlite", Path(tmp), args, None))

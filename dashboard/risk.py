@@ -1,4 +1,4 @@
-"""The standing risk assessment of CPU overuse, computed from the live state (issue 9).
+"""The standing risk assessment of CPU overuse, computed from the live state.
 
 Headroom (fleet capacity against demand now), over-commitment (partner caps against what the
 fleet can carry) and the risk register. Capacity comes from fleet_sim's LoadModel, the model
@@ -12,22 +12,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Max, Sum
 from django.urls import reverse
 from django.utils import timezone
 
-from dashboard.models import ScalingGroup, ScalingPolicy
+from alerting.models import AlertRule, RuleKind
+from fleet.models import ScalingGroup, ScalingPolicy
 from fleet_sim.model import LoadModel
-from monitoring import metrics
-from monitoring.alert_models import AlertRule, RuleKind
-from monitoring.models import MetricSource, Rollup, ServerReport, UploadServer
-from partners.models import ConfigVersion, FleetSettings, Partner
-from partners.units import format_bytes_short
+from monitoring import metrics, queries
+from monitoring.models import MetricSource, UploadServer
+from partners.models import Override, Partner, UploadLimitRow
 
 OPEN = "open"
 OK = "ok"
 PEAK_WINDOW_DAYS = 7
-CPU_METRIC = "cpu_percent"
 
 
 def load_model() -> LoadModel:
@@ -69,36 +66,31 @@ def headroom(now: datetime | None = None, model: LoadModel | None = None) -> Hea
     """Live servers × cores against the cores their last reported CPU uses."""
     now = now or timezone.now()
     model = model or load_model()
-    servers = list(UploadServer.live(now))
-    demand_cores = sum((server.last_cpu_percent or 0) / 100 * model.server_cores for server in servers)
+    live = list(UploadServer.live(now))
+    demand_cores = sum((server.last_cpu_percent or 0) / 100 * model.server_cores for server in live)
     return Headroom(
-        live_servers=len(servers), capacity_cores=len(servers) * model.server_cores,
+        live_servers=len(live), capacity_cores=len(live) * model.server_cores,
         demand_cores=demand_cores,
-        uploads_in_progress=sum(server.last_uploads_in_progress for server in servers),
-        bytes_in_flight=sum(server.last_bytes_in_flight for server in servers),
-        partner_shares=partner_shares(servers),
+        uploads_in_progress=sum(server.last_uploads_in_progress for server in live),
+        bytes_in_flight=sum(server.last_bytes_in_flight for server in live),
+        partner_shares=partner_shares(live),
     )
 
 
-def partner_shares(servers: list[UploadServer]) -> list[PartnerShare]:
+def partner_shares(live: list[UploadServer]) -> list[PartnerShare]:
     """Each partner's share of the uploads and bytes in flight, from each live server's latest
     report (its per-client figures); direct users make up the rest."""
-    per_client: dict[str, list[int]] = {}
-    for server in servers:
-        report = ServerReport.objects.filter(server=server).order_by("-received_at", "-sequence").first()
-        for client_id, figures in (report.clients if report else {}).items():
-            totals = per_client.setdefault(client_id, [0, 0])
-            totals[0] += int(figures.get("uploads_in_progress", 0))
-            totals[1] += int(figures.get("bytes_in_flight", 0))
-    all_uploads = sum(server.last_uploads_in_progress for server in servers)
-    all_bytes = sum(server.last_bytes_in_flight for server in servers)
+    per_client = queries.latest_client_figures(live)
+    all_uploads = sum(server.last_uploads_in_progress for server in live)
+    all_bytes = sum(server.last_bytes_in_flight for server in live)
     shares = []
     for partner in Partner.objects.all():
         uploads, bytes_in_flight = per_client.get(partner.client_id, (0, 0))
         shares.append(PartnerShare(
             name=partner.name, client_id=partner.client_id, uploads_in_progress=uploads,
             bytes_in_flight=bytes_in_flight,
-            uploads_share_percent=_percent(uploads, all_uploads), bytes_share_percent=_percent(bytes_in_flight, all_bytes),
+            uploads_share_percent=_percent(uploads, all_uploads),
+            bytes_share_percent=_percent(bytes_in_flight, all_bytes),
             url=partner.get_absolute_url()))
     return sorted(shares, key=lambda share: (-share.bytes_share_percent, -share.uploads_share_percent, share.name))
 
@@ -149,7 +141,7 @@ def overcommitment(now: datetime | None = None, model: LoadModel | None = None) 
     """
     now = now or timezone.now()
     model = model or load_model()
-    servers = UploadServer.live(now).count() or max(1, settings.FLEET_CONFIGURED_SERVER_COUNT)
+    server_count = UploadServer.live_count(now)
     concurrency_caps = bytes_caps = 0
     uncapped = []
     for partner in Partner.objects.all():
@@ -162,9 +154,10 @@ def overcommitment(now: datetime | None = None, model: LoadModel | None = None) 
         concurrency_caps += concurrency if concurrency is not None else _uploads_for_bytes(bytes_in_flight, model)
         bytes_caps += bytes_in_flight if bytes_in_flight is not None else concurrency * model.part_bytes
     return Overcommitment(
-        servers=servers, concurrency_caps=concurrency_caps, bytes_caps=bytes_caps,
-        concurrency_capacity=servers * model.server_cores / model.cores_wanted(model.partner_bandwidth_bytes_per_second),
-        bytes_capacity=servers * model.server_bytes_per_second() * model.request_timeout_seconds,
+        servers=server_count, concurrency_caps=concurrency_caps, bytes_caps=bytes_caps,
+        concurrency_capacity=server_count * model.server_cores / model.cores_wanted(
+            model.partner_bandwidth_bytes_per_second),
+        bytes_capacity=server_count * model.server_bytes_per_second() * model.request_timeout_seconds,
         uncapped_partners=uncapped, warning_ratio=settings.RISK_OVERCOMMIT_WARNING_RATIO,
     )
 
@@ -222,7 +215,7 @@ def no_scaling_policy() -> RiskEntry:
                 f"No automatic scaling policy is on ({groups} scaling group{'s' if groups != 1 else ''}): "
                 "the fleet grows only when someone scales it by hand.")
     return _entry("no-scaling-policy", "No automatic scaling policy on", not enabled, evidence,
-                  "Turn on a group's target-tracking policy.", "fleet", "Fleet")
+                  "Turn on a group's target-tracking policy.", "fleet:groups", "Fleet")
 
 
 def single_server(now: datetime) -> RiskEntry:
@@ -231,16 +224,16 @@ def single_server(now: datetime) -> RiskEntry:
     if live <= 1:
         evidence += " One busy or failed server takes every upload with it."
     return _entry("single-server", "A single live server", live <= 1, evidence,
-                  "Scale the group to at least 2 servers, or raise its minimum.", "fleet", "Fleet")
+                  "Scale the group to at least 2 servers, or raise its minimum.", "fleet:groups", "Fleet")
 
 
 def no_cpu_alert_rule() -> RiskEntry:
-    rules = list(AlertRule.objects.filter(enabled=True, kind=RuleKind.METRIC, metric=CPU_METRIC))
+    rules = list(AlertRule.objects.filter(enabled=True, kind=RuleKind.METRIC, metric=metrics.CPU_PERCENT))
     evidence = (f"CPU alert rule{'s' if len(rules) != 1 else ''} on: "
                 + "; ".join(f"{rule.name} ({rule.condition_text()})" for rule in rules) + "."
                 if rules else "No enabled alert rule watches CPU %: overuse is noticed only on the charts.")
     return _entry("no-cpu-alert", "No CPU alert rule enabled", not rules, evidence,
-                  "Enable or add an alert rule on CPU %.", "monitoring:alerts", "Alerts")
+                  "Enable or add an alert rule on CPU %.", "alerting:alerts", "Alerts")
 
 
 def partner_without_limits() -> RiskEntry:
@@ -252,7 +245,7 @@ def partner_without_limits() -> RiskEntry:
 
 
 def servers_behind_config(now: datetime) -> RiskEntry:
-    newest = ConfigVersion.objects.filter(pk=1).values_list("value", flat=True).first() or 0
+    newest = UploadLimitRow.published_version() or 0
     behind = [f"{server.name} (v{server.last_config_version if server.last_config_version is not None else '—'})"
               for server in UploadServer.live(now)
               if server.last_config_version is None or server.last_config_version < newest]
@@ -268,21 +261,19 @@ def collector_failing() -> RiskEntry:
     evidence = ("Failing: " + "; ".join(f"{source} — {source.last_error[:200]}" for source in failing) + "."
                 if failing else f"{MetricSource.objects.filter(enabled=True).count()} metric collectors, none failing.")
     return _entry("collector-failing", "A metric collector failing", bool(failing), evidence,
-                  "Fix the collector's credentials or name, or disable it in the admin.", "monitoring:alerts", "Alerts")
+                  "Fix the collector's credentials or name, or disable it in the admin.", "alerting:alerts", "Alerts")
 
 
 def long_pause(now: datetime) -> RiskEntry:
     days = settings.RISK_PAUSE_DAYS
     since = now - timedelta(days=days)
-    long = [f"{partner.name} (paused {_days_ago(partner.paused_at, now)})"
-            for partner in Partner.objects.filter(paused=True, paused_at__lte=since)]
-    fleet = FleetSettings.load()
-    if fleet.all_partners_paused and fleet.all_partners_paused_at and fleet.all_partners_paused_at <= since:
-        long.insert(0, f"all partners (paused {_days_ago(fleet.all_partners_paused_at, now)})")
+    pauses = Override.objects.active().pauses().filter(created_at__lte=since).select_related("partner")
+    long = sorted(f"{pause.subject_name} (paused {_days_ago(pause.created_at, now)})" for pause in pauses)
     evidence = (f"On for more than {days:g} days: {', '.join(long)}." if long else
                 f"No pause has been on for more than {days:g} days.")
     return _entry("long-pause", f"A pause on for more than {days:g} days", bool(long), evidence,
-                  "Resume it, or lower the partner's limits instead of blocking it.", "controls", "Global controls")
+                  "Resume it, or lower the partner's limits instead of blocking it.", "partners:controls",
+                  "Global controls")
 
 
 def _days_ago(moment: datetime, now: datetime) -> str:
@@ -319,11 +310,8 @@ def _target_cpu_percent(group: ScalingGroup) -> float:
 def peak_demand_cores(group: ScalingGroup, now: datetime, model: LoadModel) -> float | None:
     """The busiest minute of the last week: the group's servers' CPU added up, in cores."""
     since = now - timedelta(days=PEAK_WINDOW_DAYS)
-    prefix = metrics.server_subject(group.server_name_prefix if not group.is_aws else "")
-    per_minute = (Rollup.objects.filter(metric=CPU_METRIC, resolution_seconds=60, subject__startswith=prefix,
-                                        bucket_start__gte=since, bucket_start__lte=now)
-                  .values("bucket_start").annotate(cpu_percent=Sum("total")))
-    peak_percent = per_minute.aggregate(peak=Max("cpu_percent"))["peak"]
+    prefix = group.server_name_prefix if not group.is_aws else ""
+    peak_percent = queries.peak_summed_server_cpu_percent(prefix, since, now)
     return None if peak_percent is None else peak_percent / 100 * model.server_cores
 
 
@@ -341,5 +329,5 @@ def max_capacity_too_low(now: datetime, model: LoadModel) -> RiskEntry:
                      f"{at_max:.0f} % CPU, target {peak.target_cpu_percent:.0f} %")
     evidence = ("; ".join(parts) + ".") if parts else "No scaling group."
     return _entry("max-capacity-too-low", "A group's maximum too low for last week's peak", bool(low), evidence,
-                  "Raise the group's maximum capacity (admin), or lower the partners' limits.", "fleet", "Fleet")
+                  "Raise the group's maximum capacity (admin), or lower the partners' limits.", "fleet:groups", "Fleet")
 

@@ -34,9 +34,14 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_q",
     "axes",
+    # The apps, from the pages that combine (top) to the ground floor; imports point down
+    # (.importlinter).
     "dashboard",
+    "alerting",
+    "fleet",
     "partners",
     "monitoring",
+    "core",
 ]
 
 MIDDLEWARE = [
@@ -67,7 +72,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "dashboard.context_processors.user_roles",
+                "core.roles.user_roles",
             ],
         },
     },
@@ -106,11 +111,11 @@ AUTH_PASSWORD_VALIDATORS = [
 
 AUTHENTICATION_BACKENDS = [
     # First, so a locked-out user name or address is refused before the password is checked.
-    "dashboard.login_throttle.LoginThrottleBackend",
+    "core.login_throttle.LoginThrottleBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
 
-# Login throttling (dashboard/login_throttle.py): after LOGIN_FAILURE_LIMIT failures for one
+# Login throttling (core/login_throttle.py): after LOGIN_FAILURE_LIMIT failures for one
 # user name, or from one address, logins from it wait LOGIN_LOCKOUT_MINUTES. Counted in the
 # database, so all web processes share the count.
 AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
@@ -118,8 +123,8 @@ AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=1
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 # A fixed wait the page can state; retries during it do not extend it.
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
-AXES_LOCKOUT_CALLABLE = "dashboard.login_throttle.locked_out"
-AXES_CLIENT_IP_CALLABLE = "dashboard.login_throttle.client_ip"
+AXES_LOCKOUT_CALLABLE = "core.login_throttle.locked_out"
+AXES_CLIENT_IP_CALLABLE = "core.login_throttle.client_ip"
 # Ops read lockouts in the logs by user name and address (passwords are never logged).
 AXES_SENSITIVE_PARAMETERS = []
 # The version banner on every manage.py command adds noise to ops output.

@@ -12,7 +12,7 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":  # noqa: F405
-    # The audit table refuses TRUNCATE (partners migration 0004) unless a session says so;
+    # The audit table refuses TRUNCATE (core's first migration) unless a session says so;
     # Django's flush between transactional tests truncates every table, so tests say so.
     # Set at connection start, it survives the rollbacks that SET inside a test would not.
     _options = DATABASES["default"].setdefault("OPTIONS", {})  # noqa: F405

@@ -16,12 +16,13 @@ from datetime import datetime
 from django.db.models import Q
 from django.urls import reverse
 
-from dashboard import roles
-from dashboard.models import ScalingAction
+from alerting.models import Alert, AlertState
+from core import roles
+from core.models import AuditEntry
+from fleet.models import ScalingAction
 from monitoring import metrics
-from monitoring.alert_models import Alert, AlertState
 from partners.access import visible_partners
-from partners.models import AuditAction, AuditEntry
+from partners.models import PartnerAudit
 from partners.templatetags.limits import audit_value, limit_label
 
 
@@ -36,17 +37,17 @@ class Kind:
 KIND_COLORS = {Kind.LIMITS: "#2557d6", Kind.PAUSE: "#b86e00", Kind.SCALING: "#1f8a4c", Kind.ALERT: "#c0322b"}
 
 AUDIT_KINDS = {
-    AuditAction.LIMITS_CHANGED: Kind.LIMITS,
-    AuditAction.SHADOW_CHANGED: Kind.LIMITS,
-    AuditAction.DEFAULTS_CHANGED: Kind.LIMITS,
-    AuditAction.OVERRIDE_STARTED: Kind.LIMITS,
-    AuditAction.OVERRIDE_ENDED: Kind.LIMITS,
-    AuditAction.EFFECTIVE_LIMITS_CHANGED: Kind.LIMITS,
-    AuditAction.LOAD_CONTROL_CHANGED: Kind.LIMITS,
-    AuditAction.PARTNER_PAUSED: Kind.PAUSE,
-    AuditAction.PARTNER_RESUMED: Kind.PAUSE,
-    AuditAction.ALL_PAUSED: Kind.PAUSE,
-    AuditAction.ALL_RESUMED: Kind.PAUSE,
+    PartnerAudit.LIMITS_CHANGED: Kind.LIMITS,
+    PartnerAudit.SHADOW_CHANGED: Kind.LIMITS,
+    PartnerAudit.DEFAULTS_CHANGED: Kind.LIMITS,
+    PartnerAudit.OVERRIDE_STARTED: Kind.LIMITS,
+    PartnerAudit.OVERRIDE_ENDED: Kind.LIMITS,
+    PartnerAudit.EFFECTIVE_LIMITS_CHANGED: Kind.LIMITS,
+    PartnerAudit.LOAD_CONTROL_CHANGED: Kind.LIMITS,
+    PartnerAudit.PARTNER_PAUSED: Kind.PAUSE,
+    PartnerAudit.PARTNER_RESUMED: Kind.PAUSE,
+    PartnerAudit.ALL_PAUSED: Kind.PAUSE,
+    PartnerAudit.ALL_RESUMED: Kind.PAUSE,
 }
 
 DEFAULT_LIMIT = 200
@@ -77,7 +78,7 @@ def events(since: datetime, until: datetime, limit: int = DEFAULT_LIMIT, user=No
     With `user`, only what that user may see, with links they may open; without (a job, an email
     to ops), everything, linked as for ops.
     """
-    sees_all = user is None or roles.sees_all_partners(user)
+    sees_all = user is None or roles.sees_everything(user)
     merged = [*_audit_events(since, until, user, sees_all, limit),
               *_scaling_events(since, until, sees_all, limit),
               *_alert_events(since, until, user, sees_all, limit)]
@@ -93,10 +94,10 @@ def _shorten(text: str) -> str:
 
 def _audit_events(since, until, user, sees_all: bool, limit: int) -> list[TimelineEvent]:
     entries = AuditEntry.objects.filter(created_at__gte=since, created_at__lte=until,
-                                        action__in=list(AUDIT_KINDS)).select_related("partner")
+                                        action__in=list(AUDIT_KINDS)).prefetch_related("target")
     if not sees_all:
-        entries = entries.filter(Q(partner=None) | Q(partner__in=visible_partners(user)))
-    controls_url = reverse("controls") if user is None or roles.is_ops(user) else ""
+        entries = entries.filter(Q(target_id=None) | Q(partner__in=visible_partners(user)))
+    controls_url = reverse("partners:controls") if user is None or roles.is_ops(user) else ""
     return [_audit_event(entry, controls_url) for entry in entries.order_by("-created_at", "-id")[:limit]]
 
 
@@ -107,9 +108,9 @@ def _audit_event(entry: AuditEntry, controls_url: str) -> TimelineEvent:
         f"{limit_label(name)}: {audit_value(before, name)} → {audit_value(after, name)}"
         for name, before, after in entry.changes())
     detail = " — ".join(part for part in (changes, entry.reason) if part)
-    link = entry.partner.get_absolute_url() if entry.partner else controls_url
+    link = entry.target.get_absolute_url() if entry.target is not None else controls_url
     return TimelineEvent(at=entry.created_at, kind=kind,
-                         title=f"{entry.get_action_display()}: {entry.subject}", detail=_shorten(detail),
+                         title=f"{entry.action_label}: {entry.subject}", detail=_shorten(detail),
                          actor=entry.actor_name, link=link)
 
 
@@ -118,7 +119,7 @@ def _audit_event(entry: AuditEntry, controls_url: str) -> TimelineEvent:
 def _scaling_events(since, until, sees_all: bool, limit: int) -> list[TimelineEvent]:
     actions = ScalingAction.objects.filter(requested_at__gte=since, requested_at__lte=until).select_related(
         "group").order_by("-requested_at", "-id")[:limit]
-    fleet_url = reverse("fleet") if sees_all else ""
+    fleet_url = reverse("fleet:groups") if sees_all else ""
     return [_scaling_event(action, fleet_url) for action in actions]
 
 
@@ -136,7 +137,7 @@ def _alert_events(since, until, user, sees_all: bool, limit: int) -> list[Timeli
     alerts = Alert.objects.select_related("rule")
     if not sees_all:
         alerts = alerts.filter(_fleet_or_own_subject(user))
-    alerts_url = reverse("monitoring:alerts") if sees_all else ""
+    alerts_url = reverse("alerting:alerts") if sees_all else ""
     fired = alerts.filter(fired_at__gte=since, fired_at__lte=until).order_by("-fired_at", "-id")[:limit]
     recovered = alerts.filter(state=AlertState.RESOLVED, closed_at__gte=since, closed_at__lte=until).order_by(
         "-closed_at", "-id")[:limit]

@@ -1,5 +1,5 @@
 """The weekly summary email to ops: last week's peak CPU, alerts fired, scaling actions,
-limit changes and pauses, and the risk register's open risks (issue 9).
+limit changes and pauses, and the risk register's open risks.
 
 A WeeklySummary row per week is the claim: created before sending (a unique week), so a task
 that runs twice, or on two workers, sends once. A failure that may pass releases the claim so
@@ -11,26 +11,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
-from django.db.models import Max
-from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
+from alerting.models import Alert
+from core.mail import TransportError, dashboard_link, send_email, templated_email
+from core.models import AuditEntry
+from core.roles import OPS_GROUP
 from dashboard import risk
-from dashboard.models import ScalingAction, WeeklySummary
-from dashboard.roles import OPS_GROUP
-from monitoring.alert_models import Alert
-from monitoring.models import Rollup
-from partners.models import AuditAction, AuditEntry
+from dashboard.models import WeeklySummary
+from fleet.models import ScalingAction
+from monitoring import queries
+from partners.models import PartnerAudit
 
 MAX_ERROR_CHARS = 2000
-LIMIT_CHANGE_ACTIONS = (AuditAction.LIMITS_CHANGED, AuditAction.DEFAULTS_CHANGED, AuditAction.OVERRIDE_STARTED,
-                        AuditAction.OVERRIDE_ENDED, AuditAction.EFFECTIVE_LIMITS_CHANGED)
-PAUSE_ACTIONS = (AuditAction.PARTNER_PAUSED, AuditAction.ALL_PAUSED)
+LIMIT_CHANGE_ACTIONS = (PartnerAudit.LIMITS_CHANGED, PartnerAudit.DEFAULTS_CHANGED, PartnerAudit.OVERRIDE_STARTED,
+                        PartnerAudit.OVERRIDE_ENDED, PartnerAudit.EFFECTIVE_LIMITS_CHANGED)
+PAUSE_ACTIONS = (PartnerAudit.PARTNER_PAUSED, PartnerAudit.ALL_PAUSED)
 
 
 @dataclass
@@ -61,12 +61,12 @@ def week_figures(week_start: date, now: datetime | None = None) -> WeekFigures:
     actions = ScalingAction.objects.filter(**_between("requested_at", in_week))
     return WeekFigures(
         week_start=week_start, starts_at=starts_at, ends_at=ends_at,
-        peak_cpu_percent=Rollup.objects.filter(metric=risk.CPU_METRIC, subject="fleet", resolution_seconds=60,
-                                               **_between("bucket_start", in_week)).aggregate(peak=Max("maximum"))["peak"],
+        peak_cpu_percent=queries.peak_fleet_cpu_percent(starts_at, ends_at),
         alerts_fired=Alert.objects.filter(**_between("fired_at", in_week)).count(),
         scaling_actions=actions.count(),
         scaling_actions_succeeded=actions.filter(status=ScalingAction.Status.SUCCEEDED).count(),
-        limit_changes=AuditEntry.objects.filter(action__in=LIMIT_CHANGE_ACTIONS, **_between("created_at", in_week)).count(),
+        limit_changes=AuditEntry.objects.filter(action__in=LIMIT_CHANGE_ACTIONS,
+                                                **_between("created_at", in_week)).count(),
         pauses=AuditEntry.objects.filter(action__in=PAUSE_ACTIONS, **_between("created_at", in_week)).count(),
         open_risks=risk.open_risks(now),
     )
@@ -83,8 +83,6 @@ def ops_addresses() -> list[str]:
 
 def send_weekly_summary(now: datetime | None = None) -> bool:
     """Send last week's summary to ops once; False when already claimed or nobody to send to."""
-    from monitoring.alerting.notify import TransportError, send_email
-
     now = now or timezone.now()
     week_start = last_week_start(now)
     recipients = ops_addresses()
@@ -108,11 +106,7 @@ def send_weekly_summary(now: datetime | None = None) -> bool:
 
 
 def summary_message(figures: WeekFigures, recipients: list[str]) -> EmailMultiAlternatives:
-    base = settings.DASHBOARD_BASE_URL.rstrip("/")
-    context = {"figures": figures, "last_day": figures.ends_at - timedelta(days=1),
-               "risk_link": base + reverse("risk"), "audit_link": base + reverse("audit")}
-    subject = " ".join(render_to_string("emails/weekly-summary-subject.txt", context).split())
-    message = EmailMultiAlternatives(subject, render_to_string("emails/weekly-summary-body.txt", context),
-                                     settings.DEFAULT_FROM_EMAIL, recipients)
-    message.attach_alternative(render_to_string("emails/weekly-summary-body.html", context), "text/html")
-    return message
+    return templated_email("weekly-summary", {
+        "figures": figures, "last_day": figures.ends_at - timedelta(days=1),
+        "risk_link": dashboard_link(reverse("risk")), "audit_link": dashboard_link(reverse("audit")),
+    }, recipients)

@@ -13,11 +13,10 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
-from upload_gate import UploadGate
-from upload_gate.reporter import StatusReporter
-
 from fleet_sim.model import SCENARIOS, LoadModel, PartnerBacklog
 from fleet_sim.simulation import Server, Simulation
+from upload_gate import UploadGate
+from upload_gate.reporter import StatusReporter
 
 REPORT_INTERVAL_SECONDS = 5
 

@@ -14,11 +14,9 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from fleet_sim.model import USER_FILE_MIX, FileKind, LoadModel, PartnerBacklog, Scenario
 from upload_gate import ManualClock, StaticSource, UploadGate
 
-from fleet_sim.model import USER_FILE_MIX, FileKind, LoadModel, PartnerBacklog, Scenario
-
-DEFAULTS_ROW = "*"
 # CPU seconds left below which an upload counts as done (float rounding).
 CPU_DONE = 1e-9
 

@@ -6,6 +6,7 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
+from fleet_sim.load_control import ControlSettings, PartnerLimits, control
 from fleet_sim.model import LoadModel, Scenario
 from fleet_sim.simulation import Simulation
 
@@ -140,7 +141,7 @@ STRATEGIES = [
 
 class LoadCoupledScaler:
     """Target tracking plus load-coupled limits: the dashboard's controller
-    (partners.load_control, the same code) shrinks the partner's effective concurrency while
+    (fleet_sim.load_control, the same code) shrinks the partner's effective concurrency while
     the fleet's CPU stays above its target and grows it back when it stays below; the
     configured limit follows the fleet size as in "limits + autoscaling"."""
 
@@ -167,8 +168,6 @@ class LoadCoupledScaler:
         self._control(sim)
 
     def _control(self, sim: Simulation) -> None:
-        from partners.load_control import PartnerLimits, control
-
         servers = len([s for s in sim.servers if not s.draining])
         configured = self.per_server * servers
         client_id = sim.scenario.backlog.client_id if sim.scenario.backlog else "theirstory-sdk"
@@ -215,8 +214,6 @@ class LoadCoupledWithScaling(Strategy):
     cpu_target_percent: float = LOAD_COUPLED_SETTINGS["cpu_target_percent"]
 
     def build(self, scenario, model, seed):
-        from partners.load_control import ControlSettings
-
         client_id = scenario.backlog.client_id if scenario.backlog else "theirstory-sdk"
         rows = [limit_row("*", **USER_DEFAULT_LIMITS),
                 limit_row(client_id, max_concurrent_uploads=LOAD_COUPLED_LIMIT_PER_SERVER)]

@@ -32,10 +32,6 @@ class SizeMix:
     label: str
     kinds: tuple[FileKind, ...]
 
-    def mean_bytes(self) -> float:
-        total_weight = sum(k.weight for k in self.kinds)
-        return sum(k.weight * (k.min_bytes + k.max_bytes) / 2 for k in self.kinds) / total_weight
-
 
 SIZE_MIXES = {
     "small-documents": SizeMix("small documents (0.1–3 MB)", (FileKind("document", 1.0, 100_000, 3 * MB),)),

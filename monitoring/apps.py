@@ -6,26 +6,21 @@ class MonitoringConfig(AppConfig):
     name = "monitoring"
 
     def ready(self) -> None:
+        from core.audit import register_actions
+        from monitoring.models import ServerAudit
+
+        register_actions(ServerAudit)
         post_migrate.connect(_after_migrate, sender=self)
 
 
 def _after_migrate(**kwargs) -> None:
-    from django_q.models import Schedule
-
-    every_minute = {"schedule_type": Schedule.MINUTES, "minutes": 1, "repeats": -1}
-    schedules = {
-        "monitoring: roll up metrics": {"func": "monitoring.tasks.roll_up_metrics", **every_minute},
-        "monitoring: collect CloudWatch and SQS": {"func": "monitoring.tasks.collect_metrics", **every_minute},
-        "monitoring: count live servers": {"func": "monitoring.tasks.sync_live_servers", **every_minute},
-        "monitoring: evaluate alerts": {"func": "monitoring.tasks.evaluate_alerts", **every_minute},
-        "monitoring: purge expired metrics": {"func": "monitoring.tasks.purge_expired_metrics",
-                                              "schedule_type": Schedule.HOURLY, "repeats": -1},
-    }
-    for name, fields in schedules.items():
-        Schedule.objects.update_or_create(name=name, defaults=fields)
+    from core import schedules
     from monitoring.collectors import sync_sources_from_settings
 
+    schedules.ensure({
+        "monitoring: roll up metrics": schedules.every_minute("monitoring.tasks.roll_up_metrics"),
+        "monitoring: collect CloudWatch and SQS": schedules.every_minute("monitoring.tasks.collect_metrics"),
+        "monitoring: count live servers": schedules.every_minute("monitoring.tasks.count_live_servers"),
+        "monitoring: purge expired metrics": schedules.hourly("monitoring.tasks.purge_expired_metrics"),
+    })
     sync_sources_from_settings()
-    from monitoring.alerting.rules import seed_default_rules
-
-    seed_default_rules()

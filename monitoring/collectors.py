@@ -9,8 +9,7 @@ stores nothing partial. Values are upserted per minute, so running twice stores 
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
@@ -19,7 +18,7 @@ from django.utils import timezone
 
 from monitoring import aws, metrics
 from monitoring.models import MetricSource
-from monitoring.storage import write_minute_value
+from monitoring.rollups import write_minute_value
 
 logger = logging.getLogger(__name__)
 
@@ -34,11 +33,6 @@ Sample = tuple[str, str, datetime, float]
 Collector = Callable[[MetricSource, datetime], int]
 
 
-def autoscaling_group_subject(group_name: str) -> str:
-    # Spelled like the subjects in monitoring.metrics; move it there when a chart draws it.
-    return f"asg:{group_name}"
-
-
 # ---- Auto Scaling groups: CPUUtilization per instance and the group's average -------------
 
 def collect_autoscaling_cpu(source: MetricSource, now: datetime) -> int:
@@ -50,7 +44,7 @@ def collect_autoscaling_cpu(source: MetricSource, now: datetime) -> int:
     samples = [(metrics.CPU_PERCENT, metrics.instance_subject(instance_id), minute, cpu_percent)
                for instance_id, by_minute in cpu_by_instance.items()
                for minute, cpu_percent in by_minute.items()]
-    group_subject = autoscaling_group_subject(source.name)
+    group_subject = metrics.autoscaling_group_subject(source.name)
     samples += [(metrics.CPU_PERCENT, group_subject, minute, mean_cpu_percent)
                 for minute, mean_cpu_percent in _mean_by_minute(cpu_by_instance.values()).items()]
     return store(samples)
@@ -110,7 +104,7 @@ def _mean_by_minute(series: Iterable[dict[datetime, float]]) -> dict[datetime, f
 
 
 def _utc_minute(moment: datetime) -> datetime:
-    return metrics.bucket_start(moment.astimezone(dt_timezone.utc), metrics.MINUTE_SECONDS)
+    return metrics.bucket_start(moment.astimezone(UTC), metrics.MINUTE_SECONDS)
 
 
 def _batches(items: list[str], size: int) -> Iterator[list[str]]:

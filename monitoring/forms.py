@@ -1,13 +1,13 @@
 from django import forms
 
+from core.forms import ReasonField
 from monitoring.models import UploadServer, server_name_validator
-from partners.forms import ReasonField
 
 
 class RegisterServerForm(forms.Form):
     name = forms.CharField(max_length=100, validators=[server_name_validator],
                            help_text="The server id the upload server puts in its reports, e.g. upload-3.")
-    reason = ReasonField(error_messages={"required": "Say why: the reason goes into the audit log."})
+    reason = ReasonField()
 
     def clean_name(self):
         name = self.cleaned_data["name"]
@@ -17,4 +17,4 @@ class RegisterServerForm(forms.Form):
 
 
 class ServerActionForm(forms.Form):
-    reason = ReasonField(error_messages={"required": "Say why: the reason goes into the audit log."})
+    reason = ReasonField()

@@ -36,6 +36,10 @@ def queue_subject(name: str) -> str:
     return f"queue:{name}"
 
 
+def autoscaling_group_subject(group_name: str) -> str:
+    return f"asg:{group_name}"
+
+
 def instance_subject(instance_id: str) -> str:
     return f"instance:{instance_id}"
 

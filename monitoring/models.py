@@ -24,6 +24,14 @@ TOKEN_PREFIX_CHARS = 8
 SILENT_AFTER_INTERVALS = 3
 
 
+class ServerAudit(models.TextChoices):
+    """The monitoring app's verbs in the audit log (core.audit)."""
+
+    SERVER_REGISTERED = "server.registered", "Upload server registered"
+    SERVER_TOKEN_ROTATED = "server.token_rotated", "Upload server token replaced"
+    SERVER_REVOKED = "server.revoked", "Upload server revoked"
+
+
 def hash_token(token: str) -> str:
     # Tokens are 32 random bytes: a fast hash is enough, no salt or stretching needed.
     return hashlib.sha256(token.encode()).hexdigest()
@@ -60,6 +68,16 @@ class UploadServer(models.Model):
     def live(cls, now=None) -> models.QuerySet:
         now = now or timezone.now()
         return cls.objects.filter(revoked_at=None, silent_after__gt=now)
+
+    @classmethod
+    def live_count(cls, now=None) -> int:
+        """Upload servers that reported within 3 of their intervals.
+
+        While none is live (before the first report, or while reports cannot reach us) it is
+        the fleet's configured size: dividing by 1 would let every server admit the whole
+        fleet-wide limit.
+        """
+        return cls.live(now).count() or max(1, settings.FLEET_CONFIGURED_SERVER_COUNT)
 
     def issue_token(self) -> str:
         """A new token, shown once; only its hash is kept. Replaces any earlier token."""
@@ -167,4 +185,3 @@ class MetricSource(models.Model):
     def failing(self) -> bool:
         return bool(self.last_error) and (
             self.last_success_at is None or (self.last_error_at and self.last_error_at > self.last_success_at))
-from monitoring.alert_models import *  # noqa: E402,F401,F403

@@ -9,10 +9,12 @@ import math
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
+
 from django.db import connection, transaction
 from django.utils import timezone
 
-from monitoring.models import ServerReport, UploadServer
+from monitoring import servers
+from monitoring.models import ServerReport, UploadServer, hash_token
 
 MAX_REPORT_BYTES = 256 * 1024
 LIVE_COUNT_CHECK_SECONDS = 5
@@ -169,8 +171,6 @@ def authenticate(authorization_header: str) -> UploadServer | None:
     scheme, _, token = (authorization_header or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None
-    from monitoring.models import hash_token
-
     servers = UploadServer.objects.raw(_AUTHENTICATE_SQL, [hash_token(token.strip())])
     server = next(iter(servers), None)
     # The lookup is by hash; compare once more in constant time before trusting it.
@@ -217,8 +217,8 @@ def store_report(server: UploadServer, report: Report, now=None) -> bool:
     if not was_counted or _live_count_check_due(now):
         # A new or returning server changes the live count at once. One that went silent is
         # noticed here within a few seconds while other servers report (and by the
-        # every-minute job, monitoring.tasks.sync_live_servers, when none do).
-        sync_live_server_count(now)
+        # every-minute job, monitoring.tasks.count_live_servers, when none do).
+        servers.count_live_servers(now)
     return True
 
 
@@ -231,19 +231,4 @@ def _live_count_check_due(now) -> bool:
     if due_at is not None and now < due_at:
         return False
     _next_live_count_check["at"] = now + timedelta(seconds=LIVE_COUNT_CHECK_SECONDS)
-    return True
-
-
-def sync_live_server_count(now=None) -> bool:
-    """Republish the `*` row when the live count moved, so each gate's share follows the fleet."""
-    from partners import publisher
-    from partners.models import DEFAULTS_CLIENT_ID, UploadLimitRow
-
-    count = publisher.live_server_count(now)
-    published = UploadLimitRow.objects.filter(client_id=DEFAULTS_CLIENT_ID).values_list(
-        "live_server_count", flat=True).first()
-    if published == count:
-        return False
-    with transaction.atomic():
-        publisher.publish_defaults()
     return True

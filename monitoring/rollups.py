@@ -130,6 +130,15 @@ def _coarser_rows(bucket: datetime, resolution_seconds: int, finer_seconds: int)
                    minimum=g["low"], maximum=g["high"]) for g in groups]
 
 
+def write_minute_value(metric: str, subject: str, moment: datetime, value: float) -> None:
+    """Store one value per minute for (metric, subject) (a collector's sample); a second write to
+    the same minute replaces the first, so a collector that runs twice stores nothing twice."""
+    Rollup.objects.update_or_create(
+        metric=metric, subject=subject, resolution_seconds=60, bucket_start=metrics.bucket_start(moment, 60),
+        defaults={"sample_count": 1, "total": value, "minimum": value, "maximum": value},
+    )
+
+
 def retention_cutoffs(now: datetime) -> dict[str, datetime]:
     return {
         "raw": now - timedelta(hours=settings.METRICS_RAW_RETENTION_HOURS),

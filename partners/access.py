@@ -5,13 +5,13 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 
-from dashboard import roles
+from core import roles
 from partners.models import Partner
 
 
 def visible_partners(user) -> QuerySet[Partner]:
     partners = Partner.objects.all()
-    return partners if roles.sees_all_partners(user) else partners.filter(managers=user)
+    return partners if roles.sees_everything(user) else partners.filter(managers=user)
 
 
 def may_change(user, partner: Partner) -> bool:
@@ -26,6 +26,6 @@ def partner_for(request: HttpRequest, slug: str, write: bool = False) -> Partner
     return partner
 
 
-def require_ops(request: HttpRequest) -> None:
-    if not roles.is_ops(request.user):
-        raise PermissionDenied("Only ops staff can do this.")
+def ceilings_for(user, partner: Partner) -> dict | None:
+    """The ceilings a user's edits of this partner must keep within: none for ops."""
+    return None if roles.is_ops(user) else partner.ceilings()

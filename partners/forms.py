@@ -5,42 +5,11 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from partners.changes import LOAD_CONTROL_FIELDS
-from partners.models import BYTE_LIMIT_FIELDS, LIMIT_FIELDS, SHADOW_FIELDS, AuditAction, FleetSettings, Partner
-from partners.units import ByteSizeError, format_bytes_exact, parse_bytes
+from core.forms import MIN_ONE_MESSAGE, ByteSizeField, ReasonField
+from core.units import format_bytes_exact
+from partners.models import BYTE_LIMIT_FIELDS, LIMIT_FIELDS, LOAD_CONTROL_FIELDS, SHADOW_FIELDS, FleetSettings, Partner
 
 NO_LIMIT_HELP = "Empty means no limit."
-MIN_ONE_MESSAGE = "Must be at least 1; leave it empty for no limit."
-
-
-class ByteSizeField(forms.Field):
-    """A byte count typed and shown in human units ("5 GB", "2 GiB")."""
-
-    default_error_messages = {"min_value": MIN_ONE_MESSAGE}
-
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("widget", forms.TextInput(attrs={"placeholder": "no limit", "inputmode": "text"}))
-        super().__init__(*args, **kwargs)
-
-    def prepare_value(self, value):
-        if isinstance(value, int):
-            return format_bytes_exact(value)
-        return value
-
-    def to_python(self, value):
-        if value in self.empty_values or (isinstance(value, str) and not value.strip()):
-            return None
-        if isinstance(value, int):
-            return value
-        try:
-            return parse_bytes(str(value))
-        except ByteSizeError as error:
-            raise forms.ValidationError(str(error), code="invalid") from error
-
-    def validate(self, value):
-        super().validate(value)
-        if value is not None and value < 1:
-            raise forms.ValidationError(self.error_messages["min_value"], code="min_value")
 
 
 def limit_form_field(name: str, label: str) -> forms.Field:
@@ -72,17 +41,6 @@ def check_burst_has_rate(form: forms.Form, prefix: str = "") -> None:
         form.add_error(f"{prefix}burst", "A burst needs a requests-per-minute rate to go with it.")
 
 
-class ReasonField(forms.CharField):
-    def __init__(self, required: bool = True, **kwargs):
-        kwargs.setdefault("widget", forms.TextInput(attrs={"placeholder": "why (kept in the audit log)"}))
-        kwargs.setdefault("max_length", 500)
-        super().__init__(required=required, **kwargs)
-
-    def clean(self, value):
-        value = super().clean(value)
-        return value.strip() if value else value
-
-
 def ceiling_text(name: str, ceiling: int) -> str:
     """A ceiling as the form shows it: bytes in units (exactly), counts as they are."""
     return format_bytes_exact(ceiling) if name in BYTE_LIMIT_FIELDS else str(ceiling)
@@ -91,7 +49,7 @@ def ceiling_text(name: str, ceiling: int) -> str:
 class LimitsForm(forms.Form):
     """A partner's (or the defaults') five limits. Ceilings apply when given (managers)."""
 
-    reason = ReasonField(error_messages={"required": "Say why: the reason goes into the audit log."})
+    reason = ReasonField()
     revision = forms.IntegerField(widget=forms.HiddenInput, required=False)
 
     def __init__(self, *args, ceilings: dict | None = None, **kwargs):
@@ -132,7 +90,7 @@ class ShadowLimitsForm(forms.Form):
     """Shadow values beside the limits in force: counted by the gates, never enforced.
     Managers stay within the partner's ceilings, as for the limits themselves."""
 
-    reason = ReasonField(error_messages={"required": "Say why: the reason goes into the audit log."})
+    reason = ReasonField()
     revision = forms.IntegerField(widget=forms.HiddenInput, required=False)
 
     def __init__(self, *args, ceilings: dict | None = None, **kwargs):
@@ -169,7 +127,7 @@ def _user_choices():
 class PartnerForm(forms.ModelForm):
     """What only ops set: who the partner is, who manages it, and its ceilings."""
 
-    reason = ReasonField(error_messages={"required": "Say why: the reason goes into the audit log."})
+    reason = ReasonField()
     revision = forms.IntegerField(widget=forms.HiddenInput, required=False)
     managers = forms.ModelMultipleChoiceField(queryset=_user_choices(), required=False)
 
@@ -232,19 +190,6 @@ class ResumeForm(forms.Form):
     reason = ReasonField(required=False)
 
 
-class AuditFilterForm(forms.Form):
-    partner = forms.ModelChoiceField(queryset=Partner.objects.none(), required=False,
-                                     to_field_name="slug", empty_label="all partners")
-    actor = forms.CharField(required=False, label="Who")
-    action = forms.ChoiceField(choices=[("", "all actions"), *AuditAction.choices], required=False)
-    since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
-
-    def __init__(self, *args, partners=None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["partner"].queryset = partners if partners is not None else Partner.objects.all()
-
-
 class OverrideForm(LimitsForm):
     """Temporary limits: the form opens with the limits in force; the ones changed apply
     until the end time, then the old values come back."""
@@ -303,7 +248,7 @@ class OverrideForm(LimitsForm):
 class LoadControlForm(forms.ModelForm):
     """Ops' settings of load-coupled limits (FleetSettings), with the reason for the audit log."""
 
-    reason = ReasonField(error_messages={"required": "Say why: the reason goes into the audit log."})
+    reason = ReasonField()
     revision = forms.IntegerField(widget=forms.HiddenInput, required=False)
 
     class Meta:

@@ -1,6 +1,10 @@
-"""Partners, their limits and ceilings, pauses, the audit log and the shared config table."""
+"""Partners, their limits and ceilings, the defaults, overrides (pauses and temporary limits) and
+the shared config table `upload_limits`."""
+
+from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.contenttypes.fields import GenericRelation
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.urls import reverse
@@ -55,6 +59,19 @@ class UploadLimits(models.Model):
         return {name: getattr(self, name) for name in LIMIT_FIELDS}
 
 
+class PartnerQuerySet(models.QuerySet):
+    def paused(self) -> "PartnerQuerySet":
+        """Partners with a pause of their own in force (the pause of all partners aside)."""
+        return self.filter(models.Exists(
+            Override.objects.active().pauses().filter(partner=models.OuterRef("pk"))))
+
+    def with_pause(self) -> "PartnerQuerySet":
+        """Prefetch each partner's pause in force, for lists that show it."""
+        return self.prefetch_related(models.Prefetch(
+            "overrides", queryset=Override.objects.active().pauses().select_related("created_by"),
+            to_attr="active_pauses"))
+
+
 class Partner(UploadLimits):
     name = models.CharField(max_length=120, unique=True)
     slug = models.SlugField(max_length=60, unique=True)
@@ -81,14 +98,6 @@ class Partner(UploadLimits):
     shadow_max_bytes_in_flight = _limit_field("shadow: bytes in flight", big=True)
     shadow_daily_upload_bytes = _limit_field("shadow: upload bytes per day (UTC)", big=True)
 
-    paused = models.BooleanField(default=False)
-    pause_reason = models.TextField(blank=True)
-    paused_at = models.DateTimeField(null=True, blank=True)
-    paused_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
-    resume_at = models.DateTimeField(null=True, blank=True)
-
     # Bumped by every settings or limits change: a form opened at an older revision is stale.
     revision = models.PositiveIntegerField(default=0)
     changed_at = models.DateTimeField(default=timezone.now)
@@ -96,19 +105,39 @@ class Partner(UploadLimits):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     created_at = models.DateTimeField(default=timezone.now)
+    audit_entries = GenericRelation("core.AuditEntry", content_type_field="target_type",
+                                    object_id_field="target_id", related_query_name="partner")
 
-    # Load-coupled limits (partners.load_control): the values in force while the fleet is
+    # Load-coupled limits (fleet.load_coupling): the values in force while the fleet is
     # loaded. Null means the configured limit holds; never above the configured limit.
     effective_max_concurrent_uploads = models.PositiveIntegerField(null=True, blank=True)
     effective_max_bytes_in_flight = models.PositiveBigIntegerField(null=True, blank=True)
     effective_reason = models.TextField(blank=True)
     effective_changed_at = models.DateTimeField(null=True, blank=True)
 
+    objects = PartnerQuerySet.as_manager()
+
     class Meta:
         ordering = ["name"]
 
     def __str__(self) -> str:
         return self.name
+
+    def refresh_from_db(self, *args, **kwargs):
+        self.__dict__.pop("active_pauses", None)
+        super().refresh_from_db(*args, **kwargs)
+
+    @property
+    def active_pause(self) -> "Override | None":
+        """The pause of this partner's imports in force, if any (not the pause of all partners)."""
+        if "active_pauses" not in self.__dict__:
+            self.active_pauses = [] if self.pk is None else list(
+                Override.objects.active().pauses().filter(partner=self).select_related("created_by"))
+        return self.active_pauses[0] if self.active_pauses else None
+
+    @property
+    def paused(self) -> bool:
+        return self.active_pause is not None
 
     def get_absolute_url(self) -> str:
         return reverse("partners:detail", args=[self.slug])
@@ -143,16 +172,20 @@ class Partner(UploadLimits):
         return {name: self.effective_value(name) for name in LIMIT_FIELDS}
 
 
-class FleetSettings(UploadLimits):
-    """One row: the `*` defaults and the pause of all partner imports."""
+LOAD_CONTROL_FIELDS = (
+    "load_control_enabled",
+    "load_cpu_target_percent",
+    "load_window_seconds",
+    "load_reserved_share_percent",
+    "load_decrease_factor",
+    "load_increase_step_percent",
+    "load_server_upload_capacity",
+)
 
-    all_partners_paused = models.BooleanField(default=False)
-    all_partners_pause_reason = models.TextField(blank=True)
-    all_partners_paused_at = models.DateTimeField(null=True, blank=True)
-    all_partners_paused_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
-    all_partners_resume_at = models.DateTimeField(null=True, blank=True)
+
+class FleetSettings(UploadLimits):
+    """One row: the `*` defaults and the settings of load-coupled limits."""
+
     revision = models.PositiveIntegerField(default=0)
     changed_at = models.DateTimeField(default=timezone.now)
     changed_by = models.ForeignKey(
@@ -184,7 +217,7 @@ class FleetSettings(UploadLimits):
         verbose_name_plural = "fleet settings"
 
     def __str__(self) -> str:
-        return "Defaults and global pause"
+        return "Defaults and load-coupled limits"
 
     @classmethod
     def load(cls, for_update: bool = False) -> "FleetSettings":
@@ -196,7 +229,9 @@ class FleetSettings(UploadLimits):
             return queryset.get(pk=1)
 
 
-class AuditAction(models.TextChoices):
+class PartnerAudit(models.TextChoices):
+    """The partners app's verbs in the audit log (core.audit)."""
+
     PARTNER_CREATED = "partner.created", "Partner created"
     PARTNER_CHANGED = "partner.changed", "Partner settings changed"
     LIMITS_CHANGED = "limits.changed", "Limits changed"
@@ -205,15 +240,6 @@ class AuditAction(models.TextChoices):
     ALL_PAUSED = "all.paused", "All partner imports paused"
     ALL_RESUMED = "all.resumed", "All partner imports resumed"
     DEFAULTS_CHANGED = "defaults.changed", "Default limits changed"
-    SERVER_REGISTERED = "server.registered", "Upload server registered"
-    SERVER_TOKEN_ROTATED = "server.token_rotated", "Upload server token replaced"
-    SERVER_REVOKED = "server.revoked", "Upload server revoked"
-    SCALING_GROUP_CHANGED = "scaling.group_changed", "Scaling group settings changed"
-    SCALING_REQUESTED = "scaling.requested", "Scaling requested"
-    SCALING_POLICY_CHANGED = "scaling.policy_changed", "Scaling policy changed"
-    ALERT_RULE_CHANGED = "alerts.rule_changed", "Alert rule changed"
-    ALERT_SILENCED = "alerts.silenced", "Alert silenced"
-    ALERT_ACKNOWLEDGED = "alerts.acknowledged", "Alert acknowledged"
     OVERRIDE_STARTED = "override.started", "Temporary limits started"
     OVERRIDE_ENDED = "override.ended", "Temporary limits ended"
     SHADOW_CHANGED = "limits.shadow_changed", "Shadow limits changed"
@@ -222,24 +248,37 @@ class AuditAction(models.TextChoices):
 
 
 class OverrideKind(models.TextChoices):
+    PAUSE = "pause", "Pause"
     LIMITS = "limits", "Temporary limits"
-    PAUSE = "pause", "Pause with an end time"
 
 
 class OverrideState(models.TextChoices):
     ACTIVE = "active", "Active"
     EXPIRED = "expired", "Ended at its end time"
-    ENDED_EARLY = "ended_early", "Ended early by hand"
+    ENDED_EARLY = "ended_early", "Ended by hand"
 
 
-class ExpiringOverride(models.Model):
-    """A temporary change of a partner that ends by itself: limits (`values` replace
-    `replaced` until `ends_at`) or a pause with a resume time. Its author gets a reminder
-    email before the end; the end is audited as made by the system.
+class OverrideQuerySet(models.QuerySet):
+    def active(self) -> "OverrideQuerySet":
+        return self.filter(state=OverrideState.ACTIVE)
+
+    def pauses(self) -> "OverrideQuerySet":
+        return self.filter(kind=OverrideKind.PAUSE)
+
+    def active_pause_of(self, partner: "Partner | None") -> "Override | None":
+        """The pause in force for this partner (None: the pause of all partners), if any."""
+        return self.active().pauses().filter(partner=partner).select_related("created_by").first()
+
+
+class Override(models.Model):
+    """Something that overrides a partner's (partner None: every partner's) normal state for a
+    while: a pause of its imports, or temporary limits (`values` replace `replaced`).
+
+    Active until it ends: by hand, or by itself at `ends_at` (a pause may have none: it lasts until
+    someone resumes it). Its author gets a reminder email before a set end; the end is audited.
     """
 
-    # None: the pause of all partner imports.
-    partner = models.ForeignKey(Partner, null=True, blank=True, on_delete=models.PROTECT,
+    partner = models.ForeignKey("Partner", null=True, blank=True, on_delete=models.PROTECT,
                                 related_name="overrides")
     kind = models.CharField(max_length=8, choices=OverrideKind.choices)
     values = models.JSONField(default=dict, blank=True, help_text="Limits applied: field → value.")
@@ -250,24 +289,40 @@ class ExpiringOverride(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     created_at = models.DateTimeField(default=timezone.now)
-    ends_at = models.DateTimeField(db_index=True)
+    ends_at = models.DateTimeField(null=True, blank=True, db_index=True)
     state = models.CharField(max_length=12, choices=OverrideState.choices, default=OverrideState.ACTIVE)
     ended_at = models.DateTimeField(null=True, blank=True)
     ended_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
-    # None: no reminder (no author, or the override is shorter than the reminder lead time).
+    # None: no reminder (no author, no end time, or shorter than the reminder lead time).
     reminder_due_at = models.DateTimeField(null=True, blank=True)
     # Claimed with a conditional update before sending, so a retried or doubled job sends once.
     reminder_claimed_at = models.DateTimeField(null=True, blank=True)
     reminder_sent_at = models.DateTimeField(null=True, blank=True)
     reminder_error = models.TextField(blank=True)
 
+    objects = OverrideQuerySet.as_manager()
+
     class Meta:
         ordering = ["ends_at", "id"]
+        constraints = [
+            # One pause in force per partner, and one of all partners (no partner: 0).
+            models.UniqueConstraint(models.functions.Coalesce("partner", models.Value(0)),
+                                    condition=models.Q(kind="pause", state="active"),
+                                    name="override_one_active_pause"),
+            models.CheckConstraint(condition=models.Q(kind="pause") | (models.Q(partner__isnull=False)
+                                                                         & models.Q(ends_at__isnull=False)),
+                                   name="override_limits_of_a_partner_with_an_end"),
+        ]
 
     def __str__(self) -> str:
-        return f"override #{self.pk} of {self.subject_name} until {self.ends_at:%Y-%m-%d %H:%M}"
+        until = f" until {self.ends_at:%Y-%m-%d %H:%M}" if self.ends_at else ""
+        return f"override #{self.pk} of {self.subject_name}{until}"
+
+    @property
+    def is_pause(self) -> bool:
+        return self.kind == OverrideKind.PAUSE
 
     @property
     def subject_name(self) -> str:
@@ -280,7 +335,7 @@ class ExpiringOverride(models.Model):
     def label(self) -> str:
         return f"override #{self.pk} by {self.author_name}"
 
-    def restore_plan(self, partner: Partner | None = None) -> list[dict]:
+    def restore_plan(self, partner: "Partner | None" = None) -> list[dict]:
         """Per field: what it is now, what the end restores, or that a later edit keeps it."""
         partner = partner or self.partner
         plan = []
@@ -290,54 +345,29 @@ class ExpiringOverride(models.Model):
                          "restores": self.replaced.get(name), "edited_since": current != applied})
         return plan
 
+    @staticmethod
+    def reminder_due(created_at, ends_at, has_author: bool):
+        """When to remind the author: OVERRIDE_REMINDER_MINUTES before the end; None for an
+        override without an author or an end, or shorter than that lead time."""
+        if not has_author or ends_at is None:
+            return None
+        due = ends_at - timedelta(minutes=settings.OVERRIDE_REMINDER_MINUTES)
+        return due if due > created_at else None
 
-class AuditEntryQuerySet(models.QuerySet):
-    def update(self, **kwargs):
-        raise PermissionError("Audit entries cannot be changed.")
+    def close(self, actor, state: str, now=None) -> None:
+        """End it (state: expired or ended early); called under the lock of what it overrides."""
+        self.state = state
+        self.ended_at = now or timezone.now()
+        self.ended_by = actor
+        self.save(update_fields=["state", "ended_at", "ended_by"])
 
-    def delete(self):
-        raise PermissionError("Audit entries cannot be deleted.")
+    def pause_state(self) -> dict:
+        """The pause as the audit log shows it."""
+        return {"paused": True, "pause_reason": self.reason,
+                "resume_at": self.ends_at.isoformat() if self.ends_at else None}
 
 
-class AuditEntry(models.Model):
-    """Who changed what, before → after, why and when. Append-only."""
-
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
-    actor_name = models.CharField(max_length=150, help_text="“system” for automatic changes.")
-    action = models.CharField(max_length=32, choices=AuditAction.choices)
-    partner = models.ForeignKey(
-        Partner, null=True, blank=True, on_delete=models.PROTECT, related_name="audit_entries"
-    )
-    subject = models.CharField(max_length=200)
-    before = models.JSONField(default=dict, blank=True)
-    after = models.JSONField(default=dict, blank=True)
-    reason = models.TextField(blank=True)
-
-    objects = AuditEntryQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-        verbose_name_plural = "audit entries"
-
-    def __str__(self) -> str:
-        return f"{self.actor_name}: {self.get_action_display()} ({self.subject})"
-
-    def save(self, *args, **kwargs):
-        if self.pk is not None:
-            raise PermissionError("Audit entries cannot be changed.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise PermissionError("Audit entries cannot be deleted.")
-
-    def changes(self) -> list[tuple[str, object, object]]:
-        """(field, before, after) for every field that changed, in a stable order."""
-        names = list(dict.fromkeys([*self.before, *self.after]))
-        return [(name, self.before.get(name), self.after.get(name)) for name in names]
-
+NOT_PAUSED = {"paused": False, "pause_reason": "", "resume_at": None}
 
 class ConfigVersion(models.Model):
     """The global version counter of the shared config table (one row).
@@ -381,6 +411,11 @@ class UploadLimitRow(models.Model):
     class Meta:
         db_table = "upload_limits"
         indexes = [models.Index(fields=["version"], name="upload_limits_version_idx")]
+
+    @classmethod
+    def published_version(cls) -> int | None:
+        """The newest version in the table: what every upload server should have applied."""
+        return cls.objects.aggregate(version=models.Max("version"))["version"]
 
     def __str__(self) -> str:
         return f"{self.client_id} @ v{self.version}"

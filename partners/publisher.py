@@ -2,6 +2,10 @@
 
 Every function here must run inside the transaction that makes the change and writes its
 audit entry, so the three commit together or not at all.
+
+The live server count comes from status reports (the monitoring app counts live servers); it
+is handed in through publish_live_server_count(), which rewrites the `*` row when it moved.
+Other rows carry the count as the `*` row had it when they were written.
 """
 
 from django.conf import settings
@@ -13,6 +17,7 @@ from partners.models import (
     DEFAULTS_CLIENT_ID,
     ConfigVersion,
     FleetSettings,
+    Override,
     Partner,
     Priority,
     UploadLimitRow,
@@ -52,16 +57,16 @@ def _notify_after_commit(version: int) -> None:
             cursor.execute("SELECT pg_notify(%s, %s)", [NOTIFY_CHANNEL, str(version)])
 
 
-def live_server_count(now=None) -> int:
-    """Upload servers that reported within 3 of their intervals.
+def published_live_server_count() -> int:
+    """The count the `*` row carries; before it exists, the fleet's configured size."""
+    count = UploadLimitRow.objects.filter(client_id=DEFAULTS_CLIENT_ID).values_list(
+        "live_server_count", flat=True).first()
+    return count or max(1, settings.FLEET_CONFIGURED_SERVER_COUNT)
 
-    While none is live (before the first report, or while reports cannot reach us) it is
-    the fleet's configured size: dividing by 1 would let every server admit the whole
-    fleet-wide limit.
-    """
-    from monitoring.models import UploadServer
 
-    return UploadServer.live(now).count() or max(1, settings.FLEET_CONFIGURED_SERVER_COUNT)
+def _pause_columns(pause: Override | None) -> dict:
+    return {"reason": pause.reason if pause else "", "resume_at": pause.ends_at if pause else None,
+            "paused": pause is not None}
 
 
 def publish_partner(partner: Partner, previous_client_id: str | None = None) -> int:
@@ -69,7 +74,7 @@ def publish_partner(partner: Partner, previous_client_id: str | None = None) -> 
     version = next_version()
     if previous_client_id and previous_client_id != partner.client_id:
         UploadLimitRow.objects.filter(client_id=previous_client_id).delete()
-    fleet = FleetSettings.load()
+    pause = _pause_columns(Override.objects.active_pause_of(partner))
     UploadLimitRow.objects.update_or_create(
         client_id=partner.client_id,
         defaults={
@@ -77,22 +82,28 @@ def publish_partner(partner: Partner, previous_client_id: str | None = None) -> 
             **partner.effective_limit_values(),
             "reduced_limits": ",".join(partner.reduced_limits()) or None,
             **partner.shadow_values(),
-            "paused": partner.paused,
-            "pause_reason": partner.pause_reason if partner.paused else "",
-            "resume_at": partner.resume_at if partner.paused else None,
+            "paused": pause["paused"],
+            "pause_reason": pause["reason"],
+            "resume_at": pause["resume_at"],
             "priority": partner.priority,
             "version": version,
             "updated_at": timezone.now(),
-            **_fleet_columns(fleet, for_defaults_row=False),
+            "all_partners_paused": False,
+            "all_partners_pause_reason": "",
+            "all_partners_resume_at": None,
+            "live_server_count": published_live_server_count(),
         },
     )
     return version
 
 
-def publish_defaults(fleet: FleetSettings | None = None) -> int:
-    """Write the `*` row: default limits, the global pause and the live server count."""
+def publish_defaults(fleet: FleetSettings | None = None, live_server_count: int | None = None) -> int:
+    """Write the `*` row: default limits, the pause of all partners and the live server count
+    (kept as it is unless handed in)."""
     fleet = fleet or FleetSettings.load()
+    count = live_server_count if live_server_count is not None else published_live_server_count()
     version = next_version()
+    pause_all = _pause_columns(Override.objects.active_pause_of(None))
     UploadLimitRow.objects.update_or_create(
         client_id=DEFAULTS_CLIENT_ID,
         defaults={
@@ -103,27 +114,33 @@ def publish_defaults(fleet: FleetSettings | None = None) -> int:
             "priority": Priority.INTERACTIVE,
             "version": version,
             "updated_at": timezone.now(),
-            **_fleet_columns(fleet, for_defaults_row=True),
+            "all_partners_paused": pause_all["paused"],
+            "all_partners_pause_reason": pause_all["reason"],
+            "all_partners_resume_at": pause_all["resume_at"],
+            "live_server_count": max(1, count),
         },
     )
     return version
 
 
-def _fleet_columns(fleet: FleetSettings, for_defaults_row: bool) -> dict:
-    if not for_defaults_row:
-        return {
-            "all_partners_paused": False,
-            "all_partners_pause_reason": "",
-            "all_partners_resume_at": None,
-            "live_server_count": live_server_count(),
-        }
-    paused = fleet.all_partners_paused
-    return {
-        "all_partners_paused": paused,
-        "all_partners_pause_reason": fleet.all_partners_pause_reason if paused else "",
-        "all_partners_resume_at": fleet.all_partners_resume_at if paused else None,
-        "live_server_count": live_server_count(),
-    }
+def publish_live_server_count(count: int) -> bool:
+    """Rewrite the `*` row when the live server count moved, so each gate's share follows the
+    fleet; False when the table already carries it. Runs its own transaction."""
+    count = max(1, count)
+    with transaction.atomic():
+        published = UploadLimitRow.objects.select_for_update().filter(client_id=DEFAULTS_CLIENT_ID).values_list(
+            "live_server_count", flat=True).first()
+        if published == count:
+            return False
+        publish_defaults(live_server_count=count)
+    return True
+
+
+def ensure_defaults_row() -> None:
+    """The `*` row exists once the app has migrated (docs/shared-config-table.md)."""
+    with transaction.atomic():
+        if not UploadLimitRow.objects.filter(client_id=DEFAULTS_CLIENT_ID).exists():
+            publish_defaults()
 
 
 def republish_all() -> int:

@@ -1,6 +1,6 @@
-"""django-q2 entry points: thin wrappers around partners.changes."""
+"""django-q2 entry points: thin wrappers around partners.changes and partners.overrides."""
 
-from partners import changes
+from partners import changes, overrides
 
 
 def resume_due_pauses() -> int:
@@ -9,13 +9,4 @@ def resume_due_pauses() -> int:
 
 def run_expiring_overrides() -> dict:
     """Remind authors of overrides that end soon, then revert those whose end has come."""
-    from partners import overrides
-
     return {"reminded": overrides.send_due_reminders(), "reverted": overrides.end_due_overrides()}
-
-
-def run_load_coupled_limits() -> str:
-    from partners import load_tasks
-
-    tick = load_tasks.run()
-    return "off" if tick is None else f"{tick.trend}: {len(tick.changed)} partner(s) changed"

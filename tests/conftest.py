@@ -1,31 +1,12 @@
-"""The base set of users every view test uses, built inline, and small factories."""
+"""The fixtures every folder's tests use: the base set of users and partners, logging in, a fake AWS
+environment and moto's server. Plain builders are in tests/factories.py."""
 
-import os
+import urllib.request
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
-from django.db import connection
 
-from dashboard.roles import ENGINEERS_GROUP, OPS_GROUP
-from partners import changes
-from partners.models import Partner, Priority
-
-PASSWORD = "a-long-test-password"
-
-
-def make_user(username: str, group: str | None = None, **extra):
-    user = get_user_model().objects.create_user(username, f"{username}@example.org", PASSWORD, **extra)
-    if group:
-        user.groups.add(Group.objects.get_or_create(name=group)[0])
-    return user
-
-
-def make_partner(name: str, actor, managers=(), **fields) -> Partner:
-    slug = fields.pop("slug", name.lower().replace(" ", "-"))
-    values = {"name": name, "slug": slug, "client_id": fields.pop("client_id", f"{slug}-client"),
-              "priority": fields.pop("priority", Priority.BULK), **fields}
-    return changes.create_partner(actor, values, list(managers), "test setup")
+from core.roles import ENGINEERS_GROUP, OPS_GROUP
+from tests.factories import REGION, make_partner, make_user
 
 
 @pytest.fixture
@@ -75,11 +56,37 @@ def login(client):
     return log_in_as
 
 
-def on_postgres() -> bool:
-    return connection.vendor == "postgresql"
+@pytest.fixture
+def fake_aws_environment(monkeypatch, settings):
+    """Fake credentials only, and no profile, config file or instance metadata to fall back on."""
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ROLE_ARN",
+                 "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                 "AWS_CONTAINER_CREDENTIALS_FULL_URI"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    settings.AWS_REGION = REGION
+    settings.AWS_ENDPOINT_URL = None
 
 
-postgres_only = pytest.mark.skipif(
-    not os.environ.get("DATABASE_URL", "").startswith(("postgres", "pgsql")),
-    reason="needs PostgreSQL: set DATABASE_URL (.ci/run runs the suite on both databases)",
-)
+@pytest.fixture
+def moto_server_url(fake_aws_environment, settings):
+    """moto's server on a free local port; AWS_ENDPOINT_URL points at it."""
+    # requirements-dev.txt pins flask and flask-cors for moto's server: missing is a failure.
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    settings.AWS_ENDPOINT_URL = url
+    try:
+        yield url
+    finally:
+        # The server keeps its state in this process's moto backends: leave them empty.
+        urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"), timeout=5)
+        server.stop()

@@ -28,7 +28,7 @@ class Decision:
         reason: str,
         retry_after_seconds: int | None,
         limit: str | None,
-        lease: "Lease | None",
+        lease: Lease | None,
         view: HeaderView | None,
         problem: dict | None = None,
     ) -> None:
@@ -41,7 +41,7 @@ class Decision:
         self.lease = lease
         self._view = view
         # Set when only the shadow limits admitted the upload (see upload_gate/shadow.py).
-        self.shadow_lease: "Lease | None" = None
+        self.shadow_lease: Lease | None = None
 
     def headers(self) -> dict[str, str]:
         """RateLimit-Policy, RateLimit and (when rejected) Retry-After, built once."""
@@ -87,6 +87,6 @@ class Admitted(Decision):
     shadow_lease = None  # type: ignore[assignment]
     problem = None  # type: ignore[assignment]
 
-    def __init__(self, lease: "Lease", view: HeaderView) -> None:  # noqa: D107
+    def __init__(self, lease: Lease, view: HeaderView) -> None:  # noqa: D107
         self.lease = lease
         self._view = view

@@ -32,7 +32,7 @@ log = logging.getLogger("upload_gate")
 class FleetMode:
     def __init__(
         self,
-        gate: "UploadGate",
+        gate: UploadGate,
         redis_url: str | None,
         *,
         client: Any = None,
@@ -91,7 +91,7 @@ class FleetMode:
         log.warning("Redis reachable again, counting fleet-wide")
         return True
 
-    def admit(self, client_id: str, size_bytes: int) -> "Decision | None":
+    def admit(self, client_id: str, size_bytes: int) -> Decision | None:
         """A fleet-wide decision, or None when Redis failed (the caller decides locally)."""
         gate = self._gate
         with gate._lock:
@@ -139,7 +139,7 @@ class FleetMode:
         lease = self._record_lease(client_id, lease_id, size_bytes, member, wall)
         return Admitted(lease, view)
 
-    def _state(self, client_id: str) -> "ClientState":
+    def _state(self, client_id: str) -> ClientState:
         """The client's local state (under the gate's lock), with overdue leases expired."""
         gate = self._gate
         state = gate._states.get(client_id) or gate._new_state(client_id)

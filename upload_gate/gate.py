@@ -387,7 +387,7 @@ class UploadGate:
         if self._fleet is not None:
             self._fleet.close()
 
-    def __enter__(self) -> "UploadGate":
+    def __enter__(self) -> UploadGate:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

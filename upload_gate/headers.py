@@ -67,7 +67,7 @@ def rate_limit_fields(
     return policy, state
 
 
-def build_headers(decision: "Decision") -> dict[str, str]:
+def build_headers(decision: Decision) -> dict[str, str]:
     fields: dict[str, str] = {}
     view = decision._view
     if view is not None:

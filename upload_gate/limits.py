@@ -85,7 +85,7 @@ class Limits:
         self.daily_upload_bytes = daily_upload_bytes
 
     @classmethod
-    def fleet_wide(cls, row: LimitRow) -> "Limits":
+    def fleet_wide(cls, row: LimitRow) -> Limits:
         return cls(
             row.requests_per_minute,
             row.burst,
@@ -95,7 +95,7 @@ class Limits:
         )
 
     @classmethod
-    def server_share(cls, row: LimitRow, live_server_count: int) -> "Limits":
+    def server_share(cls, row: LimitRow, live_server_count: int) -> Limits:
         burst = max(1, row.burst or 1) if row.requests_per_minute is not None else None
         return cls(
             share(row.requests_per_minute, live_server_count),

@@ -372,7 +372,7 @@ class StatusReporter:
                 self._retry_at = 0.0
                 self._flush()  # stops at the first failure: at most one timeout
 
-    def __enter__(self) -> "StatusReporter":
+    def __enter__(self) -> StatusReporter:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -170,7 +170,7 @@ class PostgresSource(_DatabaseSource):
             self.close()
             raise SourceUnavailable(f"postgresql: {exc}") from exc
 
-    def open_listener(self) -> "PostgresListener":
+    def open_listener(self) -> PostgresListener:
         try:
             return PostgresListener(self._open(), self._psycopg)
         except (self._psycopg.Error, OSError) as exc:

@@ -26,7 +26,7 @@ class Lease:
 
     __slots__ = ("lease_id", "state", "size_bytes", "deadline_us", "in_shadow")
 
-    def __init__(self, lease_id: int, state: "ClientState", size_bytes: int, deadline_us: int) -> None:
+    def __init__(self, lease_id: int, state: ClientState, size_bytes: int, deadline_us: int) -> None:
         self.lease_id = lease_id
         self.state = state
         self.size_bytes = size_bytes
@@ -68,7 +68,7 @@ class RedisLease(Lease):
     __slots__ = ("redis_member",)
 
     def __init__(
-        self, lease_id: int, state: "ClientState", size_bytes: int, deadline_us: int, redis_member: str
+        self, lease_id: int, state: ClientState, size_bytes: int, deadline_us: int, redis_member: str
     ) -> None:
         super().__init__(lease_id, state, size_bytes, deadline_us)
         self.redis_member: str | None = redis_member
@@ -178,14 +178,6 @@ class ClientState:
                 return
             del shadow_leases[oldest.lease_id]
             self.end_shadow_part(oldest)
-
-    def count_outcome(self, outcome: str) -> None:
-        if outcome == COMPLETED:
-            self.completed += 1
-        elif outcome == FAILED:
-            self.failed += 1
-        else:
-            self.timed_out += 1
 
     def take_counts(self, reset: bool) -> dict[str, int]:
         counts = {

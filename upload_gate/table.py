@@ -93,7 +93,7 @@ class TableSnapshot:
     defaults: LimitRow | None = field(default=None)
 
     @classmethod
-    def from_rows(cls, rows: Iterable[LimitRow], *, from_fallback: bool = False) -> "TableSnapshot":
+    def from_rows(cls, rows: Iterable[LimitRow], *, from_fallback: bool = False) -> TableSnapshot:
         by_client = {row.client_id: row for row in rows}
         defaults = by_client.get(DEFAULTS_CLIENT_ID)
         # Every row's version counts: the max is what `SELECT max(version)` returns.

@@ -1,8 +1,8 @@
 from django import template
 
+from core.units import format_bytes_exact, format_bytes_short
 from partners.forms import LIMIT_LABELS
 from partners.models import BYTE_LIMIT_FIELDS
-from partners.units import format_bytes_exact, format_bytes_short
 
 register = template.Library()
 

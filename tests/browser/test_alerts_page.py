@@ -4,11 +4,10 @@ from datetime import timedelta
 
 import pytest
 
-from monitoring.alert_models import Alert, AlertState
-from monitoring.alerting import actions
-from monitoring.alerting.rules import seed_default_rules
-from tests.conftest import PASSWORD
-from tests.monitoring.test_alert_factories import drive, rule
+from alerting import actions
+from alerting.models import Alert, AlertState
+from alerting.rules import seed_default_rules
+from tests.factories import PASSWORD, drive, rule
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

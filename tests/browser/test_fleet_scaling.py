@@ -2,9 +2,9 @@
 
 import pytest
 
-from dashboard.models import ScalingAction, ScalingGroup
-from partners.models import AuditAction, AuditEntry
-from tests.conftest import PASSWORD
+from core.models import AuditEntry
+from fleet.models import ScalingAction, ScalingAudit, ScalingGroup
+from tests.factories import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -38,4 +38,4 @@ def test_ops_scale_a_local_group_with_a_reason_and_see_the_history_row(page, liv
 
     assert ScalingGroup.objects.get(name="sim-fleet").desired_capacity == 3
     assert ScalingAction.objects.get().status == ScalingAction.Status.SUCCEEDED
-    assert AuditEntry.objects.filter(action=AuditAction.SCALING_REQUESTED, actor=ops_user).count() == 1
+    assert AuditEntry.objects.filter(action=ScalingAudit.SCALING_REQUESTED, actor=ops_user).count() == 1

@@ -4,10 +4,11 @@ from datetime import timedelta
 
 import pytest
 
-from monitoring.alert_models import AlertRule
-from monitoring.alerting import actions
-from partners.models import AuditEntry, Partner
-from tests.conftest import PASSWORD
+from alerting import actions
+from alerting.models import AlertRule
+from core.models import AuditEntry
+from partners.models import Partner
+from tests.factories import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -2,8 +2,9 @@
 
 import pytest
 
-from partners.models import AuditEntry, UploadLimitRow
-from tests.conftest import PASSWORD
+from core.models import AuditEntry
+from partners.models import UploadLimitRow
+from tests.factories import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

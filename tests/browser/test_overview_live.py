@@ -6,8 +6,7 @@ import urllib.request
 import pytest
 
 from monitoring import servers
-from tests.conftest import PASSWORD
-from tests.monitoring.conftest import report_body
+from tests.factories import PASSWORD, report_body
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -2,9 +2,9 @@
 
 import pytest
 
+from core.models import AuditEntry
 from partners import changes
-from partners.models import AuditEntry
-from tests.conftest import PASSWORD
+from tests.factories import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -31,6 +31,6 @@ def test_the_cpu_chart_shows_a_limit_change_as_an_annotation(page, live_server, 
     screenshot("overview-timeline")
 
     # A change made while the page is open appears with the chart's next poll.
-    changes.pause_partner(partner_a, ops_user, "backlog import paused", None)
+    changes.pause(partner_a, ops_user, "backlog import paused", None)
     page.wait_for_function(f"({TIMELINE_SHAPES})().some((shape) => shape.kind === 'pause')", timeout=15_000)
     stop_polling()

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.conftest import PASSWORD, make_partner
+from tests.factories import PASSWORD, make_partner
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

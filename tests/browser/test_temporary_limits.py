@@ -5,8 +5,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from partners.models import AuditAction, AuditEntry, UploadLimitRow
-from tests.conftest import PASSWORD
+from core.models import AuditEntry
+from partners.models import PartnerAudit, UploadLimitRow
+from tests.factories import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -38,7 +39,7 @@ def test_manager_raises_a_limit_until_a_set_time_and_ends_it_early(
     assert "No active overrides" in page.inner_text("#overrides")
     assert published_concurrent() == 16
     actions = list(AuditEntry.objects.filter(partner=partner_a).values_list("action", flat=True)[:2])
-    assert actions == [AuditAction.OVERRIDE_ENDED, AuditAction.OVERRIDE_STARTED]
+    assert actions == [PartnerAudit.OVERRIDE_ENDED, PartnerAudit.OVERRIDE_STARTED]
 
 
 def test_an_end_time_in_the_past_is_a_field_error(page, live_server, log_in, manager_a, partner_a):

@@ -2,8 +2,9 @@
 
 import pytest
 
-from partners.models import AuditAction, AuditEntry, UploadLimitRow
-from tests.conftest import PASSWORD
+from core.models import AuditEntry
+from partners.models import PartnerAudit, UploadLimitRow
+from tests.factories import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -35,7 +36,7 @@ def test_ops_projects_an_upload_and_applies_the_limits(page, live_server, log_in
     page.wait_for_selector(".message.success")
     assert "Limits of TheirStory set from the what-if" in page.inner_text(".messages")
     assert UploadLimitRow.objects.get(client_id="theirstory-sdk").max_concurrent_uploads == 12
-    entry = AuditEntry.objects.filter(action=AuditAction.LIMITS_CHANGED).latest("id")
+    entry = AuditEntry.objects.filter(action=PartnerAudit.LIMITS_CHANGED).latest("id")
     assert entry.reason.startswith("Two servers and 12 at a time keep CPU in check — what-if: 40 files")
 
 

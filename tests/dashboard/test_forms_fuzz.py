@@ -3,17 +3,19 @@ is refused shows its errors and changes nothing (a change always leaves an audit
 
 import pytest
 from django.contrib.messages import get_messages
-from hypothesis import HealthCheck, example, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
-from dashboard.forms import PolicyForm, ScaleForm
-from dashboard.models import ScalingAction, ScalingGroup, ScalingPolicy
-from monitoring.alert_models import AlertRule, Silence
-from monitoring.alerting.forms import AlertRuleForm, SilenceForm
+from alerting.forms import AlertRuleForm, SilenceForm
+from alerting.models import AlertRule, Silence
+from core.models import AuditEntry
+from fleet.forms import PolicyForm, ScaleForm
+from fleet.models import ScalingAction, ScalingGroup, ScalingPolicy
 from monitoring.forms import RegisterServerForm, ServerActionForm
 from monitoring.models import UploadServer
 from partners.forms import LimitsForm, PartnerForm, PauseForm, ResumeForm
-from partners.models import AuditEntry, FleetSettings, Partner, UploadLimitRow
-from tests.dashboard.test_scaling_actions import make_local_group
+from partners.models import FleetSettings, Partner, UploadLimitRow
+from tests.factories import make_local_group
 
 FUZZ = settings(max_examples=25, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

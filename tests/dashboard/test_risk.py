@@ -6,15 +6,14 @@ import pytest
 from django.test import override_settings
 from django.utils import timezone
 
+from alerting.models import AlertRule, RuleKind
 from dashboard import risk
-from dashboard.models import ScalingGroup, ScalingPolicy
+from fleet.models import ScalingGroup, ScalingPolicy
 from monitoring import servers
-from monitoring.alert_models import AlertRule, RuleKind
 from monitoring.models import MetricSource, Rollup, ServerReport, UploadServer
 from partners import changes
 from partners.models import ConfigVersion
-from tests.conftest import make_partner
-from tests.dashboard.test_scaling_actions import make_local_group
+from tests.factories import make_local_group, make_partner
 
 pytestmark = pytest.mark.django_db
 GB = 10**9
@@ -131,21 +130,21 @@ def test_collector_failing_turns_on_and_off():
 def test_a_partner_pause_on_for_days_turns_on_and_off(ops_user, partner_a):
     in_three_days = timezone.now() + timedelta(days=3)
     assert status("long-pause", in_three_days) == "ok"
-    changes.pause_partner(partner_a, ops_user, "storage migration", None)
+    changes.pause(partner_a, ops_user, "storage migration", None)
     assert status("long-pause", timezone.now() + timedelta(days=1)) == "ok", "a day is not days"
     assert status("long-pause", in_three_days) == "open"
     assert "TheirStory (paused 3.0 days ago)" in entry("long-pause", in_three_days).evidence
-    changes.resume_partner(partner_a, ops_user, "done")
+    changes.resume(partner_a, ops_user, "done")
     assert status("long-pause", in_three_days) == "ok"
 
 
 @override_settings(RISK_PAUSE_DAYS=2)
 def test_the_pause_of_all_partners_on_for_days_turns_on_and_off(ops_user):
     in_three_days = timezone.now() + timedelta(days=3)
-    changes.pause_all_partners(ops_user, "incident", None)
+    changes.pause(None, ops_user, "incident", None)
     assert status("long-pause", in_three_days) == "open"
     assert "all partners" in entry("long-pause", in_three_days).evidence
-    changes.resume_all_partners(ops_user, "over")
+    changes.resume(None, ops_user, "over")
     assert status("long-pause", in_three_days) == "ok"
 
 

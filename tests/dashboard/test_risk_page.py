@@ -4,7 +4,7 @@ import pytest
 from django.test import override_settings
 from django.urls import reverse
 
-from tests.conftest import make_partner
+from tests.factories import make_partner
 
 pytestmark = pytest.mark.django_db
 
@@ -27,7 +27,7 @@ def test_a_partner_manager_is_refused_like_on_the_fleet_page(login, manager_a, p
     client = login(manager_a)
     response = client.get(reverse("risk"))
     assert response.status_code == 403
-    assert client.get(reverse("fleet")).status_code == 403, "the same treatment as the fleet page"
+    assert client.get(reverse("fleet:groups")).status_code == 403, "the same treatment as the fleet page"
     assert "Family Archive" not in response.content.decode()
     assert ">Risk</a>" not in client.get(reverse("overview")).content.decode()
 
@@ -52,8 +52,8 @@ def test_an_uncapped_partner_shows_as_unbounded(login, ops_user):
 def test_the_risk_page_lists_the_timeline_newest_first(login, ops_user, partner_a):
     from partners import changes
 
-    changes.pause_partner(partner_a, ops_user, "risk page timeline: pause", None)
-    changes.resume_partner(partner_a, ops_user, "risk page timeline: resume")
+    changes.pause(partner_a, ops_user, "risk page timeline: pause", None)
+    changes.resume(partner_a, ops_user, "risk page timeline: resume")
     page = login(ops_user).get(reverse("risk")).content.decode()
     timeline = page[page.index('id="timeline"'):]
     rows = [row.split('data-kind="')[1].split('"')[0] for row in timeline.split("<tr ")[1:]]

@@ -8,16 +8,17 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from dashboard import scaling, timeline
-from dashboard.models import ScalingGroup
+from alerting.models import Alert, AlertRule, AlertState
+from dashboard import timeline
+from fleet import scaling
+from fleet.models import ScalingGroup
 from monitoring import metrics
-from monitoring.alert_models import Alert, AlertRule, AlertState
 from partners import changes
-from tests.monitoring.test_alert_factories import T0, drive
+from tests.factories import T0, drive
 
 pytestmark = pytest.mark.django_db
 CPU = ("cpu_percent", "fleet")
-URL = reverse("monitoring:chart-timeline")
+URL = reverse("chart-timeline")
 
 
 @pytest.fixture
@@ -39,7 +40,7 @@ def everything(user=None, limit=timeline.DEFAULT_LIMIT):
 
 def make_one_of_each(ops_user, partner, group):
     changes.change_limits(partner, ops_user, {"max_concurrent_uploads": 4}, "fleet is hot", None)
-    changes.pause_partner(partner, ops_user, "backlog import paused", None)
+    changes.pause(partner, ops_user, "backlog import paused", None)
     scaling.request_scaling(group, None, 2, 4, "CPU above target", uuid.uuid4())
     changes.set_effective_limits(partner, 2, None, "fleet CPU above its target")
     return fire_and_resolve_fleet_cpu_alert()
@@ -58,24 +59,24 @@ def test_each_kind_is_on_the_timeline_newest_first(ops_user, engineer, partner_a
     assert titles["Imports paused: TheirStory"].kind == "pause"
     assert titles["Imports paused: TheirStory"].detail == "backlog import paused"
     scaled = titles["Scale out uploads: 2 → 4"]
-    assert (scaled.kind, scaled.actor, scaled.link) == ("scaling", "policy", reverse("fleet"))
+    assert (scaled.kind, scaled.actor, scaled.link) == ("scaling", "policy", reverse("fleet:groups"))
     effective = titles["Effective limits changed for load: TheirStory"]
     assert (effective.kind, effective.actor) == ("limits", "system")
     firing = titles["Fleet CPU high firing [fleet]"]
     resolved = titles["Fleet CPU high resolved [fleet]"]
     assert (firing.kind, firing.at, resolved.at) == ("alert", alert.fired_at, alert.closed_at)
-    assert resolved.link == reverse("monitoring:alerts")
+    assert resolved.link == reverse("alerting:alerts")
 
 
 def test_pause_all_and_resume_all_are_fleet_wide_pause_events(ops_user):
-    changes.pause_all_partners(ops_user, "incident", None)
-    changes.resume_all_partners(ops_user, "over")
+    changes.pause(None, ops_user, "incident", None)
+    changes.resume(None, ops_user, "over")
 
     events = everything()
 
     assert [(e.kind, e.title) for e in events] == [
         ("pause", "All partner imports resumed: all partners"), ("pause", "All partner imports paused: all partners")]
-    assert events[0].link == reverse("controls")
+    assert events[0].link == reverse("partners:controls")
 
 
 def test_the_range_keeps_only_events_inside_it(ops_user, engineer, partner_a, group):
@@ -102,7 +103,7 @@ def test_the_limit_keeps_the_newest(ops_user, partner_a):
 def test_a_manager_sees_own_and_fleet_wide_events_only(ops_user, manager_a, engineer, partner_a, partner_b, group):
     changes.change_limits(partner_a, ops_user, {"max_concurrent_uploads": 4}, "mine", None)
     changes.change_limits(partner_b, ops_user, {"max_concurrent_uploads": 4}, "not mine", None)
-    changes.pause_all_partners(ops_user, "incident", None)
+    changes.pause(None, ops_user, "incident", None)
     scaling.request_scaling(group, ops_user, 2, 3, "more room", uuid.uuid4())
     fire_and_resolve_fleet_cpu_alert()
     rule = AlertRule.objects.get(slug="fleet-cpu-high")

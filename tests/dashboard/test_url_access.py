@@ -14,10 +14,11 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 from django.utils.regex_helper import normalize
 
+from alerting.models import Alert, AlertRule, AlertState, Silence
+from core.models import AuditEntry
 from monitoring import servers
-from monitoring.alert_models import Alert, AlertRule, AlertState, Silence
-from partners.models import AuditEntry, ExpiringOverride, OverrideKind, Partner
-from tests.dashboard.test_scaling_actions import make_local_group
+from partners.models import Override, OverrideKind, Partner
+from tests.factories import make_local_group
 
 # Open to anonymous visitors, on purpose. Static files are served by whitenoise before
 # URL routing (and are public), so they are not in the URL configuration at all.
@@ -87,7 +88,7 @@ def objects(ops_user, manager_a, manager_b, engineer, partner_a, partner_b):
                                      expires_at=now + timedelta(hours=1))
     alert = Alert.objects.create(rule=rule, subject="fleet", state=AlertState.FIRING, value=95,
                                  threshold=80, pending_since=now, fired_at=now, evaluated_at=now)
-    override = ExpiringOverride.objects.create(
+    override = Override.objects.create(
         partner=partner_a, kind=OverrideKind.LIMITS, values={"max_concurrent_uploads": 20},
         replaced={"max_concurrent_uploads": partner_a.max_concurrent_uploads}, reason="walker",
         created_by=ops_user, ends_at=now + timedelta(hours=1))

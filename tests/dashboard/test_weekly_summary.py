@@ -8,15 +8,15 @@ from django.core import mail
 from django.utils import timezone as django_timezone
 from django_q.models import Schedule
 
+from alerting.models import Alert, AlertRule, AlertState
+from core.mail import TransportError
+from core.roles import OPS_GROUP
 from dashboard import weekly
-from dashboard.models import ScalingAction, WeeklySummary
-from dashboard.roles import OPS_GROUP
-from monitoring.alert_models import Alert, AlertRule, AlertState
-from monitoring.alerting import notify
+from dashboard.models import WeeklySummary
+from fleet.models import ScalingAction
 from monitoring.models import Rollup
 from partners import changes
-from tests.conftest import make_partner, make_user
-from tests.dashboard.test_scaling_actions import make_local_group
+from tests.factories import make_local_group, make_partner, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -31,6 +31,7 @@ def next_monday_morning():
 MONDAY = next_monday_morning()
 WEEK_START = MONDAY.date() - timedelta(days=7)
 IN_WEEK = MONDAY - timedelta(days=3)
+
 
 def fleet_cpu(minute, percent):
     Rollup.objects.create(metric="cpu_percent", subject="fleet", resolution_seconds=60, bucket_start=minute,
@@ -51,8 +52,8 @@ def last_week(ops_user, partner_a):
                                      reason="CPU high", idempotency_key=__import__("uuid").uuid4(),
                                      status=status, requested_at=IN_WEEK)
     changes.change_limits(partner_a, ops_user, {"max_concurrent_uploads": 10}, "lower", None)
-    changes.pause_partner(partner_a, ops_user, "incident", None)
-    changes.resume_partner(partner_a, ops_user, "over")  # a resume is no pause
+    changes.pause(partner_a, ops_user, "incident", None)
+    changes.resume(partner_a, ops_user, "over")  # a resume is no pause
     make_partner("Open Archive", ops_user)  # an open risk: a partner without limits
 
 
@@ -81,7 +82,7 @@ def test_users_outside_ops_or_without_an_address_get_nothing(last_week, engineer
 
 
 def test_a_failure_that_may_pass_is_retried_by_the_next_run(last_week):
-    with mock.patch.object(notify, "send_email", side_effect=notify.TransportError("SMTP down")):
+    with mock.patch.object(weekly, "send_email", side_effect=TransportError("SMTP down")):
         assert weekly.send_weekly_summary(MONDAY) is False
     assert not WeeklySummary.objects.exists()
     assert weekly.send_weekly_summary(MONDAY) is True

@@ -5,9 +5,10 @@ from urllib.parse import urlencode
 import pytest
 from django.urls import reverse
 
-from dashboard.what_if_views import APPLY_REASON
+from core.models import AuditEntry
+from dashboard.views import APPLY_REASON
 from fleet_sim.whatif import SIZE_MIXES, WhatIf, project
-from partners.models import AuditAction, AuditEntry, Partner, UploadLimitRow
+from partners.models import Partner, PartnerAudit, UploadLimitRow
 
 pytestmark = pytest.mark.django_db
 
@@ -109,7 +110,7 @@ def test_ops_applies_the_proposed_limits_audited_and_published(login, ops_user, 
     assert (partner.max_concurrent_uploads, partner.max_bytes_in_flight, partner.requests_per_minute) == (
         12, 2 * 10**9, 600)
     assert partner.burst == 20 and partner.daily_upload_bytes == 4 * 10**12, "the other limits stay"
-    entry = AuditEntry.objects.filter(action=AuditAction.LIMITS_CHANGED).latest("id")
+    entry = AuditEntry.objects.filter(action=PartnerAudit.LIMITS_CHANGED).latest("id")
     assert entry.actor == ops_user
     assert entry.before == {"requests_per_minute": 120, "max_concurrent_uploads": 16,
                             "max_bytes_in_flight": 40 * 10**9}

@@ -17,10 +17,9 @@ from django.utils import timezone
 from django_q import brokers, signing
 from django_q.conf import Conf
 
-from dashboard import scaling
-from dashboard.models import ScalingAction, ScalingGroup
-from tests.dashboard.test_fleet_views import scale_post
-from tests.dashboard.test_scaling_actions import make_local_group
+from fleet import scaling
+from fleet.models import ScalingAction, ScalingGroup
+from tests.factories import make_local_group, scale_post
 
 pytestmark = pytest.mark.skipif(not shutil.which("redis-server"), reason="redis-server is not installed")
 
@@ -86,7 +85,7 @@ def test_a_scaling_confirmed_while_redis_is_down_is_kept_and_runs_once_when_it_i
     group = make_local_group("sim-fleet", desired=2, cooldown_seconds=0)
     redis_broker.stop()
 
-    response = login(ops_user).post(reverse("fleet-scale", args=[group.name]), scale_post(3), follow=True)
+    response = login(ops_user).post(reverse("fleet:scale", args=[group.name]), scale_post(3), follow=True)
 
     assert response.status_code == 200
     assert "task queue is unreachable; it will start when the queue is back" in response.content.decode()

@@ -13,7 +13,7 @@ from django.test import Client
 
 from monitoring import servers
 from monitoring.models import ServerReport
-from tests.monitoring.conftest import report_body
+from tests.factories import report_body
 
 
 @contextmanager

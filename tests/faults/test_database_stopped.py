@@ -15,15 +15,14 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.conftest import postgres_only
-from tests.upload_gate.conftest import PostgresCluster, free_port, star_row
+from tests.factories import PostgresCluster, free_port, postgres_only, star_row
 from upload_gate import StaticSource, UploadGate
 from upload_gate.reporter import StatusReporter
 
 REPO = Path(__file__).resolve().parents[2]
 SETUP = """
 from django.contrib.auth import get_user_model
-from dashboard.roles import *  # noqa
+from core.roles import *  # noqa
 from monitoring import servers
 user = get_user_model().objects.create_superuser("ops", "ops@example.org", "ops-pass")
 print(servers.register_server(user, "upload-1", "fault test")[1])
@@ -62,7 +61,8 @@ def logged_in_browser(url):
 
 def status_of(url, opener=None, **kwargs):
     try:
-        with (opener or urllib.request.build_opener()).open(urllib.request.Request(url, **kwargs), timeout=10) as response:
+        request = urllib.request.Request(url, **kwargs)
+        with (opener or urllib.request.build_opener()).open(request, timeout=10) as response:
             return response.status, dict(response.headers), response.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, dict(error.headers), error.read().decode()

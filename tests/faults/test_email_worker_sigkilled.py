@@ -12,12 +12,10 @@ from datetime import timedelta
 import pytest
 from django.core import mail
 
-from monitoring.alert_models import Notification
-from monitoring.alerting import evaluation, notify
-from monitoring.alerting.notify import deliver_due
-from tests.conftest import postgres_only
-from tests.faults.test_worker_sigkilled import start_worker_process, wait_until
-from tests.monitoring.test_alert_factories import at, drive, sample
+from alerting import evaluation, notify
+from alerting.models import Notification
+from alerting.notify import deliver_due
+from tests.factories import at, drive, postgres_only, sample, start_worker_process, wait_until
 
 CPU = ("cpu_percent", "fleet")
 
@@ -76,7 +74,7 @@ def stuck_smtp():
 def start_sender(smtp_port: int, now_iso: str) -> subprocess.Popen:
     """What the every-minute alert task runs: notify.deliver_due(), over real SMTP."""
     return start_worker_process(
-        "from django.conf import settings; from datetime import datetime; from monitoring.alerting import notify;"
+        "from django.conf import settings; from datetime import datetime; from alerting import notify;"
         "settings.EMAIL_BACKEND = 'django.core.mail.backends.smtp.EmailBackend';"
         f"settings.EMAIL_HOST, settings.EMAIL_PORT = '127.0.0.1', {smtp_port};"
         "settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False;"

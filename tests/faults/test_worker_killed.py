@@ -5,9 +5,9 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from dashboard import scaling
-from dashboard.models import ScalingAction, ScalingGroup
-from tests.dashboard.test_scaling_actions import make_local_group
+from fleet import scaling
+from fleet.models import ScalingAction, ScalingGroup
+from tests.factories import make_local_group
 
 
 def test_an_action_whose_worker_died_midway_is_failed_in_words_and_never_run_twice(db, ops_user):

@@ -6,54 +6,26 @@ the test's committed rows."""
 import os
 import signal
 import subprocess
-import sys
-import time
 import uuid
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
-from dashboard import scaling
-from dashboard.models import ScalingAction
-from tests.conftest import postgres_only
-from tests.dashboard.test_scaling_actions import make_aws_group
-from tests.faults.test_aws_hangs import silent_aws  # noqa: F401 - fixture
-from tests.monitoring.test_collectors import fake_aws_environment  # noqa: F401 - fixture
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def start_worker_process(code: str, **environment: str) -> subprocess.Popen:
-    """A worker process of its own (a process group, for killpg) running `code` against the
-    test's database."""
-    test_database = connection.settings_dict["NAME"]
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "dashboard.settings_test",
-           "DATABASE_URL": os.environ["DATABASE_URL"].rsplit("/", 1)[0] + f"/{test_database}", **environment}
-    return subprocess.Popen([sys.executable, "-c", f"import django; django.setup(); {code}"], cwd=REPO, env=env,
-                            start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+from fleet import scaling
+from fleet.models import ScalingAction
+from tests.factories import make_aws_group, postgres_only, start_worker_process, wait_until
 
 
 def start_worker(action_id: int, endpoint: str) -> subprocess.Popen:
     """What a django-q2 worker runs for the message: scaling.run_action(action_id)."""
-    return start_worker_process(f"from dashboard import scaling; print(scaling.run_action({action_id}))",
+    return start_worker_process(f"from fleet import scaling; print(scaling.run_action({action_id}))",
                                 AWS_ENDPOINT_URL=endpoint, AWS_READ_TIMEOUT_SECONDS="300", AWS_MAX_ATTEMPTS="1")
-
-
-def wait_until(predicate, timeout_seconds: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout_seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 @postgres_only
 @pytest.mark.django_db(transaction=True)
-def test_a_worker_killed_mid_call_neither_loses_the_action_nor_scales_twice(silent_aws, settings,  # noqa: F811
+def test_a_worker_killed_mid_call_neither_loses_the_action_nor_scales_twice(silent_aws, settings,
                                                                               ops_user):
     group = make_aws_group(cooldown_seconds=0)
     action, _ = scaling.request_scaling(group, ops_user, 2, 3, "import", idempotency_key=uuid.uuid4())

@@ -21,7 +21,7 @@ from monitoring import servers
 from monitoring.models import ServerReport, UploadServer
 from partners import changes, publisher
 from partners.models import UploadLimitRow
-from tests.conftest import on_postgres, postgres_only
+from tests.factories import on_postgres, postgres_only
 from upload_gate import PostgresSource, SqliteSource, UploadGate
 from upload_gate.reporter import StatusReporter
 
@@ -67,14 +67,11 @@ def source_on_the_test_database():
     pytest.skip(f"no upload gate source for {connection.vendor}")
 
 
-
-
 @pytest.fixture
 def fleet_of_four(settings, transactional_db):
     """Before any report, gates divide fleet-wide limits by the configured fleet size (here 4)."""
     settings.FLEET_CONFIGURED_SERVER_COUNT = CONFIGURED_FLEET
-    with transaction.atomic():
-        publisher.publish_defaults()
+    servers.count_live_servers()  # as the monitoring worker does each minute: none is live yet
 
 
 @pytest.fixture
@@ -122,14 +119,14 @@ def test_limits_and_pauses_changed_on_the_dashboard_decide_the_gates_admissions(
     assert (second.admitted, second.status, second.limit) == (False, 429, "max_concurrent_uploads")
     assert gate.admit("someone-else", 1000).admitted  # other clients are not affected
 
-    paused = changes.pause_partner(partner_a, ops_user, "Storage migration until noon", None)
+    paused = changes.pause(partner_a, ops_user, "Storage migration until noon", None)
     assert wait_until(lambda: gate.config_version == paused.version)
     gate.release(first.lease)
     decision = gate.admit(CLIENT, 1000)
     assert (decision.admitted, decision.status, decision.limit, decision.reason) == (
         False, 503, "paused", "Storage migration until noon")
 
-    resumed = changes.resume_partner(partner_a, ops_user, "done")
+    resumed = changes.resume(partner_a, ops_user, "done")
     assert wait_until(lambda: gate.config_version == resumed.version)
     assert gate.admit(CLIENT, 1000).admitted
     if on_postgres():

@@ -1,21 +1,12 @@
+"""Fixtures of the report API tests: a registered upload server and a client that posts reports
+with its token (report bodies: tests.factories.report_body)."""
+
 import json
 
 import pytest
 from django.urls import reverse
 
 from monitoring import servers
-
-
-def report_body(server_id="upload-1", sequence=1, **overrides) -> dict:
-    body = {
-        "server_id": server_id, "sequence": sequence, "boot_id": "boot-a", "interval_seconds": 5,
-        "cpu_percent": 42.5, "config_version": 3,
-        "clients": {"theirstory-sdk": {"uploads_in_progress": 4, "bytes_in_flight": 8_000_000_000,
-                                       "admitted": 2, "throttled": 1, "timed_out": 0, "completed": 1,
-                                       "failed": 0}},
-    }
-    body.update(overrides)
-    return body
 
 
 @pytest.fixture

@@ -12,30 +12,12 @@ from moto import mock_aws
 
 from monitoring import aws, collectors, metrics, tasks
 from monitoring.models import MetricSource, Rollup
-from monitoring.storage import write_minute_value
+from monitoring.rollups import write_minute_value
+from tests.factories import AMI_ID, REGION, make_source
 
-REGION = "us-east-1"
-AMI_ID = "ami-12c6146b"  # one of the images moto knows
 Kind = MetricSource.Kind
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def fake_aws_environment(monkeypatch, settings):
-    """Fake credentials only, and no profile, config file or instance metadata to fall back on."""
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ROLE_ARN",
-                 "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-                 "AWS_CONTAINER_CREDENTIALS_FULL_URI"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials")
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    settings.AWS_REGION = REGION
-    settings.AWS_ENDPOINT_URL = None
 
 
 @pytest.fixture
@@ -52,10 +34,6 @@ def now() -> datetime:
 
 def minute(moment: datetime) -> datetime:
     return metrics.bucket_start(moment, metrics.MINUTE_SECONDS)
-
-
-def make_source(kind: str, name: str) -> MetricSource:
-    return MetricSource.objects.create(kind=kind, name=name)
 
 
 def make_group(name: str, instance_count: int) -> list[str]:

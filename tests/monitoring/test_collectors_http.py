@@ -2,7 +2,6 @@
 settings.AWS_ENDPOINT_URL, as it would to AWS (signing, timeouts, retries, parsing)."""
 
 import socket
-import urllib.request
 from datetime import timedelta
 
 import boto3
@@ -11,30 +10,11 @@ from django.utils import timezone
 
 from monitoring import collectors, metrics
 from monitoring.models import MetricSource, Rollup
-from tests.monitoring.test_collectors import AMI_ID, REGION, fake_aws_environment  # noqa: F401 - a fixture
+from tests.factories import AMI_ID, REGION
 
 Kind = MetricSource.Kind
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def moto_server_url(fake_aws_environment, settings):  # noqa: F811 - the imported fixture
-    """moto's server on a free local port; AWS_ENDPOINT_URL points at it."""
-    # requirements-dev.txt pins flask and flask-cors for moto's server: missing is a failure.
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    settings.AWS_ENDPOINT_URL = url
-    try:
-        yield url
-    finally:
-        # The server keeps its state in this process's moto backends: leave them empty.
-        urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"), timeout=5)
-        server.stop()
 
 
 def client(service: str, endpoint_url: str):
@@ -81,7 +61,7 @@ def closed_local_port() -> int:
 
 
 def test_an_endpoint_nobody_listens_on_is_recorded_as_unreachable(
-        fake_aws_environment, settings):  # noqa: F811 - the imported fixture
+        fake_aws_environment, settings):
     endpoint_url = f"http://127.0.0.1:{closed_local_port()}"
     settings.AWS_ENDPOINT_URL = endpoint_url
     settings.AWS_MAX_ATTEMPTS = 1  # no retry: standard retries back off for up to seconds

@@ -5,7 +5,7 @@ import pytest
 from monitoring import servers
 from monitoring.models import ServerReport, UploadServer
 from partners.models import UploadLimitRow
-from tests.monitoring.conftest import report_body
+from tests.factories import report_body
 
 
 def test_a_valid_report_is_accepted_and_stored(registered_server, post_report):
@@ -144,18 +144,18 @@ def test_a_silent_server_stops_counting(ops_user, post_report, settings):
 
     from django.utils import timezone
 
-    from monitoring.tasks import sync_live_servers
+    from monitoring.tasks import count_live_servers
     settings.FLEET_CONFIGURED_SERVER_COUNT = 5
     tokens = [servers.register_server(ops_user, f"upload-{i}", "t")[1] for i in range(2)]
     for i, token in enumerate(tokens):
         post_report(token, report_body(server_id=f"upload-{i}", interval_seconds=5))
     assert UploadLimitRow.objects.get(client_id="*").live_server_count == 2
     UploadServer.objects.filter(name="upload-0").update(silent_after=timezone.now() - timedelta(seconds=1))
-    assert sync_live_servers() is True
+    assert count_live_servers() == 1
     assert UploadLimitRow.objects.get(client_id="*").live_server_count == 1
     later = timezone.now() + timedelta(seconds=16)
     with mock.patch("django.utils.timezone.now", return_value=later):
-        sync_live_servers()
+        count_live_servers()
     assert UploadLimitRow.objects.get(client_id="*").live_server_count == 5, \
         "with no server live, gates fall back to the configured fleet size"
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from hypothesis import HealthCheck, assume, given, settings, strategies as st
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from monitoring.models import ServerReport, UploadServer
 from monitoring.reports import CLIENT_FIELDS, MAX_BYTES, MAX_COUNT

@@ -4,7 +4,7 @@ import hmac
 from unittest import mock
 
 from monitoring.models import ServerReport, hash_token
-from tests.monitoring.conftest import report_body
+from tests.factories import report_body
 
 
 def test_an_accepted_report_was_checked_with_a_constant_time_comparison(registered_server, post_report):

@@ -1,26 +1,27 @@
 """Rollups per minute, ten minutes and hour; retention."""
 
-from datetime import datetime, timedelta, timezone as dt_timezone
+import itertools
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from monitoring import metrics, rollups
 from monitoring.models import Rollup, ServerReport, UploadServer
-from monitoring.storage import write_minute_value
+from monitoring.rollups import write_minute_value
 
-T0 = datetime(2026, 11, 28, 10, 0, tzinfo=dt_timezone.utc)
+T0 = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
+SEQUENCES = itertools.count(1)
 
 
 def server(name: str) -> UploadServer:
     return UploadServer.objects.create(name=name, token_hash=name.ljust(64, "0"), token_prefix="x")
 
 
-def report(srv, at, cpu=50.0, interval=5, clients=None, sequence=[0]) -> ServerReport:
-    sequence[0] += 1
+def report(srv, at, cpu=50.0, interval=5, clients=None) -> ServerReport:
     clients = clients or {}
     totals = {m: sum(c.get(m, 0) for c in clients.values())
               for m in (*metrics.GAUGES, *metrics.COUNTS)}
-    return ServerReport.objects.create(server=srv, sequence=sequence[0], received_at=at,
+    return ServerReport.objects.create(server=srv, sequence=next(SEQUENCES), received_at=at,
                                        interval_seconds=interval, cpu_percent=cpu, config_version=1,
                                        clients=clients, **totals)
 

@@ -3,9 +3,9 @@
 import pytest
 from django.urls import reverse
 
+from core.models import AuditEntry
 from monitoring import servers
-from monitoring.models import UploadServer, hash_token
-from partners.models import AuditAction, AuditEntry
+from monitoring.models import ServerAudit, UploadServer, hash_token
 
 
 @pytest.mark.parametrize("role,status", [("ops", 200), ("engineer", 200), ("manager_a", 403), (None, 302)])
@@ -21,7 +21,7 @@ def test_ops_register_a_server_and_see_its_token_once(login, ops_user):
     token = response.context["token"]
     server = UploadServer.objects.get(name="upload-7")
     assert server.token_hash == hash_token(token) and token not in server.token_hash
-    assert AuditEntry.objects.first().action == AuditAction.SERVER_REGISTERED
+    assert AuditEntry.objects.first().action == ServerAudit.SERVER_REGISTERED
     listing = login(ops_user).get(reverse("monitoring:servers")).content.decode()
     assert token not in listing and server.token_prefix in listing
 
@@ -61,4 +61,4 @@ def test_ops_revoke_a_server_with_a_reason(login, ops_user):
     assert UploadServer.objects.get().revoked_at is None
     client.post(reverse("monitoring:server-revoke", args=["upload-1"]), {"reason": "retired"})
     assert UploadServer.objects.get().revoked_at is not None
-    assert AuditEntry.objects.first().action == AuditAction.SERVER_REVOKED
+    assert AuditEntry.objects.first().action == ServerAudit.SERVER_REVOKED

@@ -6,7 +6,7 @@ import pytest
 
 from monitoring import metrics, rollups
 from monitoring.models import Rollup, ServerReport
-from tests.monitoring.conftest import report_body
+from tests.factories import report_body
 
 
 def with_shadow_count(count, client="theirstory-sdk") -> dict:

@@ -3,7 +3,8 @@
 import pytest
 from django.urls import reverse
 
-from partners.models import AuditEntry, Partner
+from core.models import AuditEntry
+from partners.models import Partner
 
 ROLES = ["ops", "manager_a", "manager_b", "engineer", "anonymous"]
 
@@ -17,10 +18,10 @@ MATRIX = [
     ("partners:settings", True, "post", {"ops": 302, "manager_a": 403, "manager_b": 404, "engineer": 403}),
     ("partners:pause", True, "post", {"ops": 302, "manager_a": 302, "manager_b": 404, "engineer": 403}),
     ("partners:resume", True, "post", {"ops": 302, "manager_a": 302, "manager_b": 404, "engineer": 403}),
-    ("controls", False, "get", {"ops": 200, "manager_a": 200, "manager_b": 200, "engineer": 200}),
-    ("controls-defaults", False, "post", {"ops": 302, "manager_a": 403, "manager_b": 403, "engineer": 403}),
-    ("controls-pause-all", False, "post", {"ops": 302, "manager_a": 403, "manager_b": 403, "engineer": 403}),
-    ("controls-resume-all", False, "post", {"ops": 302, "manager_a": 403, "manager_b": 403, "engineer": 403}),
+    ("partners:controls", False, "get", {"ops": 200, "manager_a": 200, "manager_b": 200, "engineer": 200}),
+    ("partners:controls-defaults", False, "post", {"ops": 302, "manager_a": 403, "manager_b": 403, "engineer": 403}),
+    ("partners:controls-pause-all", False, "post", {"ops": 302, "manager_a": 403, "manager_b": 403, "engineer": 403}),
+    ("partners:controls-resume-all", False, "post", {"ops": 302, "manager_a": 403, "manager_b": 403, "engineer": 403}),
     ("audit", False, "get", {"ops": 200, "manager_a": 200, "manager_b": 200, "engineer": 200}),
 ]
 
@@ -40,9 +41,9 @@ def valid_post_data(url_name: str, partner) -> dict:
                 "settings-ceiling_daily_upload_bytes": "10 TB",
                 "settings-managers": [m.pk for m in partner.managers.all()],
                 "settings-reason": "matrix", "settings-revision": partner.revision}
-    if url_name in ("partners:pause", "controls-pause-all"):
+    if url_name in ("partners:pause", "partners:controls-pause-all"):
         return {"pause-reason": "matrix"}
-    if url_name == "controls-defaults":
+    if url_name == "partners:controls-defaults":
         return {"defaults-requests_per_minute": "500", "defaults-reason": "matrix"}
     return {}
 
@@ -58,7 +59,7 @@ def users(ops_user, manager_a, manager_b, engineer):
 def test_role_matrix(login, users, partner_a, partner_b, role, url_name, scoped, method, expected):
     if url_name == "partners:resume":
         from partners import changes
-        changes.pause_partner(partner_a, users["ops"], "so it can be resumed", None)
+        changes.pause(partner_a, users["ops"], "so it can be resumed", None)
         partner_a.refresh_from_db()
     url = reverse(url_name, args=[partner_a.slug] if scoped else [])
     client = login(users[role])

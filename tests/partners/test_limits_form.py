@@ -3,18 +3,9 @@
 import pytest
 from django.urls import reverse
 
-from partners.models import AuditAction, AuditEntry, Partner, UploadLimitRow
-
-
-def limits_post(partner, **overrides) -> dict:
-    data = {
-        "limits-requests_per_minute": "120", "limits-burst": "20",
-        "limits-max_concurrent_uploads": "16", "limits-max_bytes_in_flight": "40 GB",
-        "limits-daily_upload_bytes": "4 TB", "limits-reason": "backlog import",
-        "limits-revision": str(partner.revision),
-    }
-    data.update({f"limits-{k}": v for k, v in overrides.items()})
-    return data
+from core.models import AuditEntry
+from partners.models import Partner, PartnerAudit, UploadLimitRow
+from tests.factories import limits_post
 
 
 def snapshot(partner):
@@ -32,7 +23,7 @@ def test_manager_lowers_concurrency_and_the_table_row_follows(login, manager_a, 
     assert row.max_concurrent_uploads == 4
     assert row.version > old_version
     entry = AuditEntry.objects.filter(partner=partner_a).first()
-    assert entry.action == AuditAction.LIMITS_CHANGED
+    assert entry.action == PartnerAudit.LIMITS_CHANGED
     assert entry.actor == manager_a
     assert entry.before == {"max_concurrent_uploads": 16}
     assert entry.after == {"max_concurrent_uploads": 4}

@@ -8,9 +8,10 @@ from django.core import mail
 from django.utils import timezone
 from django_q.models import Schedule
 
+from core.models import AuditEntry
 from partners import changes, overrides, tasks
-from partners.models import AuditAction, AuditEntry, ExpiringOverride, OverrideState, UploadLimitRow
-from partners.setup import OVERRIDES_SCHEDULE_NAME
+from partners.apps import OVERRIDES_SCHEDULE_NAME
+from partners.models import Override, OverrideState, PartnerAudit, UploadLimitRow
 
 
 def row(client_id: str = "theirstory-sdk") -> UploadLimitRow:
@@ -39,7 +40,7 @@ def test_an_override_applies_now_audited_and_published(manager_a, partner_a, sta
     assert override.values == {"max_concurrent_uploads": 30}, "an unchanged limit is not overridden"
     assert override.replaced == {"max_concurrent_uploads": 16}
     entry = AuditEntry.objects.filter(partner=partner_a).first()
-    assert entry.action == AuditAction.OVERRIDE_STARTED and entry.actor == manager_a
+    assert entry.action == PartnerAudit.OVERRIDE_STARTED and entry.actor == manager_a
     assert entry.before == {"max_concurrent_uploads": 16} and entry.after == {"max_concurrent_uploads": 30}
     assert f"override #{override.pk}" in entry.reason and "catch up the backlog" in entry.reason
 
@@ -56,7 +57,7 @@ def test_at_its_end_the_system_restores_the_old_values_and_publishes(manager_a, 
     assert published.max_concurrent_uploads == 16 and published.max_bytes_in_flight == 40 * 10**9
     assert published.version > version
     entry = AuditEntry.objects.filter(partner=partner_a).first()
-    assert entry.action == AuditAction.OVERRIDE_ENDED and entry.actor is None
+    assert entry.action == PartnerAudit.OVERRIDE_ENDED and entry.actor is None
     assert entry.actor_name == "system"
     assert f"override #{override.pk} by mara-manager-a" in entry.reason
     assert entry.after == {"max_concurrent_uploads": 16, "max_bytes_in_flight": 40 * 10**9}
@@ -127,16 +128,14 @@ def test_the_author_is_reminded_once_before_the_end(manager_a, partner_a, start,
 def test_a_second_worker_running_while_the_first_sends_sends_nothing(manager_a, start):
     override = start(manager_a, max_concurrent_uploads=30)
     due_time = override.ends_at - timedelta(minutes=5)
-    from monitoring.alerting import notify
-
-    real_send = notify.send_email
+    real_send = overrides.send_email
     second_worker_sent = []
 
     def send_while_another_worker_runs(message):
         second_worker_sent.append(overrides.send_due_reminders(now=due_time))
         real_send(message)
 
-    with mock.patch.object(notify, "send_email", side_effect=send_while_another_worker_runs):
+    with mock.patch.object(overrides, "send_email", side_effect=send_while_another_worker_runs):
         assert overrides.send_due_reminders(now=due_time) == 1
     assert second_worker_sent == [0]
     assert len(mail.outbox) == 1
@@ -172,8 +171,8 @@ def test_an_ended_override_sends_no_reminder(manager_a, start):
 
 def test_a_pause_with_an_end_time_reminds_its_author_and_resumes_audited(manager_a, partner_a):
     resume_at = timezone.now() + timedelta(hours=3)
-    changes.pause_partner(partner_a, manager_a, "CPU at 98%", resume_at)
-    override = ExpiringOverride.objects.get(partner=partner_a, state=OverrideState.ACTIVE)
+    changes.pause(partner_a, manager_a, "CPU at 98%", resume_at)
+    override = Override.objects.get(partner=partner_a, state=OverrideState.ACTIVE)
     assert override.kind == "pause" and override.ends_at == resume_at
 
     with at(resume_at - timedelta(minutes=10)):
@@ -184,23 +183,25 @@ def test_a_pause_with_an_end_time_reminds_its_author_and_resumes_audited(manager
     assert changes.resume_due_pauses(now=resume_at + timedelta(seconds=1)) == 1
     assert not row().paused
     entry = AuditEntry.objects.filter(partner=partner_a).first()
-    assert entry.action == AuditAction.PARTNER_RESUMED and entry.actor_name == "system"
+    assert entry.action == PartnerAudit.PARTNER_RESUMED and entry.actor_name == "system"
     assert f"override #{override.pk} by mara-manager-a (CPU at 98%) ended" in entry.reason
     override.refresh_from_db()
     assert override.state == OverrideState.EXPIRED
 
 
 def test_resuming_a_pause_by_hand_ends_its_override(manager_a, partner_a):
-    changes.pause_partner(partner_a, manager_a, "break", timezone.now() + timedelta(hours=3))
-    changes.resume_partner(partner_a, manager_a, "fleet fine")
-    override = ExpiringOverride.objects.get(partner=partner_a)
+    changes.pause(partner_a, manager_a, "break", timezone.now() + timedelta(hours=3))
+    changes.resume(partner_a, manager_a, "fleet fine")
+    override = Override.objects.get(partner=partner_a)
     assert override.state == OverrideState.ENDED_EARLY
     assert overrides.send_due_reminders(now=override.ends_at) == 0
 
 
-def test_a_pause_without_an_end_time_is_no_override(manager_a, partner_a):
-    changes.pause_partner(partner_a, manager_a, "until further notice", None)
-    assert not ExpiringOverride.objects.exists()
+def test_a_pause_without_an_end_time_is_no_expiring_override(manager_a, partner_a):
+    changes.pause(partner_a, manager_a, "until further notice", None)
+    assert list(overrides.active_overrides(partner_a)) == []
+    assert Override.objects.active_pause_of(partner_a).reminder_due_at is None
+    assert changes.resume_due_pauses(now=timezone.now() + timedelta(days=365)) == 0
 
 
 def test_the_worker_schedule_runs_reminders_and_reverts(db):
@@ -211,8 +212,8 @@ def test_the_worker_schedule_runs_reminders_and_reverts(db):
 
 def test_a_timed_pause_of_all_partners_reminds_its_author_and_resumes_audited(ops_user):
     resume_at = timezone.now() + timedelta(hours=2)
-    changes.pause_all_partners(ops_user, "incident 42", resume_at)
-    override = ExpiringOverride.objects.get(partner=None, state=OverrideState.ACTIVE)
+    changes.pause(None, ops_user, "incident 42", resume_at)
+    override = Override.objects.get(partner=None, state=OverrideState.ACTIVE)
     assert overrides.send_due_reminders(now=resume_at - timedelta(minutes=20)) == 1
     message = mail.outbox[0]
     assert message.to == ["olivia-ops@example.org"]
@@ -222,5 +223,5 @@ def test_a_timed_pause_of_all_partners_reminds_its_author_and_resumes_audited(op
     assert changes.resume_due_pauses(now=resume_at) == 1
     assert not row("*").all_partners_paused
     entry = AuditEntry.objects.first()
-    assert entry.action == AuditAction.ALL_RESUMED and entry.actor_name == "system"
+    assert entry.action == PartnerAudit.ALL_RESUMED and entry.actor_name == "system"
     assert f"override #{override.pk} by olivia-ops (incident 42) ended" in entry.reason

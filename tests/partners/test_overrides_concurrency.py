@@ -8,9 +8,10 @@ from django.core import mail
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
+from core.models import AuditEntry
 from partners import overrides
-from partners.models import AuditAction, AuditEntry, UploadLimitRow
-from tests.conftest import postgres_only
+from partners.models import PartnerAudit, UploadLimitRow
+from tests.factories import postgres_only
 
 
 def run_in_two_workers(job) -> list:
@@ -45,7 +46,7 @@ def test_two_workers_revert_an_override_once(manager_a, partner_a):
     results = run_in_two_workers(lambda: overrides.end_due_overrides(now=ends_at))
     assert sorted(results) == [0, 1]
     assert UploadLimitRow.objects.get(client_id="theirstory-sdk").max_concurrent_uploads == 16
-    assert AuditEntry.objects.filter(action=AuditAction.OVERRIDE_ENDED).count() == 1
+    assert AuditEntry.objects.filter(action=PartnerAudit.OVERRIDE_ENDED).count() == 1
 
 
 @postgres_only

@@ -6,8 +6,9 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from core.models import AuditEntry
 from partners import overrides
-from partners.models import AuditAction, AuditEntry, ExpiringOverride, OverrideState, UploadLimitRow
+from partners.models import Override, OverrideState, PartnerAudit, UploadLimitRow
 
 
 def form_data(partner, ends_at=None, reason="backlog weekend", **limits):
@@ -29,7 +30,7 @@ def test_manager_raises_a_limit_of_their_partner_until_tonight(login, manager_a,
                                      form_data(partner_a, max_concurrent_uploads=35))
     assert response.status_code == 302
     assert published().max_concurrent_uploads == 35
-    override = ExpiringOverride.objects.get(partner=partner_a)
+    override = Override.objects.get(partner=partner_a)
     assert override.created_by == manager_a and override.replaced == {"max_concurrent_uploads": 16}
     page = login(manager_a).get(reverse("partners:detail", args=[partner_a.slug]))
     html = page.content.decode()
@@ -51,7 +52,7 @@ def test_bad_input_gives_a_field_error_and_changes_nothing(login, manager_a, par
                                      form_data(partner_a, **change))
     assert response.status_code == 400
     assert message in " ".join(response.context["override_form"].errors[field])
-    assert published().version == version and not ExpiringOverride.objects.exists()
+    assert published().version == version and not Override.objects.exists()
 
 
 def test_ops_may_go_above_the_ceiling(login, ops_user, partner_a):
@@ -79,7 +80,7 @@ def test_others_cannot_start_an_override(login, request, partner_a, who, status)
     assert response.status_code == status
     if status == 302:
         assert "/login" in response["Location"]
-    assert not ExpiringOverride.objects.exists()
+    assert not Override.objects.exists()
 
 
 def started(partner, actor, **limits):
@@ -95,7 +96,7 @@ def test_end_now_restores_at_once_and_is_audited(login, manager_a, partner_a):
     assert response.status_code == 302
     assert published().burst == 20
     entry = AuditEntry.objects.filter(partner=partner_a).first()
-    assert entry.action == AuditAction.OVERRIDE_ENDED and entry.actor == manager_a
+    assert entry.action == PartnerAudit.OVERRIDE_ENDED and entry.actor == manager_a
     override.refresh_from_db()
     assert override.state == OverrideState.ENDED_EARLY
 
@@ -120,18 +121,18 @@ def test_the_controls_page_lists_active_overrides_a_manager_sees_only_theirs(
         login, ops_user, manager_a, partner_a, partner_b):
     started(partner_a, manager_a, max_concurrent_uploads=30)
     started(partner_b, ops_user, max_concurrent_uploads=12)
-    ops_page = login(ops_user).get(reverse("controls")).content.decode()
+    ops_page = login(ops_user).get(reverse("partners:controls")).content.decode()
     assert "TheirStory" in ops_page and "Family Archive" in ops_page and "End now" in ops_page
-    manager_page = login(manager_a).get(reverse("controls")).content.decode()
+    manager_page = login(manager_a).get(reverse("partners:controls")).content.decode()
     assert "TheirStory" in manager_page and "Family Archive" not in manager_page
 
 
 def test_timed_pauses_are_listed_among_the_active_overrides(login, ops_user, manager_a, partner_a):
     from partners import changes
 
-    changes.pause_partner(partner_a, manager_a, "CPU at 98%", timezone.now() + timedelta(hours=1))
-    changes.pause_all_partners(ops_user, "incident 42", timezone.now() + timedelta(hours=2))
-    page = login(manager_a).get(reverse("controls")).content.decode()
+    changes.pause(partner_a, manager_a, "CPU at 98%", timezone.now() + timedelta(hours=1))
+    changes.pause(None, ops_user, "incident 42", timezone.now() + timedelta(hours=2))
+    page = login(manager_a).get(reverse("partners:controls")).content.decode()
     assert "CPU at 98%" in page and "incident 42" in page and "All partners" in page
     detail = login(manager_a).get(reverse("partners:detail", args=[partner_a.slug])).content.decode()
     assert "Imports paused; they resume at the end" in detail
@@ -140,8 +141,8 @@ def test_timed_pauses_are_listed_among_the_active_overrides(login, ops_user, man
 def test_end_now_on_a_timed_pause_resumes_imports(login, manager_a, partner_a):
     from partners import changes
 
-    changes.pause_partner(partner_a, manager_a, "CPU at 98%", timezone.now() + timedelta(hours=1))
-    override = ExpiringOverride.objects.get(partner=partner_a)
+    changes.pause(partner_a, manager_a, "CPU at 98%", timezone.now() + timedelta(hours=1))
+    override = Override.objects.get(partner=partner_a)
     login(manager_a).post(reverse("partners:override-end", args=[partner_a.slug, override.pk]))
     assert not published().paused
     override.refresh_from_db()
@@ -151,9 +152,9 @@ def test_end_now_on_a_timed_pause_resumes_imports(login, manager_a, partner_a):
 def test_end_now_on_a_finished_timed_pause_leaves_a_newer_pause_alone(login, manager_a, partner_a):
     from partners import changes
 
-    changes.pause_partner(partner_a, manager_a, "first", timezone.now() + timedelta(hours=1))
-    first = ExpiringOverride.objects.get(partner=partner_a)
-    changes.resume_partner(partner_a, manager_a, "over")
-    changes.pause_partner(partner_a, manager_a, "until further notice", None)
+    changes.pause(partner_a, manager_a, "first", timezone.now() + timedelta(hours=1))
+    first = Override.objects.get(partner=partner_a)
+    changes.resume(partner_a, manager_a, "over")
+    changes.pause(partner_a, manager_a, "until further notice", None)
     login(manager_a).post(reverse("partners:override-end", args=[partner_a.slug, first.pk]))
     assert published().paused and published().pause_reason == "until further notice"

@@ -8,9 +8,10 @@ from django.urls import reverse
 from django.utils import timezone
 from django_q.models import Schedule
 
+from core.models import AuditEntry
 from partners import changes, tasks
-from partners.models import AuditAction, AuditEntry, FleetSettings, UploadLimitRow
-from partners.setup import RESUME_SCHEDULE_NAME
+from partners.apps import RESUME_SCHEDULE_NAME
+from partners.models import Override, PartnerAudit, UploadLimitRow
 
 
 def row(client_id: str) -> UploadLimitRow:
@@ -26,7 +27,7 @@ def test_manager_pauses_their_partner_with_a_reason(login, manager_a, partner_a)
     assert published.paused and published.pause_reason == "CPU at 98%"
     assert published.resume_at == resume_at
     entry = AuditEntry.objects.filter(partner=partner_a).first()
-    assert entry.action == AuditAction.PARTNER_PAUSED and entry.reason == "CPU at 98%"
+    assert entry.action == PartnerAudit.PARTNER_PAUSED and entry.reason == "CPU at 98%"
 
 
 @pytest.mark.parametrize("data,field,message", [
@@ -44,32 +45,32 @@ def test_a_bad_pause_gives_a_field_error_and_pauses_nothing(login, ops_user, par
 
 
 def test_resume_clears_the_pause_in_the_table(login, manager_a, partner_a):
-    changes.pause_partner(partner_a, manager_a, "maintenance", None)
+    changes.pause(partner_a, manager_a, "maintenance", None)
     login(manager_a).post(reverse("partners:resume", args=[partner_a.slug]), {"resume-reason": "done"})
     published = row("theirstory-sdk")
     assert not published.paused and published.pause_reason == ""
 
 
 def test_ops_pause_all_partner_imports(login, ops_user, partner_a):
-    response = login(ops_user).post(reverse("controls-pause-all"), {"pause-reason": "incident 42"})
+    response = login(ops_user).post(reverse("partners:controls-pause-all"), {"pause-reason": "incident 42"})
     assert response.status_code == 302
     defaults = row("*")
     assert defaults.all_partners_paused and defaults.all_partners_pause_reason == "incident 42"
     assert not defaults.paused, "direct users are not paused by a pause of partner imports"
-    assert AuditEntry.objects.first().action == AuditAction.ALL_PAUSED
+    assert AuditEntry.objects.first().action == PartnerAudit.ALL_PAUSED
 
 
 def test_pause_all_needs_a_reason(login, ops_user):
-    response = login(ops_user).post(reverse("controls-pause-all"), {"pause-reason": ""})
+    response = login(ops_user).post(reverse("partners:controls-pause-all"), {"pause-reason": ""})
     assert response.status_code == 400
-    assert not FleetSettings.load().all_partners_paused
+    assert Override.objects.active_pause_of(None) is None
 
 
 def test_a_pause_resumes_by_itself_when_its_time_comes(ops_user, partner_a, partner_b):
     soon = timezone.now() + timedelta(minutes=5)
-    changes.pause_partner(partner_a, ops_user, "short break", soon)
-    changes.pause_partner(partner_b, ops_user, "until further notice", None)
-    changes.pause_all_partners(ops_user, "global break", soon)
+    changes.pause(partner_a, ops_user, "short break", soon)
+    changes.pause(partner_b, ops_user, "until further notice", None)
+    changes.pause(None, ops_user, "global break", soon)
 
     assert changes.resume_due_pauses(now=timezone.now()) == 0
     assert row("theirstory-sdk").paused
@@ -79,7 +80,7 @@ def test_a_pause_resumes_by_itself_when_its_time_comes(ops_user, partner_a, part
     assert row("fas-importer").paused, "a pause without a resume time stays"
     assert not row("*").all_partners_paused
     entry = AuditEntry.objects.filter(partner=partner_a).first()
-    assert entry.action == AuditAction.PARTNER_RESUMED and entry.actor is None
+    assert entry.action == PartnerAudit.PARTNER_RESUMED and entry.actor is None
     assert entry.actor_name == "system"
 
 
@@ -87,7 +88,7 @@ def test_the_worker_schedule_runs_the_automatic_resume(ops_user, partner_a):
     schedule = Schedule.objects.get(name=RESUME_SCHEDULE_NAME)
     assert schedule.func == "partners.tasks.resume_due_pauses"
     assert schedule.schedule_type == Schedule.MINUTES and schedule.minutes == 1
-    changes.pause_partner(partner_a, ops_user, "short", timezone.now() + timedelta(seconds=1))
+    changes.pause(partner_a, ops_user, "short", timezone.now() + timedelta(seconds=1))
     with mock.patch("django.utils.timezone.now", return_value=timezone.now() + timedelta(minutes=1)):
         assert tasks.resume_due_pauses() == 1
     assert not row("theirstory-sdk").paused
@@ -95,6 +96,6 @@ def test_the_worker_schedule_runs_the_automatic_resume(ops_user, partner_a):
 
 def test_a_renewed_pause_is_not_resumed_by_a_stale_listing(ops_user, partner_a):
     due = timezone.now() - timedelta(seconds=1)
-    changes.pause_partner(partner_a, ops_user, "first", timezone.now() + timedelta(hours=1))
-    assert not changes.resume_partner(partner_a, None, "late", due_by=due).changed
+    changes.pause(partner_a, ops_user, "first", timezone.now() + timedelta(hours=1))
+    assert not changes.resume(partner_a, None, "late", due_by=due).changed
     assert row("theirstory-sdk").paused

@@ -7,9 +7,10 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from core.models import AuditEntry
 from monitoring import metrics
 from monitoring.models import Rollup
-from partners.models import LIMIT_FIELDS, AuditAction, AuditEntry, Partner, UploadLimitRow
+from partners.models import LIMIT_FIELDS, Partner, PartnerAudit, UploadLimitRow
 
 
 def shadow_post(partner, **values) -> dict:
@@ -35,7 +36,7 @@ def test_a_manager_sets_a_shadow_value_it_is_audited_and_published_beside_the_li
     assert row.max_concurrent_uploads == 16  # the enforced limit is untouched
     assert row.version > old_version
     entry = AuditEntry.objects.filter(partner=partner_a).first()
-    assert entry.action == AuditAction.SHADOW_CHANGED and entry.actor == manager_a
+    assert entry.action == PartnerAudit.SHADOW_CHANGED and entry.actor == manager_a
     assert entry.before == {"shadow_max_concurrent_uploads": None, "shadow_max_bytes_in_flight": None}
     assert entry.after == {"shadow_max_concurrent_uploads": 8, "shadow_max_bytes_in_flight": 20 * 10**9}
     assert entry.reason == "try a tighter cap"
@@ -85,7 +86,7 @@ def test_a_manager_of_another_partner_and_an_engineer_cannot_set_shadow_values(
     assert login(manager_b).post(url, shadow_post(partner_a, max_concurrent_uploads="2")).status_code == 404
     assert login(engineer).post(url, shadow_post(partner_a, max_concurrent_uploads="2")).status_code == 403
     assert table_row(partner_a).shadow_max_concurrent_uploads is None
-    assert not AuditEntry.objects.filter(action=AuditAction.SHADOW_CHANGED).exists()
+    assert not AuditEntry.objects.filter(action=PartnerAudit.SHADOW_CHANGED).exists()
 
 
 def test_a_stale_form_is_refused(login, ops_user, partner_a):

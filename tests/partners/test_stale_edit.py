@@ -2,8 +2,9 @@
 
 from django.urls import reverse
 
-from partners.models import AuditEntry, FleetSettings, Partner, UploadLimitRow
-from tests.partners.test_limits_form import limits_post
+from core.models import AuditEntry
+from partners.models import FleetSettings, Partner, UploadLimitRow
+from tests.factories import limits_post
 
 
 def test_the_second_save_from_a_stale_form_is_refused_and_overwrites_nothing(
@@ -39,7 +40,7 @@ def test_stale_default_limits_are_refused(client, ops_user):
     from partners import changes
     changes.change_default_limits(ops_user, {"requests_per_minute": 100}, "first", None)
     client.force_login(ops_user)
-    response = client.post(reverse("controls-defaults"), {
+    response = client.post(reverse("partners:controls-defaults"), {
         "defaults-requests_per_minute": "900", "defaults-reason": "second", "defaults-revision": 0})
     assert response.status_code == 400
     assert "since you opened it" in response.content.decode()

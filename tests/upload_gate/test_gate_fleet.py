@@ -6,8 +6,8 @@ import itertools
 
 import pytest
 import redis
-from conftest import create_sqlite_table, insert_sqlite_row
 
+from tests.factories import create_sqlite_table, insert_sqlite_row
 from upload_gate import SqliteSource
 
 

@@ -7,8 +7,8 @@ import threading
 from datetime import timedelta
 
 import pytest
-from conftest import NOON, star_row
 
+from tests.factories import NOON, star_row
 from upload_gate import (
     LIMIT_ALL_PARTNERS_PAUSED,
     LIMIT_BYTES_IN_FLIGHT,

@@ -7,8 +7,7 @@ import threading
 import time
 from datetime import UTC, datetime
 
-from conftest import create_sqlite_table, insert_sqlite_row
-
+from tests.factories import create_sqlite_table, insert_sqlite_row
 from upload_gate import PostgresSource, SqliteSource, UploadGate, source_from_url
 from upload_gate.table import parse_timestamp
 

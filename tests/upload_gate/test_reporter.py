@@ -13,9 +13,9 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import star_row
 from test_gate_table import wait_until
 
+from tests.factories import star_row
 from upload_gate.reporter import StatusReporter, process_boot_id
 
 OPENAPI_PATH = Path(__file__).resolve().parents[2] / "docs" / "status-report.openapi.json"
@@ -246,12 +246,12 @@ def test_reports_wait_while_the_dashboard_is_down_then_arrive_in_order_with_thei
     down = FakeDashboard()
     down.respond = lambda report: (503, {"error": "the dashboard's database is unavailable"})
     reporter = make_reporter(gate, down.url)
-    for n in range(2):
+    for _ in range(2):
         gate.admit("alice", 1)
         assert reporter.send_now() == 0
     assert "503" in reporter.last_error
     down.stop()  # now nothing listens: connection refused
-    for n in range(2):
+    for _ in range(2):
         gate.admit("alice", 1)
         assert reporter.send_now() == 0
     assert "Connection" in reporter.last_error

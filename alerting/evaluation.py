@@ -1,0 +1,197 @@
+"""One evaluation cycle: every enabled rule's current value per subject, the state
+transitions they cause, and the emails those transitions queue. Run every minute by
+django-q2 (alerting.tasks.evaluate_alerts); safe to run twice or concurrently: alerts are
+opened under a unique constraint and moved by conditional updates on the state read.
+
+Windows: a metric rule aggregates the minute rollups whose bucket started in
+(now - window - 60 s, now - 60 s], i.e. the last `window` of complete minutes.
+"""
+
+from collections import defaultdict
+from datetime import datetime, timedelta
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from alerting import notify
+from alerting.models import (
+    OPEN_STATES,
+    THROTTLED_SHARE,
+    Alert,
+    AlertRule,
+    AlertState,
+    Comparison,
+    Notification,
+    NotificationKind,
+    RuleKind,
+    Silence,
+)
+from alerting.rules import recipients
+from monitoring import metrics, queries
+from monitoring.models import MetricSource, UploadServer
+from partners.models import UploadLimitRow
+
+
+def run(now: datetime | None = None) -> dict:
+    """The scheduled job: evaluate, then deliver every notification due (retries included)."""
+    now = now or timezone.now()
+    summary = evaluate(now)
+    summary["delivered"] = notify.deliver_due(now)
+    return summary
+
+
+def evaluate(now: datetime | None = None) -> dict:
+    now = now or timezone.now()
+    rules = list(AlertRule.objects.filter(enabled=True))
+    open_alerts = {(a.rule_id, a.subject): a for a in Alert.objects.filter(state__in=OPEN_STATES)}
+    counts: dict[str, int] = defaultdict(int)
+    for rule in rules:
+        values = rule_values(rule, now)
+        subjects = set(values) | {subject for (rule_id, subject) in open_alerts if rule_id == rule.id}
+        # One commit per rule, not one per alert: a rule over 50 servers moves 50 alerts.
+        with transaction.atomic():
+            for subject in sorted(subjects):
+                value = values.get(subject)
+                if value is None and rule.kind == RuleKind.METRIC:
+                    continue  # no data: the alert keeps its state (see rules.py)
+                # A server or source that is gone (revoked, no longer live) no longer matches.
+                holds = value is not None and Comparison(rule.comparison).holds(value, rule.threshold)
+                counts[_step(rule, open_alerts.get((rule.id, subject)), subject, holds, value, now)] += 1
+    counts["closed_disabled"] = _close_disabled(now)
+    counts["queued"] = queue_notifications(now)
+    return dict(counts)
+
+
+def _close_disabled(now: datetime) -> int:
+    """A disabled rule's open alerts close without email: nobody is watching that condition."""
+    closed = 0
+    for alert in Alert.objects.filter(state__in=OPEN_STATES, rule__enabled=False):
+        if alert.state == AlertState.PENDING:
+            closed += alert.cancel(now, alert.value)
+        elif alert.resolve(now, alert.value):
+            closed += Alert.objects.filter(id=alert.id).update(resolved_notified=True)
+    return closed
+
+
+def _step(rule: AlertRule, alert: Alert | None, subject: str, holds: bool, value, now: datetime) -> str:
+    if not holds:
+        if alert is None:
+            return "ok"
+        if alert.state == AlertState.PENDING:
+            alert.cancel(now, value)
+            return "cancelled"
+        clear_since = alert.clear_since or now
+        if now - clear_since >= timedelta(seconds=rule.resolve_after_seconds):
+            return "resolved" if alert.resolve(now, value) else "raced"
+        Alert.objects.filter(id=alert.id, state=AlertState.FIRING).update(
+            clear_since=clear_since, value=value, evaluated_at=now)
+        return "clearing"
+    if alert is None:
+        alert = _open(rule, subject, value, now)
+        if alert is None:
+            return "raced"
+    if alert.state == AlertState.PENDING:
+        if now - alert.pending_since >= timedelta(seconds=rule.for_seconds):
+            return "fired" if alert.fire(now, value) else "raced"
+        Alert.objects.filter(id=alert.id, state=AlertState.PENDING).update(value=value, evaluated_at=now)
+        return "pending"
+    Alert.objects.filter(id=alert.id, state=AlertState.FIRING).update(value=value, evaluated_at=now,
+                                                                       clear_since=None)
+    return "firing"
+
+
+def _open(rule: AlertRule, subject: str, value, now: datetime) -> Alert | None:
+    try:
+        with transaction.atomic():
+            return Alert.objects.create(rule=rule, subject=subject, state=AlertState.PENDING, value=value,
+                                        threshold=rule.threshold, pending_since=now, evaluated_at=now)
+    except IntegrityError:
+        return None  # another evaluation opened it first
+
+
+def queue_notifications(now: datetime) -> int:
+    """Queue the firing, reminder and resolved emails now due; a claim per alert makes a
+    second concurrent run queue nothing."""
+    silences = list(Silence.active(now))
+    addresses: dict[int, list[str]] = {}
+    queued = 0
+    for alert in Alert.objects.filter(state=AlertState.FIRING, rule__enabled=True).select_related("rule"):
+        if any(s.matches(alert) for s in silences):
+            continue
+        if alert.notified_at is None:
+            kind = NotificationKind.FIRING
+        elif (alert.acknowledged_at is None and alert.rule.repeat_interval_seconds
+              and now - alert.notified_at >= timedelta(seconds=alert.rule.repeat_interval_seconds)):
+            kind = NotificationKind.REMINDER
+        else:
+            continue
+        if alert.claim_notification(now):
+            queued += _queue(alert, kind, now, addresses)
+    for alert in Alert.objects.filter(state=AlertState.RESOLVED, resolved_notified=False,
+                                      notified_at__isnull=False).select_related("rule"):
+        # A resolution while silenced is claimed too, so it is not mailed once the silence ends.
+        if alert.claim_resolved_notification() and not any(s.matches(alert) for s in silences):
+            queued += _queue(alert, NotificationKind.RESOLVED, now, addresses)
+    return queued
+
+
+def _queue(alert: Alert, kind: str, now: datetime, addresses: dict[int, list[str]]) -> int:
+    if alert.rule_id not in addresses:
+        addresses[alert.rule_id] = recipients(alert.rule)
+    Notification.objects.create(alert=alert, kind=kind, recipients=addresses[alert.rule_id], due_at=now,
+                                created_at=now)
+    return 1
+
+
+# ---- values -------------------------------------------------------------------------------
+
+def rule_values(rule: AlertRule, now: datetime) -> dict[str, float]:
+    """subject → current value; a subject without data is absent."""
+    if rule.kind == RuleKind.SERVER_SILENT:
+        return _silent_servers(now)
+    if rule.kind == RuleKind.CONFIG_STALE:
+        return _config_lag(now)
+    if rule.kind == RuleKind.COLLECTOR_FAILING:
+        return {f"source:{s.kind}:{s.name}": float(s.failing)
+                for s in MetricSource.objects.filter(enabled=True)}
+    if rule.metric == THROTTLED_SHARE:
+        return _throttled_share(rule, now)
+    return _window_values(rule, rule.metric, now, rule.aggregation)
+
+
+def _window_values(rule: AlertRule, metric: str, now: datetime, aggregation: str) -> dict[str, float]:
+    """The rule's window: the last `window_seconds` of complete minutes."""
+    newest = now - timedelta(seconds=metrics.MINUTE_SECONDS)
+    return queries.minute_aggregates(metric, rule.subject, newest - timedelta(seconds=rule.window_seconds),
+                                     newest, aggregation)
+
+
+def _throttled_share(rule: AlertRule, now: datetime) -> dict[str, float]:
+    """Throttled as a percentage of admitted + throttled over the window, per subject."""
+    totals: dict[str, dict[str, float]] = defaultdict(dict)
+    for metric in (metrics.THROTTLED, metrics.ADMITTED):
+        for subject, value in _window_values(rule, metric, now, "sum").items():
+            totals[subject][metric] = value or 0.0
+    shares = {}
+    for subject, sums in totals.items():
+        requests = sums.get(metrics.THROTTLED, 0.0) + sums.get(metrics.ADMITTED, 0.0)
+        shares[subject] = 100.0 * sums.get(metrics.THROTTLED, 0.0) / requests if requests else 0.0
+    return shares
+
+
+def _silent_servers(now: datetime) -> dict[str, float]:
+    """Report intervals since each server's last report. A server that never reported has no
+    value (registering one must not page anyone)."""
+    return {metrics.server_subject(name): (now - seen).total_seconds() / interval
+            for name, seen, interval in UploadServer.objects.filter(
+                revoked_at=None, last_seen_at__isnull=False).values_list(
+                "name", "last_seen_at", "report_interval_seconds")}
+
+
+def _config_lag(now: datetime) -> dict[str, float]:
+    """Versions each live server is behind the newest published one."""
+    newest = UploadLimitRow.published_version()
+    if newest is None:
+        return {}
+    return {metrics.server_subject(name): float(newest - (applied or 0))
+            for name, applied in UploadServer.live(now).values_list("name", "last_config_version")}

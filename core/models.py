@@ -1,0 +1,68 @@
+"""The audit log: who changed what, before → after, why and when. Append-only.
+
+Every app writes it through core.audit.record(), inside the transaction that makes the change.
+An entry may point at the object it is about (a partner, a scaling group, an alert rule), so a
+page can list an object's history and the partners app can show managers only their partners'.
+"""
+
+from django.conf import settings
+from django.contrib.contenttypes.fields import GenericForeignKey
+from django.contrib.contenttypes.models import ContentType
+from django.db import models
+from django.utils import timezone
+
+
+class AuditEntryQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise PermissionError("Audit entries cannot be changed.")
+
+    def delete(self):
+        raise PermissionError("Audit entries cannot be deleted.")
+
+
+class AuditEntry(models.Model):
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    actor_name = models.CharField(max_length=150, help_text="“system” for automatic changes.")
+    # A verb of the app that made the change ("limits.changed", "scaling.requested"); each app
+    # registers its verbs' labels with core.audit.register_actions.
+    action = models.CharField(max_length=40, db_index=True)
+    target_type = models.ForeignKey(ContentType, null=True, blank=True, on_delete=models.PROTECT,
+                                    related_name="+")
+    target_id = models.PositiveBigIntegerField(null=True, blank=True)
+    target = GenericForeignKey("target_type", "target_id")
+    subject = models.CharField(max_length=200)
+    before = models.JSONField(default=dict, blank=True)
+    after = models.JSONField(default=dict, blank=True)
+    reason = models.TextField(blank=True)
+
+    objects = AuditEntryQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "audit entries"
+        indexes = [models.Index(fields=["target_type", "target_id", "created_at"], name="audit_target_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.actor_name}: {self.action_label} ({self.subject})"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise PermissionError("Audit entries cannot be changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError("Audit entries cannot be deleted.")
+
+    @property
+    def action_label(self) -> str:
+        from core.audit import action_label
+
+        return action_label(self.action)
+
+    def changes(self) -> list[tuple[str, object, object]]:
+        """(field, before, after) for every field that changed, in a stable order."""
+        names = list(dict.fromkeys([*self.before, *self.after]))
+        return [(name, self.before.get(name), self.after.get(name)) for name in names]

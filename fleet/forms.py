@@ -1,0 +1,36 @@
+from django import forms
+
+from core.forms import ReasonField
+from fleet.models import POLICY_FIELDS, ScalingGroup, ScalingPolicy
+
+
+class ScaleForm(forms.Form):
+    """The confirmation: from → to, a reason, and the key that makes a double submit scale once."""
+
+    from_capacity = forms.IntegerField(min_value=0, widget=forms.HiddenInput)
+    to_capacity = forms.IntegerField(min_value=0, widget=forms.HiddenInput)
+    idempotency_key = forms.UUIDField(widget=forms.HiddenInput)
+    reason = ReasonField()
+
+    def __init__(self, *args, group: ScalingGroup, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.group = group
+
+    def clean(self):
+        cleaned = super().clean()
+        to_capacity, from_capacity = cleaned.get("to_capacity"), cleaned.get("from_capacity")
+        if to_capacity is not None:
+            problem = self.group.bounds_problem(to_capacity)
+            if problem:
+                raise forms.ValidationError(f"{problem} Nothing was changed.")
+            if to_capacity == from_capacity:
+                raise forms.ValidationError(f"{self.group.name} is already at {to_capacity}.")
+        return cleaned
+
+
+class PolicyForm(forms.ModelForm):
+    reason = ReasonField()
+
+    class Meta:
+        model = ScalingPolicy
+        fields = POLICY_FIELDS

@@ -1,0 +1,103 @@
+"""The fleet page: scaling groups, their instances, scaling by hand, and the automatic policy."""
+
+import uuid
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from core.roles import ops_or_engineer_required, ops_required
+from fleet import policy as scaling_policy
+from fleet import scaling
+from fleet.backends import backend_for
+from fleet.forms import PolicyForm, ScaleForm
+from fleet.models import ScalingGroup, ScalingPolicy
+from monitoring.aws import AwsError
+
+HISTORY_ROWS = 10
+DECISION_ROWS = 5
+
+
+def _policy_of(group: ScalingGroup) -> ScalingPolicy:
+    try:
+        return group.policy
+    except ScalingPolicy.DoesNotExist:
+        return ScalingPolicy(group=group)
+
+
+def _describe(group: ScalingGroup):
+    """(state, error message): the page renders even when AWS does not answer."""
+    try:
+        return backend_for(group).describe(group), ""
+    except AwsError as error:
+        return None, str(error)
+
+
+@require_GET
+@ops_or_engineer_required
+def fleet(request: HttpRequest) -> HttpResponse:
+    panels = []
+    for group in ScalingGroup.objects.all():
+        state, error = _describe(group)
+        panels.append({
+            "group": group, "state": state, "error": error, "policy": _policy_of(group),
+            "policy_form": PolicyForm(instance=_policy_of(group), prefix=f"policy-{group.pk}"),
+            "actions": group.actions.select_related("requested_by")[:HISTORY_ROWS],
+            "decisions": group.decisions.all()[:DECISION_ROWS],
+        })
+    return render(request, "fleet/fleet.html", {"panels": panels})
+
+
+@require_http_methods(["GET", "POST"])
+@ops_required
+def scale(request: HttpRequest, name: str) -> HttpResponse:
+    group = get_object_or_404(ScalingGroup, name=name)
+    if request.method == "POST":
+        form = ScaleForm(request.POST, group=group)
+        if form.is_valid():
+            return _request_scaling(request, group, form.cleaned_data)
+        return render(request, "fleet/scaling_confirm.html", {"group": group, "form": form}, status=400)
+    state, error = _describe(group)
+    if error:
+        messages.error(request, f"{group.name} cannot be scaled now: {error}")
+        return redirect("fleet:groups")
+    to_capacity = request.GET.get("to", "")
+    form = ScaleForm(initial={"from_capacity": state.desired, "to_capacity": to_capacity,
+                              "idempotency_key": uuid.uuid4()}, group=group)
+    # isdigit() alone lets "²" through, which int() refuses.
+    is_number = to_capacity.isascii() and to_capacity.isdigit()
+    problem = group.bounds_problem(int(to_capacity)) if is_number else "Choose a capacity."
+    return render(request, "fleet/scaling_confirm.html",
+                  {"group": group, "form": form, "from_capacity": state.desired,
+                   "to_capacity": to_capacity, "problem": problem}, status=400 if problem else 200)
+
+
+def _request_scaling(request: HttpRequest, group: ScalingGroup, data: dict) -> HttpResponse:
+    action, created = scaling.request_scaling(group, request.user, data["from_capacity"], data["to_capacity"],
+                                              data["reason"], data["idempotency_key"])
+    if created:
+        if not scaling.enqueue(action):
+            messages.warning(request, f"Scaling {group.name} to {action.to_capacity} is saved, but the task "
+                                      "queue is unreachable; it will start when the queue is back.")
+            return redirect("fleet:groups")
+        action.refresh_from_db()
+        messages.success(request, f"Scaling {group.name} from {action.from_capacity} to "
+                                  f"{action.to_capacity}: {action.get_status_display().lower()}.")
+    else:
+        messages.info(request, f"This scaling of {group.name} was already requested; it was not repeated.")
+    return redirect("fleet:groups")
+
+
+@require_POST
+@ops_required
+def policy(request: HttpRequest, name: str) -> HttpResponse:
+    group = get_object_or_404(ScalingGroup, name=name)
+    form = PolicyForm(request.POST, instance=_policy_of(group), prefix=f"policy-{group.pk}")
+    if not form.is_valid():
+        messages.error(request, "Policy not saved: " + "; ".join(
+            f"{field}: {' '.join(errors)}" for field, errors in form.errors.items()))
+        return redirect("fleet:groups")
+    scaling_policy.save_policy(form.instance, request.user, form.cleaned_data["reason"])
+    messages.success(request, f"Policy of {group.name} saved: {'on' if form.instance.enabled else 'off'}.")
+    return redirect("fleet:groups")

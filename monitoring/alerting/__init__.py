@@ -1,1 +1,0 @@
-"""Alerts: rules evaluated every minute, their state, silences and email notifications."""

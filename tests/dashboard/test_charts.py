@@ -1,0 +1,187 @@
+"""Chart JSON endpoints: who may read them, what they draw, a fixed query count, and the cache
+open dashboards share. (The overview's single poll: test_overview_poll.py; the fleet status:
+test_fleet_status.py.)"""
+
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from dashboard import charts as overview
+from monitoring.models import ServerReport
+from monitoring.queries import RANGES_SECONDS, Window, resolution_for
+from tests.factories import seed_fleet_metrics
+
+CHARTS = ["chart-cpu", "chart-uploads", "chart-bytes",
+          "chart-outcomes", "chart-queues", "fleet-status"]
+
+
+@pytest.mark.parametrize("url_name", CHARTS)
+def test_anonymous_is_sent_to_login(client, url_name):
+    response = client.get(reverse(url_name))
+    assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+@pytest.mark.parametrize("url_name", CHARTS[:-1])
+def test_a_bad_range_gets_a_400_naming_the_choices(login, engineer, url_name):
+    response = login(engineer).get(reverse(url_name), {"range": "2 weeks"})
+    assert response.status_code == 400
+    assert "15m, 1h, 6h, 24h, 7d, 30d" in response.json()["error"]
+
+
+@pytest.mark.parametrize("url_name", CHARTS)
+@pytest.mark.parametrize("range_name", list(RANGES_SECONDS))
+def test_each_endpoint_runs_the_same_queries_whatever_the_data_volume(login, ops_user, url_name, range_name):
+    client = login(ops_user)
+    client.get(reverse(url_name), {"range": range_name})  # warm the session and user caches
+    with CaptureQueriesContext(connection) as empty:
+        assert client.get(reverse(url_name), {"range": range_name}).status_code == 200
+    seed_fleet_metrics(servers=4, minutes=90)
+    with CaptureQueriesContext(connection) as full:
+        assert client.get(reverse(url_name), {"range": range_name}).status_code == 200
+    assert len(full) == len(empty) <= 10
+
+
+def test_the_cpu_chart_draws_each_server_the_fleet_and_the_threshold(login, ops_user, settings):
+    settings.FLEET_CPU_ALERT_PERCENT = 80
+    seed_fleet_metrics(servers=3, minutes=20)
+    chart = login(ops_user).get(reverse("chart-cpu"), {"range": "15m"}).json()
+    names = [trace["name"] for trace in chart["traces"]]
+    assert names == ["s0", "s1", "s2", "fleet average"]
+    assert chart["layout"]["shapes"][0]["y0"] == 80
+    assert chart["resolution_seconds"] is None and len(chart["traces"][0]["x"]) == 15
+
+
+def test_a_fleet_too_large_for_a_line_each_is_drawn_as_a_band(login, ops_user):
+    lines = overview.MAX_SERVER_LINES
+    seed_fleet_metrics(servers=lines + 1, minutes=10, cpu_of_server=lambda index: 10 + index)
+    chart = login(ops_user).get(reverse("chart-cpu"), {"range": "15m"}).json()
+    coolest, hottest, mean = chart["traces"]
+    assert [coolest["name"], hottest["name"], mean["name"]] == ["coolest server", "hottest server", "fleet average"]
+    assert coolest["x"] and min(coolest["y"]) == 10 and max(hottest["y"]) == 10 + lines
+    assert all(low <= average <= high for low, average, high in zip(coolest["y"], mean["y"], hottest["y"]))
+
+
+def test_a_fleet_of_the_line_limit_gets_a_line_per_server(login, ops_user):
+    seed_fleet_metrics(servers=overview.MAX_SERVER_LINES, minutes=10)
+    chart = login(ops_user).get(reverse("chart-cpu"), {"range": "15m"}).json()
+    assert len(chart["traces"]) == overview.MAX_SERVER_LINES + 1 and chart["traces"][-1]["name"] == "fleet average"
+
+
+def test_uploads_are_stacked_by_partner_name(login, ops_user, partner_a, partner_b):
+    seed_fleet_metrics(servers=1, minutes=10)
+    chart = login(ops_user).get(reverse("chart-uploads"), {"range": "6h"}).json()
+    assert [t["name"] for t in chart["traces"]] == ["Family Archive", "TheirStory", "direct users & other clients"]
+    assert all(t["stackgroup"] == "partners" for t in chart["traces"])
+
+
+def test_a_manager_sees_other_partners_merged(login, manager_a, partner_a, partner_b):
+    seed_fleet_metrics(servers=1, minutes=10)
+    chart = login(manager_a).get(reverse("chart-uploads"), {"range": "6h"}).json()
+    assert [t["name"] for t in chart["traces"]] == ["TheirStory", "direct users & other clients", "other partners"]
+
+
+def test_partner_usage_follows_the_partner_access_rules(login, manager_a, manager_b, partner_a):
+    url = reverse("chart-partner-usage", args=[partner_a.slug])
+    chart = login(manager_a).get(url, {"range": "24h"}).json()
+    limit_trace = next(t for t in chart["traces"] if t["name"] == "uploads in progress limit")
+    assert limit_trace["y"] == [16, 16]
+    assert login(manager_b).get(url).status_code == 404
+
+
+@pytest.mark.parametrize("range_name,resolution", [
+    ("15m", None), ("1h", 60), ("6h", 60), ("24h", 600), ("7d", 600), ("30d", 3600)])
+def test_no_series_holds_much_more_than_a_thousand_points(range_name, resolution):
+    seconds = RANGES_SECONDS[range_name]
+    assert resolution_for(seconds) == resolution
+    assert seconds / (resolution or 5) <= 1010
+    assert Window.parse(range_name).resolution_seconds == resolution
+
+
+def test_long_ranges_draw_the_fleet_band_instead_of_every_server(login, ops_user):
+    seed_fleet_metrics(servers=3, minutes=30)
+    chart = login(ops_user).get(reverse("chart-cpu"), {"range": "6h"}).json()
+    assert [t["name"] for t in chart["traces"]] == ["coolest server", "hottest server", "fleet average"]
+    assert chart["traces"][1]["fill"] == "tonexty"
+
+
+def test_x_values_are_epoch_milliseconds_within_the_range(login, ops_user):
+    seed_fleet_metrics(servers=2, minutes=20)
+    chart = login(ops_user).get(reverse("chart-cpu"), {"range": "15m"}).json()
+    start_ms, end_ms = chart["layout"]["xaxis"]["range"]
+    xs = [x for trace in chart["traces"] for x in trace["x"]]
+    assert xs and all(isinstance(x, int) and start_ms - 5000 <= x <= end_ms for x in xs)
+    assert end_ms - start_ms == 15 * 60 * 1000
+
+
+@pytest.fixture
+def chart_cache(settings):
+    from django.core.cache import cache
+
+    settings.CHART_CACHE_SECONDS = 60
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def test_open_dashboards_share_one_chart_for_a_moment(login, ops_user, engineer, chart_cache):
+    from django.core.cache import cache
+
+    seed_fleet_metrics(servers=3, minutes=10)
+    first = login(engineer).get(reverse("chart-cpu"), {"range": "15m"}).json()
+    assert [t["name"] for t in first["traces"]] == ["s0", "s1", "s2", "fleet average"]
+    ServerReport.objects.all().delete()  # what changes within the cache's lifetime
+    with CaptureQueriesContext(connection) as queries:
+        shared = login(ops_user).get(reverse("chart-cpu"), {"range": "15m"}).json()
+    assert shared == first
+    assert not [q for q in queries if "serverreport" in q["sql"].lower()]
+    cache.clear()  # the lifetime is over
+    fresh = login(ops_user).get(reverse("chart-cpu"), {"range": "15m"}).json()
+    assert [(t["name"], len(t["x"])) for t in fresh["traces"]] == [("fleet average", 0)]
+
+
+def test_a_manager_never_gets_the_chart_cached_for_ops(login, ops_user, manager_a, manager_b, partner_a,
+                                                        partner_b, chart_cache):
+    seed_fleet_metrics(servers=1, minutes=10)
+    names = lambda user: [t["name"] for t in login(user).get(  # noqa: E731
+        reverse("chart-uploads"), {"range": "6h"}).json()["traces"]]
+    assert names(ops_user) == ["Family Archive", "TheirStory", "direct users & other clients"]
+    assert names(manager_a) == ["TheirStory", "direct users & other clients", "other partners"]
+    url = reverse("chart-partner-usage", args=[partner_a.slug])
+    assert login(manager_a).get(url, {"range": "24h"}).status_code == 200
+    assert login(manager_b).get(url, {"range": "24h"}).status_code == 404
+
+
+def test_the_timeline_cached_for_ops_is_never_shown_to_a_manager_or_an_engineer(
+        login, ops_user, engineer, manager_a, partner_a, partner_b, chart_cache):
+    from partners import changes
+
+    changes.change_limits(partner_b, ops_user, {"max_concurrent_uploads": 4}, "only ops and B's managers see this",
+                          None)
+    url = reverse("chart-timeline")
+    for_ops = login(ops_user).get(url, {"range": "1h"}).json()["events"]
+    assert [e["title"] for e in for_ops] == [f"Limits changed: {partner_b.name}"]
+    assert for_ops[0]["link"], "ops get a link to the partner"
+
+    assert login(manager_a).get(url, {"range": "1h"}).json()["events"] == []
+    for_engineer = login(engineer).get(url, {"range": "1h"}).json()["events"]
+    assert [e["title"] for e in for_engineer] == [f"Limits changed: {partner_b.name}"]
+
+
+def test_while_one_request_rebuilds_a_chart_the_others_get_the_previous_one(chart_cache):
+    from django.core.cache import cache
+
+    from dashboard.api import _shared_for_a_moment
+
+    assert _shared_for_a_moment("chart:k", lambda: {"built": 1}) == {"built": 1}
+    cache.delete("chart:k")  # its lifetime is over
+    assert cache.add("chart:k:building", True, 30)  # a request is rebuilding it now
+
+    def must_not_build():
+        raise AssertionError("a second request built the chart again")
+
+    assert _shared_for_a_moment("chart:k", must_not_build) == {"built": 1}
+    cache.delete("chart:k:building")  # that rebuild died without a body
+    assert _shared_for_a_moment("chart:k", lambda: {"built": 2}) == {"built": 2}
+    assert cache.get("chart:k:building") is None, "the claim is released after the rebuild"
