@@ -10,14 +10,22 @@ from alerting.models import Alert, AlertAudit, AlertRule, Silence
 from core import audit
 
 
-def create_silence(actor, rule: AlertRule, subject: str, comment: str, duration: timedelta,
-                   now: datetime | None = None) -> Silence:
+def create_silence(
+    actor, rule: AlertRule, subject: str, comment: str, duration: timedelta, now: datetime | None = None
+) -> Silence:
     now = now or timezone.now()
     with transaction.atomic():
-        silence = Silence.objects.create(rule=rule, subject=subject, comment=comment, created_by=actor,
-                                         created_at=now, expires_at=now + duration)
-        audit.record(actor, AlertAudit.ALERT_SILENCED, f"alert rule: {rule.name}", {},
-                       {"subject": subject or "all", "expires_at": silence.expires_at.isoformat()}, comment)
+        silence = Silence.objects.create(
+            rule=rule, subject=subject, comment=comment, created_by=actor, created_at=now, expires_at=now + duration
+        )
+        audit.record(
+            actor,
+            AlertAudit.ALERT_SILENCED,
+            f"alert rule: {rule.name}",
+            {},
+            {"subject": subject or "all", "expires_at": silence.expires_at.isoformat()},
+            comment,
+        )
     return silence
 
 
@@ -27,9 +35,14 @@ def expire_silence(actor, silence: Silence, reason: str, now: datetime | None = 
         still_active = Silence.objects.filter(id=silence.id, expires_at__gt=now)
         if not still_active.update(expires_at=now, expired_by=actor):
             return False
-        audit.record(actor, AlertAudit.ALERT_SILENCED, f"alert rule: {silence.rule.name}",
-                       {"expires_at": silence.expires_at.isoformat()}, {"expires_at": now.isoformat()},
-                       reason or "Silence expired by hand.")
+        audit.record(
+            actor,
+            AlertAudit.ALERT_SILENCED,
+            f"alert rule: {silence.rule.name}",
+            {"expires_at": silence.expires_at.isoformat()},
+            {"expires_at": now.isoformat()},
+            reason or "Silence expired by hand.",
+        )
         silence.expires_at = now
     return True
 
@@ -40,6 +53,12 @@ def acknowledge(actor, alert: Alert, now: datetime | None = None) -> bool:
     with transaction.atomic():
         if not alert.acknowledge(actor, now):
             return False
-        audit.record(actor, AlertAudit.ALERT_ACKNOWLEDGED, f"alert: {alert.rule.name} [{alert.subject}]",
-                       {}, {"acknowledged_at": now.isoformat()}, "")
+        audit.record(
+            actor,
+            AlertAudit.ALERT_ACKNOWLEDGED,
+            f"alert: {alert.rule.name} [{alert.subject}]",
+            {},
+            {"acknowledged_at": now.isoformat()},
+            "",
+        )
     return True

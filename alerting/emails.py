@@ -15,11 +15,20 @@ from partners.models import Partner, PartnerAudit
 TOP_PARTNERS = 5
 LOAD_WINDOW = timedelta(minutes=10)
 # What ops did about it: shown in every email, and as the resolved email's summary.
-ACTIONS_TAKEN = (PartnerAudit.PARTNER_PAUSED, PartnerAudit.PARTNER_RESUMED, PartnerAudit.ALL_PAUSED,
-                 PartnerAudit.ALL_RESUMED, PartnerAudit.LIMITS_CHANGED, PartnerAudit.DEFAULTS_CHANGED,
-                 ScalingAudit.SCALING_REQUESTED, ScalingAudit.SCALING_POLICY_CHANGED,
-                 AlertAudit.ALERT_SILENCED, AlertAudit.ALERT_ACKNOWLEDGED,
-                 PartnerAudit.OVERRIDE_STARTED, PartnerAudit.OVERRIDE_ENDED)
+ACTIONS_TAKEN = (
+    PartnerAudit.PARTNER_PAUSED,
+    PartnerAudit.PARTNER_RESUMED,
+    PartnerAudit.ALL_PAUSED,
+    PartnerAudit.ALL_RESUMED,
+    PartnerAudit.LIMITS_CHANGED,
+    PartnerAudit.DEFAULTS_CHANGED,
+    ScalingAudit.SCALING_REQUESTED,
+    ScalingAudit.SCALING_POLICY_CHANGED,
+    AlertAudit.ALERT_SILENCED,
+    AlertAudit.ALERT_ACKNOWLEDGED,
+    PartnerAudit.OVERRIDE_STARTED,
+    PartnerAudit.OVERRIDE_ENDED,
+)
 
 
 def top_partners(now: datetime, limit: int = TOP_PARTNERS) -> list[dict]:
@@ -29,17 +38,26 @@ def top_partners(now: datetime, limit: int = TOP_PARTNERS) -> list[dict]:
     result = []
     for client_id, load in loads.items():
         partner = partners.get(client_id)
-        result.append({"name": partner.name if partner else f"{client_id} (no partner)",
-                       "client_id": client_id, "uploads_in_progress": load, "partner": partner,
-                       "limits": partner.limit_values() if partner else {},
-                       "paused": partner.paused if partner else False})
+        result.append(
+            {
+                "name": partner.name if partner else f"{client_id} (no partner)",
+                "client_id": client_id,
+                "uploads_in_progress": load,
+                "partner": partner,
+                "limits": partner.limit_values() if partner else {},
+                "paused": partner.paused if partner else False,
+            }
+        )
     return result[:limit]
 
 
 def actions_taken(alert: Alert, now: datetime) -> list[AuditEntry]:
     start = alert.fired_at or alert.pending_since
-    return list(AuditEntry.objects.filter(action__in=ACTIONS_TAKEN, created_at__gte=start,
-                                          created_at__lte=alert.closed_at or now).order_by("created_at"))
+    return list(
+        AuditEntry.objects.filter(
+            action__in=ACTIONS_TAKEN, created_at__gte=start, created_at__lte=alert.closed_at or now
+        ).order_by("created_at")
+    )
 
 
 def context(notification: Notification, now: datetime, shared: dict | None = None) -> dict:
@@ -50,17 +68,21 @@ def context(notification: Notification, now: datetime, shared: dict | None = Non
     alert = notification.alert
     rule = alert.rule
     return {
-        "notification": notification, "kind": notification.kind, "alert": alert, "rule": rule,
+        "notification": notification,
+        "kind": notification.kind,
+        "alert": alert,
+        "rule": rule,
         "state": "RESOLVED" if notification.kind == NotificationKind.RESOLVED else "FIRING",
         "reminder": notification.kind == NotificationKind.REMINDER,
         "severity": rule.get_severity_display().upper(),
-        "since": alert.fired_at or alert.pending_since, "now": now,
+        "since": alert.fired_at or alert.pending_since,
+        "now": now,
         "duration": alert.duration(now),
-        "top_partners": shared["top_partners"], "actions": actions_taken(alert, now),
+        "top_partners": shared["top_partners"],
+        "actions": actions_taken(alert, now),
         "link": dashboard_link(f"{reverse('alerting:alerts')}?alert={alert.id}#alert-{alert.id}"),
     }
 
 
-def build_message(notification: Notification, now: datetime,
-                  shared: dict | None = None) -> EmailMultiAlternatives:
+def build_message(notification: Notification, now: datetime, shared: dict | None = None) -> EmailMultiAlternatives:
     return templated_email("alert", context(notification, now, shared), notification.recipients)

@@ -84,7 +84,8 @@ def _step(rule: AlertRule, alert: Alert | None, subject: str, holds: bool, value
         if now - clear_since >= timedelta(seconds=rule.resolve_after_seconds):
             return "resolved" if alert.resolve(now, value) else "raced"
         Alert.objects.filter(id=alert.id, state=AlertState.FIRING).update(
-            clear_since=clear_since, value=value, evaluated_at=now)
+            clear_since=clear_since, value=value, evaluated_at=now
+        )
         return "clearing"
     if alert is None:
         alert = _open(rule, subject, value, now)
@@ -95,16 +96,22 @@ def _step(rule: AlertRule, alert: Alert | None, subject: str, holds: bool, value
             return "fired" if alert.fire(now, value) else "raced"
         Alert.objects.filter(id=alert.id, state=AlertState.PENDING).update(value=value, evaluated_at=now)
         return "pending"
-    Alert.objects.filter(id=alert.id, state=AlertState.FIRING).update(value=value, evaluated_at=now,
-                                                                       clear_since=None)
+    Alert.objects.filter(id=alert.id, state=AlertState.FIRING).update(value=value, evaluated_at=now, clear_since=None)
     return "firing"
 
 
 def _open(rule: AlertRule, subject: str, value, now: datetime) -> Alert | None:
     try:
         with transaction.atomic():
-            return Alert.objects.create(rule=rule, subject=subject, state=AlertState.PENDING, value=value,
-                                        threshold=rule.threshold, pending_since=now, evaluated_at=now)
+            return Alert.objects.create(
+                rule=rule,
+                subject=subject,
+                state=AlertState.PENDING,
+                value=value,
+                threshold=rule.threshold,
+                pending_since=now,
+                evaluated_at=now,
+            )
     except IntegrityError:
         return None  # another evaluation opened it first
 
@@ -120,15 +127,19 @@ def queue_notifications(now: datetime) -> int:
             continue
         if alert.notified_at is None:
             kind = NotificationKind.FIRING
-        elif (alert.acknowledged_at is None and alert.rule.repeat_interval_seconds
-              and now - alert.notified_at >= timedelta(seconds=alert.rule.repeat_interval_seconds)):
+        elif (
+            alert.acknowledged_at is None
+            and alert.rule.repeat_interval_seconds
+            and now - alert.notified_at >= timedelta(seconds=alert.rule.repeat_interval_seconds)
+        ):
             kind = NotificationKind.REMINDER
         else:
             continue
         if alert.claim_notification(now):
             queued += _queue(alert, kind, now, addresses)
-    for alert in Alert.objects.filter(state=AlertState.RESOLVED, resolved_notified=False,
-                                      notified_at__isnull=False).select_related("rule"):
+    for alert in Alert.objects.filter(
+        state=AlertState.RESOLVED, resolved_notified=False, notified_at__isnull=False
+    ).select_related("rule"):
         # A resolution while silenced is claimed too, so it is not mailed once the silence ends.
         if alert.claim_resolved_notification() and not any(s.matches(alert) for s in silences):
             queued += _queue(alert, NotificationKind.RESOLVED, now, addresses)
@@ -138,12 +149,12 @@ def queue_notifications(now: datetime) -> int:
 def _queue(alert: Alert, kind: str, now: datetime, addresses: dict[int, list[str]]) -> int:
     if alert.rule_id not in addresses:
         addresses[alert.rule_id] = recipients(alert.rule)
-    Notification.objects.create(alert=alert, kind=kind, recipients=addresses[alert.rule_id], due_at=now,
-                                created_at=now)
+    Notification.objects.create(alert=alert, kind=kind, recipients=addresses[alert.rule_id], due_at=now, created_at=now)
     return 1
 
 
 # ---- values -------------------------------------------------------------------------------
+
 
 def rule_values(rule: AlertRule, now: datetime) -> dict[str, float]:
     """subject → current value; a subject without data is absent."""
@@ -152,8 +163,7 @@ def rule_values(rule: AlertRule, now: datetime) -> dict[str, float]:
     if rule.kind == RuleKind.CONFIG_STALE:
         return _config_lag(now)
     if rule.kind == RuleKind.COLLECTOR_FAILING:
-        return {f"source:{s.kind}:{s.name}": float(s.failing)
-                for s in MetricSource.objects.filter(enabled=True)}
+        return {f"source:{s.kind}:{s.name}": float(s.failing) for s in MetricSource.objects.filter(enabled=True)}
     if rule.metric == THROTTLED_SHARE:
         return _throttled_share(rule, now)
     return _window_values(rule, rule.metric, now, rule.aggregation)
@@ -162,8 +172,9 @@ def rule_values(rule: AlertRule, now: datetime) -> dict[str, float]:
 def _window_values(rule: AlertRule, metric: str, now: datetime, aggregation: str) -> dict[str, float]:
     """The rule's window: the last `window_seconds` of complete minutes."""
     newest = now - timedelta(seconds=metrics.MINUTE_SECONDS)
-    return queries.minute_aggregates(metric, rule.subject, newest - timedelta(seconds=rule.window_seconds),
-                                     newest, aggregation)
+    return queries.minute_aggregates(
+        metric, rule.subject, newest - timedelta(seconds=rule.window_seconds), newest, aggregation
+    )
 
 
 def _throttled_share(rule: AlertRule, now: datetime) -> dict[str, float]:
@@ -182,10 +193,12 @@ def _throttled_share(rule: AlertRule, now: datetime) -> dict[str, float]:
 def _silent_servers(now: datetime) -> dict[str, float]:
     """Report intervals since each server's last report. A server that never reported has no
     value (registering one must not page anyone)."""
-    return {metrics.server_subject(name): (now - seen).total_seconds() / interval
-            for name, seen, interval in UploadServer.objects.filter(
-                revoked_at=None, last_seen_at__isnull=False).values_list(
-                "name", "last_seen_at", "report_interval_seconds")}
+    return {
+        metrics.server_subject(name): (now - seen).total_seconds() / interval
+        for name, seen, interval in UploadServer.objects.filter(
+            revoked_at=None, last_seen_at__isnull=False
+        ).values_list("name", "last_seen_at", "report_interval_seconds")
+    }
 
 
 def _config_lag(now: datetime) -> dict[str, float]:
@@ -193,5 +206,7 @@ def _config_lag(now: datetime) -> dict[str, float]:
     newest = UploadLimitRow.published_version()
     if newest is None:
         return {}
-    return {metrics.server_subject(name): float(newest - (applied or 0))
-            for name, applied in UploadServer.live(now).values_list("name", "last_config_version")}
+    return {
+        metrics.server_subject(name): float(newest - (applied or 0))
+        for name, applied in UploadServer.live(now).values_list("name", "last_config_version")
+    }

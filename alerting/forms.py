@@ -10,9 +10,25 @@ class AlertRuleForm(forms.ModelForm):
 
     class Meta:
         model = AlertRule
-        fields = ["name", "slug", "kind", "metric", "subject", "aggregation", "window_seconds", "comparison",
-                  "threshold", "for_seconds", "resolve_after_seconds", "severity", "notify_engineers",
-                  "extra_recipients", "runbook_url", "repeat_interval_seconds", "enabled"]
+        fields = [
+            "name",
+            "slug",
+            "kind",
+            "metric",
+            "subject",
+            "aggregation",
+            "window_seconds",
+            "comparison",
+            "threshold",
+            "for_seconds",
+            "resolve_after_seconds",
+            "severity",
+            "notify_engineers",
+            "extra_recipients",
+            "runbook_url",
+            "repeat_interval_seconds",
+            "enabled",
+        ]
         widgets = {"extra_recipients": forms.Textarea(attrs={"rows": 2})}
 
     def clean_extra_recipients(self):
@@ -31,8 +47,9 @@ class AlertRuleForm(forms.ModelForm):
 
 
 class SilenceForm(forms.ModelForm):
-    duration_minutes = forms.IntegerField(min_value=1, max_value=7 * 24 * 60, initial=60,
-                                          help_text="The silence expires after this long.")
+    duration_minutes = forms.IntegerField(
+        min_value=1, max_value=7 * 24 * 60, initial=60, help_text="The silence expires after this long."
+    )
 
     class Meta:
         model = Silence

@@ -43,8 +43,9 @@ class Comparison(models.TextChoices):
     LTE = "lte", "≤"
 
     def holds(self, value: float, threshold: float) -> bool:
-        return {"gt": value > threshold, "gte": value >= threshold,
-                "lt": value < threshold, "lte": value <= threshold}[self.value]
+        return {"gt": value > threshold, "gte": value >= threshold, "lt": value < threshold, "lte": value <= threshold}[
+            self.value
+        ]
 
 
 class Severity(models.TextChoices):
@@ -74,25 +75,30 @@ class AlertRule(models.Model):
     kind = models.CharField(max_length=24, choices=RuleKind.choices, default=RuleKind.METRIC)
     metric = models.CharField(max_length=40, choices=RULE_METRICS, blank=True)
     subject = models.CharField(
-        max_length=255, default="fleet",
+        max_length=255,
+        default="fleet",
         help_text='What to watch: "fleet", one series ("queue:Video") or every series of a kind '
-                  '("server:*", "queue:*", "client:*"): one alert per subject.')
+        '("server:*", "queue:*", "client:*"): one alert per subject.',
+    )
     aggregation = models.CharField(max_length=8, choices=Aggregation.choices, default=Aggregation.AVG)
-    window_seconds = models.PositiveIntegerField(default=60, validators=[MinValueValidator(60)],
-                                                 help_text="Minute values aggregated, seconds.")
+    window_seconds = models.PositiveIntegerField(
+        default=60, validators=[MinValueValidator(60)], help_text="Minute values aggregated, seconds."
+    )
     comparison = models.CharField(max_length=4, choices=Comparison.choices, default=Comparison.GT)
     threshold = models.FloatField(default=0)
     for_seconds = models.PositiveIntegerField(
-        default=120, help_text="The condition must hold this long before the alert fires.")
+        default=120, help_text="The condition must hold this long before the alert fires."
+    )
     resolve_after_seconds = models.PositiveIntegerField(
-        default=120, help_text="The condition must be false this long before the alert resolves.")
+        default=120, help_text="The condition must be false this long before the alert resolves."
+    )
     severity = models.CharField(max_length=10, choices=Severity.choices, default=Severity.WARNING)
     notify_engineers = models.BooleanField(default=True, help_text="Email every user in the engineers group.")
-    extra_recipients = models.TextField(
-        blank=True, help_text="More addresses, one per line or comma-separated.")
+    extra_recipients = models.TextField(blank=True, help_text="More addresses, one per line or comma-separated.")
     runbook_url = models.URLField(blank=True)
     repeat_interval_seconds = models.PositiveIntegerField(
-        default=3600, help_text="Remind while firing and unacknowledged; 0 = never.")
+        default=3600, help_text="Remind while firing and unacknowledged; 0 = never."
+    )
     enabled = models.BooleanField(default=True)
     changed_at = models.DateTimeField(default=timezone.now)
 
@@ -112,15 +118,16 @@ class AlertRule(models.Model):
             return "last collection failed"
         if self.metric == THROTTLED_SHARE:
             return f"{self.get_metric_display()} over {self.window_seconds // 60} min {comparison}"
-        return (f"{self.get_aggregation_display()} {self.get_metric_display()} over "
-                f"{self.window_seconds // 60} min {comparison}")
+        return (
+            f"{self.get_aggregation_display()} {self.get_metric_display()} over "
+            f"{self.window_seconds // 60} min {comparison}"
+        )
 
     def extra_addresses(self) -> list[str]:
         return [a.strip() for a in self.extra_recipients.replace(",", "\n").splitlines() if a.strip()]
 
     def edit_values(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in self._meta.fields
-                if f.name not in ("id", "changed_at")}
+        return {f.name: getattr(self, f.name) for f in self._meta.fields if f.name not in ("id", "changed_at")}
 
 
 class AlertState(models.TextChoices):
@@ -152,14 +159,19 @@ class Alert(models.Model):
     notified_at = models.DateTimeField(null=True, blank=True)
     resolved_notified = models.BooleanField(default=False)
     acknowledged_at = models.DateTimeField(null=True, blank=True)
-    acknowledged_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
-                                        on_delete=models.PROTECT, related_name="+")
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
 
     class Meta:
         ordering = ["-pending_since", "-id"]
-        constraints = [models.UniqueConstraint(
-            fields=["rule", "subject"], condition=models.Q(state__in=["pending", "firing"]),
-            name="alert_one_open_per_rule_subject")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["rule", "subject"],
+                condition=models.Q(state__in=["pending", "firing"]),
+                name="alert_one_open_per_rule_subject",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.rule.name} [{self.subject}] {self.state}"
@@ -178,36 +190,38 @@ class Alert(models.Model):
 
     # One method per transition.
     def fire(self, now: datetime, value: float | None) -> bool:
-        return self._move(AlertState.PENDING, state=AlertState.FIRING, fired_at=now, value=value,
-                          evaluated_at=now, clear_since=None)
+        return self._move(
+            AlertState.PENDING, state=AlertState.FIRING, fired_at=now, value=value, evaluated_at=now, clear_since=None
+        )
 
     def cancel(self, now: datetime, value: float | None) -> bool:
         """Pending whose condition stopped holding before its "for": back to ok, no email."""
-        return self._move(AlertState.PENDING, state=AlertState.OK, closed_at=now, value=value,
-                          evaluated_at=now)
+        return self._move(AlertState.PENDING, state=AlertState.OK, closed_at=now, value=value, evaluated_at=now)
 
     def resolve(self, now: datetime, value: float | None) -> bool:
-        return self._move(AlertState.FIRING, state=AlertState.RESOLVED, closed_at=now, value=value,
-                          evaluated_at=now)
+        return self._move(AlertState.FIRING, state=AlertState.RESOLVED, closed_at=now, value=value, evaluated_at=now)
 
     def acknowledge(self, user, now: datetime) -> bool:
         changed = Alert.objects.filter(id=self.id, state__in=OPEN_STATES, acknowledged_at=None).update(
-            acknowledged_at=now, acknowledged_by=user)
+            acknowledged_at=now, acknowledged_by=user
+        )
         if changed:
             self.acknowledged_at, self.acknowledged_by = now, user
         return bool(changed)
 
     def claim_notification(self, now: datetime) -> bool:
         """Claim the right to queue a firing or reminder email: one job wins."""
-        changed = Alert.objects.filter(id=self.id, state=AlertState.FIRING,
-                                       notified_at=self.notified_at).update(notified_at=now)
+        changed = Alert.objects.filter(id=self.id, state=AlertState.FIRING, notified_at=self.notified_at).update(
+            notified_at=now
+        )
         if changed:
             self.notified_at = now
         return bool(changed)
 
     def claim_resolved_notification(self) -> bool:
-        changed = Alert.objects.filter(id=self.id, state=AlertState.RESOLVED,
-                                       resolved_notified=False).update(resolved_notified=True)
+        changed = Alert.objects.filter(id=self.id, state=AlertState.RESOLVED, resolved_notified=False).update(
+            resolved_notified=True
+        )
         self.resolved_notified = self.resolved_notified or bool(changed)
         return bool(changed)
 
@@ -226,8 +240,9 @@ class Silence(models.Model):
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
-    expired_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
-                                   on_delete=models.PROTECT, related_name="+")
+    expired_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
 
     class Meta:
         ordering = ["-created_at"]

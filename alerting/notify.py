@@ -19,8 +19,10 @@ MAX_RETRY_SECONDS = 3600
 # A claim this old with no outcome belongs to a worker that died while sending (killed, OOM):
 # far beyond one SMTP conversation, each step of which times out in ALERT_EMAIL_TIMEOUT_SECONDS.
 ABANDONED_CLAIM_SECONDS = 600
-ABANDONED_MESSAGE = ("The worker stopped while sending (killed or crashed), so the email may or may "
-                     "not have left; it is sent again, as a lost alert is worse than a repeated one.")
+ABANDONED_MESSAGE = (
+    "The worker stopped while sending (killed or crashed), so the email may or may "
+    "not have left; it is sent again, as a lost alert is worse than a repeated one."
+)
 
 
 class EmailTransport:
@@ -32,8 +34,9 @@ class EmailTransport:
 
     def notify(self, notification: Notification, now: datetime) -> None:
         if not notification.recipients:
-            raise TransportError("No recipients: no engineer has an email address and the rule "
-                                 "lists no other address.", permanent=True)
+            raise TransportError(
+                "No recipients: no engineer has an email address and the rule lists no other address.", permanent=True
+            )
         send_email(emails.build_message(notification, now, self.shared))
 
 
@@ -64,8 +67,8 @@ def deliver_due(now: datetime | None = None, transport=None) -> int:
 def recover_abandoned(now: datetime) -> int:
     """Turn claims of workers that died mid-send into failures with a retry; returns how many."""
     abandoned = Notification.objects.filter(
-        sent_at=None, error="", permanent_failure=False,
-        claimed_at__lt=now - timedelta(seconds=ABANDONED_CLAIM_SECONDS))
+        sent_at=None, error="", permanent_failure=False, claimed_at__lt=now - timedelta(seconds=ABANDONED_CLAIM_SECONDS)
+    )
     for notification in abandoned:
         # The conditional update is the claim on the recovery: two sweepers retry it once.
         if Notification.objects.filter(id=notification.id, error="").update(error=ABANDONED_MESSAGE):
@@ -75,9 +78,13 @@ def recover_abandoned(now: datetime) -> int:
 
 def _record_failure(notification: Notification, error: TransportError, now: datetime) -> None:
     final = error.permanent or notification.attempt >= MAX_ATTEMPTS
-    Notification.objects.filter(id=notification.id).update(error=error.message[:2000],
-                                                           permanent_failure=final)
+    Notification.objects.filter(id=notification.id).update(error=error.message[:2000], permanent_failure=final)
     if not final:
-        Notification.objects.create(alert=notification.alert, kind=notification.kind,
-                                    recipients=notification.recipients, attempt=notification.attempt + 1,
-                                    created_at=now, due_at=now + retry_delay(notification.attempt))
+        Notification.objects.create(
+            alert=notification.alert,
+            kind=notification.kind,
+            recipients=notification.recipients,
+            attempt=notification.attempt + 1,
+            created_at=now,
+            due_at=now + retry_delay(notification.attempt),
+        )

@@ -26,33 +26,107 @@ from core.roles import ENGINEERS_GROUP
 RUNBOOK = settings.ALERT_RUNBOOK_URL
 
 DEFAULT_RULES = [
-    {"slug": "fleet-cpu-high", "name": "Fleet CPU high", "metric": "cpu_percent", "subject": "fleet",
-     "aggregation": Aggregation.AVG, "window_seconds": 60, "comparison": Comparison.GT, "threshold": 80,
-     "for_seconds": 300, "severity": Severity.CRITICAL, "runbook_url": f"{RUNBOOK}#fleet-cpu-high"},
-    {"slug": "server-cpu-saturated", "name": "Upload server CPU saturated", "metric": "cpu_percent",
-     "subject": "server:*", "aggregation": Aggregation.AVG, "window_seconds": 60,
-     "comparison": Comparison.GT, "threshold": 95, "for_seconds": 120, "severity": Severity.WARNING,
-     "runbook_url": f"{RUNBOOK}#server-cpu-saturated"},
-    {"slug": "uploads-timing-out", "name": "Uploads timing out", "metric": "timed_out", "subject": "fleet",
-     "aggregation": Aggregation.SUM, "window_seconds": 60, "comparison": Comparison.GT, "threshold": 0,
-     "for_seconds": 120, "severity": Severity.CRITICAL, "runbook_url": f"{RUNBOOK}#uploads-timing-out"},
-    {"slug": "throttled-share-high", "name": "Many uploads throttled", "metric": THROTTLED_SHARE,
-     "subject": "fleet", "aggregation": Aggregation.SUM, "window_seconds": 300,
-     "comparison": Comparison.GT, "threshold": 25, "for_seconds": 600, "severity": Severity.WARNING,
-     "runbook_url": f"{RUNBOOK}#throttled-share-high"},
-    {"slug": "queue-deep", "name": "SQS queue deep", "metric": "queue_visible", "subject": "queue:*",
-     "aggregation": Aggregation.AVG, "window_seconds": 300, "comparison": Comparison.GT,
-     "threshold": 1000, "for_seconds": 600, "severity": Severity.WARNING,
-     "runbook_url": f"{RUNBOOK}#queue-deep"},
-    {"slug": "server-silent", "name": "Upload server silent", "kind": RuleKind.SERVER_SILENT,
-     "subject": "server:*", "comparison": Comparison.GTE, "threshold": 3, "for_seconds": 0,
-     "resolve_after_seconds": 0, "severity": Severity.CRITICAL, "runbook_url": f"{RUNBOOK}#server-silent"},
-    {"slug": "config-stale", "name": "Server behind on config", "kind": RuleKind.CONFIG_STALE,
-     "subject": "server:*", "comparison": Comparison.GT, "threshold": 0, "for_seconds": 120,
-     "resolve_after_seconds": 0, "severity": Severity.WARNING, "runbook_url": f"{RUNBOOK}#config-stale"},
-    {"slug": "collector-failing", "name": "Metric collector failing", "kind": RuleKind.COLLECTOR_FAILING,
-     "subject": "source:*", "comparison": Comparison.GTE, "threshold": 1, "for_seconds": 120,
-     "resolve_after_seconds": 0, "severity": Severity.WARNING, "runbook_url": f"{RUNBOOK}#collector-failing"},
+    {
+        "slug": "fleet-cpu-high",
+        "name": "Fleet CPU high",
+        "metric": "cpu_percent",
+        "subject": "fleet",
+        "aggregation": Aggregation.AVG,
+        "window_seconds": 60,
+        "comparison": Comparison.GT,
+        "threshold": 80,
+        "for_seconds": 300,
+        "severity": Severity.CRITICAL,
+        "runbook_url": f"{RUNBOOK}#fleet-cpu-high",
+    },
+    {
+        "slug": "server-cpu-saturated",
+        "name": "Upload server CPU saturated",
+        "metric": "cpu_percent",
+        "subject": "server:*",
+        "aggregation": Aggregation.AVG,
+        "window_seconds": 60,
+        "comparison": Comparison.GT,
+        "threshold": 95,
+        "for_seconds": 120,
+        "severity": Severity.WARNING,
+        "runbook_url": f"{RUNBOOK}#server-cpu-saturated",
+    },
+    {
+        "slug": "uploads-timing-out",
+        "name": "Uploads timing out",
+        "metric": "timed_out",
+        "subject": "fleet",
+        "aggregation": Aggregation.SUM,
+        "window_seconds": 60,
+        "comparison": Comparison.GT,
+        "threshold": 0,
+        "for_seconds": 120,
+        "severity": Severity.CRITICAL,
+        "runbook_url": f"{RUNBOOK}#uploads-timing-out",
+    },
+    {
+        "slug": "throttled-share-high",
+        "name": "Many uploads throttled",
+        "metric": THROTTLED_SHARE,
+        "subject": "fleet",
+        "aggregation": Aggregation.SUM,
+        "window_seconds": 300,
+        "comparison": Comparison.GT,
+        "threshold": 25,
+        "for_seconds": 600,
+        "severity": Severity.WARNING,
+        "runbook_url": f"{RUNBOOK}#throttled-share-high",
+    },
+    {
+        "slug": "queue-deep",
+        "name": "SQS queue deep",
+        "metric": "queue_visible",
+        "subject": "queue:*",
+        "aggregation": Aggregation.AVG,
+        "window_seconds": 300,
+        "comparison": Comparison.GT,
+        "threshold": 1000,
+        "for_seconds": 600,
+        "severity": Severity.WARNING,
+        "runbook_url": f"{RUNBOOK}#queue-deep",
+    },
+    {
+        "slug": "server-silent",
+        "name": "Upload server silent",
+        "kind": RuleKind.SERVER_SILENT,
+        "subject": "server:*",
+        "comparison": Comparison.GTE,
+        "threshold": 3,
+        "for_seconds": 0,
+        "resolve_after_seconds": 0,
+        "severity": Severity.CRITICAL,
+        "runbook_url": f"{RUNBOOK}#server-silent",
+    },
+    {
+        "slug": "config-stale",
+        "name": "Server behind on config",
+        "kind": RuleKind.CONFIG_STALE,
+        "subject": "server:*",
+        "comparison": Comparison.GT,
+        "threshold": 0,
+        "for_seconds": 120,
+        "resolve_after_seconds": 0,
+        "severity": Severity.WARNING,
+        "runbook_url": f"{RUNBOOK}#config-stale",
+    },
+    {
+        "slug": "collector-failing",
+        "name": "Metric collector failing",
+        "kind": RuleKind.COLLECTOR_FAILING,
+        "subject": "source:*",
+        "comparison": Comparison.GTE,
+        "threshold": 1,
+        "for_seconds": 120,
+        "resolve_after_seconds": 0,
+        "severity": Severity.WARNING,
+        "runbook_url": f"{RUNBOOK}#collector-failing",
+    },
 ]
 
 
@@ -68,8 +142,12 @@ def seed_default_rules() -> int:
 def recipients(rule: AlertRule) -> list[str]:
     addresses = []
     if rule.notify_engineers:
-        addresses += get_user_model().objects.filter(
-            groups__name=ENGINEERS_GROUP, is_active=True).exclude(email="").values_list("email", flat=True)
+        addresses += (
+            get_user_model()
+            .objects.filter(groups__name=ENGINEERS_GROUP, is_active=True)
+            .exclude(email="")
+            .values_list("email", flat=True)
+        )
     addresses += rule.extra_addresses()
     return sorted(set(addresses))
 

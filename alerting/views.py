@@ -28,17 +28,23 @@ def alerts(request: HttpRequest) -> HttpResponse:
 def _page(request, silence_form, status=200) -> HttpResponse:
     now = timezone.now()
     alerts_shown = Alert.objects.select_related("rule", "acknowledged_by")
-    return render(request, "alerting/alerts.html", {
-        "now": now,
-        "open_alerts": alerts_shown.filter(state__in=OPEN_STATES).order_by("state", "-pending_since"),
-        "history": alerts_shown.filter(state=AlertState.RESOLVED).order_by("-closed_at")[:HISTORY_ROWS],
-        "rules": AlertRule.objects.all(),
-        "silences": Silence.objects.select_related("rule", "created_by").filter(
-            expires_at__gt=now - timedelta(days=7)),
-        "silence_form": silence_form,
-        "may_acknowledge": roles.sees_everything(request.user),
-        "highlight": request.GET.get("alert", ""),
-    }, status=status)
+    return render(
+        request,
+        "alerting/alerts.html",
+        {
+            "now": now,
+            "open_alerts": alerts_shown.filter(state__in=OPEN_STATES).order_by("state", "-pending_since"),
+            "history": alerts_shown.filter(state=AlertState.RESOLVED).order_by("-closed_at")[:HISTORY_ROWS],
+            "rules": AlertRule.objects.all(),
+            "silences": Silence.objects.select_related("rule", "created_by").filter(
+                expires_at__gt=now - timedelta(days=7)
+            ),
+            "silence_form": silence_form,
+            "may_acknowledge": roles.sees_everything(request.user),
+            "highlight": request.GET.get("alert", ""),
+        },
+        status=status,
+    )
 
 
 @require_http_methods(["GET", "POST"])
@@ -50,8 +56,7 @@ def rule_edit(request: HttpRequest, rule_id: int | None = None) -> HttpResponse:
         if save_rule(form.instance, request.user, form.cleaned_data["reason"]):
             messages.success(request, f"Rule “{form.instance.name}” saved.")
         return redirect("alerting:alerts")
-    return render(request, "alerting/rule_form.html", {"form": form, "rule": rule},
-                  status=400 if form.errors else 200)
+    return render(request, "alerting/rule_form.html", {"form": form, "rule": rule}, status=400 if form.errors else 200)
 
 
 @require_POST
@@ -61,8 +66,13 @@ def silence_create(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         return _page(request, form, status=400)
     data = form.cleaned_data
-    silence = actions.create_silence(request.user, data["rule"], data["subject"].strip(), data["comment"],
-                                     timedelta(minutes=data["duration_minutes"]))
+    silence = actions.create_silence(
+        request.user,
+        data["rule"],
+        data["subject"].strip(),
+        data["comment"],
+        timedelta(minutes=data["duration_minutes"]),
+    )
     messages.success(request, f"Silenced until {silence.expires_at:%Y-%m-%d %H:%M} UTC.")
     return redirect("alerting:alerts")
 

@@ -60,43 +60,75 @@ def child(sizes: Sizes) -> dict:
     engineer = get_user_model().objects.create_user("bench-engineer", "eng@example.org", "bench-password-123")
     engineer.groups.add(Group.objects.get_or_create(name="engineers")[0])
     now = timezone.now()
-    UploadServer.objects.bulk_create([
-        UploadServer(name=f"upload-{i}", token_hash=f"{i:064d}", token_prefix="bench", last_seen_at=now,
-                     silent_after=now + timedelta(seconds=15), last_cpu_percent=50, last_config_version=1)
-        for i in range(sizes.servers)])
+    UploadServer.objects.bulk_create(
+        [
+            UploadServer(
+                name=f"upload-{i}",
+                token_hash=f"{i:064d}",
+                token_prefix="bench",
+                last_seen_at=now,
+                silent_after=now + timedelta(seconds=15),
+                last_cpu_percent=50,
+                last_config_version=1,
+            )
+            for i in range(sizes.servers)
+        ]
+    )
     # Five hot servers, the rest busy but below every threshold.
-    series = [(metrics.CPU_PERCENT, metrics.server_subject(f"upload-{i}"), 97.0 if i < 5 else 40.0 + i % 30)
-              for i in range(sizes.servers)]
-    series += [(metrics.CPU_PERCENT, metrics.FLEET, 55.0), (metrics.TIMED_OUT, metrics.FLEET, 0.0),
-               (metrics.THROTTLED, metrics.FLEET, 20.0), (metrics.ADMITTED, metrics.FLEET, 400.0),
-               (metrics.UPLOADS_IN_PROGRESS, metrics.FLEET, 300.0)]
-    series += [(metrics.UPLOADS_IN_PROGRESS, metrics.client_subject(f"partner-{p}"), 10.0 + p)
-               for p in range(PARTNERS)]
-    series += [(metrics.QUEUE_VISIBLE, metrics.queue_subject(q), 2000.0 if q == "Video" else 5.0)
-               for q in QUEUES]
+    series = [
+        (metrics.CPU_PERCENT, metrics.server_subject(f"upload-{i}"), 97.0 if i < 5 else 40.0 + i % 30)
+        for i in range(sizes.servers)
+    ]
+    series += [
+        (metrics.CPU_PERCENT, metrics.FLEET, 55.0),
+        (metrics.TIMED_OUT, metrics.FLEET, 0.0),
+        (metrics.THROTTLED, metrics.FLEET, 20.0),
+        (metrics.ADMITTED, metrics.FLEET, 400.0),
+        (metrics.UPLOADS_IN_PROGRESS, metrics.FLEET, 300.0),
+    ]
+    series += [(metrics.UPLOADS_IN_PROGRESS, metrics.client_subject(f"partner-{p}"), 10.0 + p) for p in range(PARTNERS)]
+    series += [(metrics.QUEUE_VISIBLE, metrics.queue_subject(q), 2000.0 if q == "Video" else 5.0) for q in QUEUES]
     first = metrics.bucket_start(now - timedelta(minutes=sizes.minutes), 60)
-    rows = insert_many(Rollup, ["metric", "subject", "resolution_seconds", "bucket_start", "sample_count",
-                                "total", "minimum", "maximum"],
-                       ((metric, subject, 60, first + timedelta(minutes=b), 1, value + b % 3, value,
-                         value + 3)
-                        for b in range(sizes.minutes + 1) for metric, subject, value in series))
+    rows = insert_many(
+        Rollup,
+        ["metric", "subject", "resolution_seconds", "bucket_start", "sample_count", "total", "minimum", "maximum"],
+        (
+            (metric, subject, 60, first + timedelta(minutes=b), 1, value + b % 3, value, value + 3)
+            for b in range(sizes.minutes + 1)
+            for metric, subject, value in series
+        ),
+    )
     # 8 seeded rules plus per-server, per-queue and fleet rules, up to 50: about a hundred
     # alerts fire (the five hot servers, the deep queue), the rest stays ok.
     extra = sizes.rules - AlertRule.objects.count()
-    AlertRule.objects.bulk_create([AlertRule(
-        slug=f"bench-{n}", name=f"Bench rule {n}",
-        metric=("cpu_percent", "queue_visible", "uploads_in_progress")[n % 3],
-        subject=("server:*", "queue:*", "fleet")[n % 3], aggregation=("avg", "max", "min")[n % 3],
-        window_seconds=60 * (1 + n % 10), threshold=(90 + n % 10, 1000, 250)[n % 3], for_seconds=60 * (n % 4))
-        for n in range(extra)])
+    AlertRule.objects.bulk_create(
+        [
+            AlertRule(
+                slug=f"bench-{n}",
+                name=f"Bench rule {n}",
+                metric=("cpu_percent", "queue_visible", "uploads_in_progress")[n % 3],
+                subject=("server:*", "queue:*", "fleet")[n % 3],
+                aggregation=("avg", "max", "min")[n % 3],
+                window_seconds=60 * (1 + n % 10),
+                threshold=(90 + n % 10, 1000, 250)[n % 3],
+                for_seconds=60 * (n % 4),
+            )
+            for n in range(extra)
+        ]
+    )
     timings = []
     for cycle in range(sizes.cycles):
         started = time.perf_counter()
         summary = evaluation.run(now + timedelta(minutes=cycle))
         timings.append(time.perf_counter() - started)
-    return {"rollup_rows": rows, "rules": AlertRule.objects.count(), "servers": sizes.servers,
-            "cycle_seconds": [round(t, 3) for t in timings], "last_cycle": summary,
-            "notifications": Notification.objects.count()}
+    return {
+        "rollup_rows": rows,
+        "rules": AlertRule.objects.count(),
+        "servers": sizes.servers,
+        "cycle_seconds": [round(t, 3) for t in timings],
+        "last_cycle": summary,
+        "notifications": Notification.objects.count(),
+    }
 
 
 def main() -> None:
@@ -112,19 +144,24 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         env = fresh_database(Path(tmp), "alerts", postgres)
         env["EMAIL_URL"] = "dummymail://"
-        result = subprocess.run([PYTHON, __file__, "--child", json.dumps(asdict(sizes))], cwd=ROOT, env=env,
-                                capture_output=True, text=True)
+        result = subprocess.run(
+            [PYTHON, __file__, "--child", json.dumps(asdict(sizes))], cwd=ROOT, env=env, capture_output=True, text=True
+        )
         if result.returncode:
             raise SystemExit(result.stderr)
         figures = json.loads(result.stdout.strip().splitlines()[-1])
     database = "PostgreSQL" if postgres else "SQLite"
     steady = max(figures["cycle_seconds"][1:])
-    print(f"{database}: {figures['rules']} rules, {figures['servers']} servers, "
-          f"{figures['rollup_rows']} minute rows ({sizes.minutes / 60:g} h)")
-    print(f"  evaluation cycle: first {figures['cycle_seconds'][0] * 1000:.0f} ms (opens alerts; "
-          f"{figures['notifications']} emails over all cycles), then max {steady * 1000:.0f} ms "
-          f"over {sizes.cycles - 1} cycles  [target <= {TARGET_SECONDS * 1000:.0f} ms] "
-          f"{'OK' if max(figures['cycle_seconds']) <= TARGET_SECONDS else 'OVER TARGET'}")
+    print(
+        f"{database}: {figures['rules']} rules, {figures['servers']} servers, "
+        f"{figures['rollup_rows']} minute rows ({sizes.minutes / 60:g} h)"
+    )
+    print(
+        f"  evaluation cycle: first {figures['cycle_seconds'][0] * 1000:.0f} ms (opens alerts; "
+        f"{figures['notifications']} emails over all cycles), then max {steady * 1000:.0f} ms "
+        f"over {sizes.cycles - 1} cycles  [target <= {TARGET_SECONDS * 1000:.0f} ms] "
+        f"{'OK' if max(figures['cycle_seconds']) <= TARGET_SECONDS else 'OVER TARGET'}"
+    )
     print(f"  cycles (s): {figures['cycle_seconds']}; last cycle: {figures['last_cycle']}")
 
 

@@ -33,17 +33,38 @@ def seed(servers: int) -> None:
     from monitoring.models import ServerReport, UploadServer
 
     now = timezone.now()
-    fleet = [UploadServer.objects.create(name=f"upload-{i:03d}", token_hash=f"{i:064d}", token_prefix="bench",
-                                         last_seen_at=now, silent_after=now + timedelta(seconds=15))
-             for i in range(servers)]
-    ServerReport.objects.bulk_create([
-        ServerReport(server=server, sequence=k,
-                     received_at=now - timedelta(seconds=REPORT_INTERVAL_SECONDS * k + i % 5),
-                     interval_seconds=REPORT_INTERVAL_SECONDS, cpu_percent=10 + i % 80, config_version=1,
-                     uploads_in_progress=1, bytes_in_flight=10, admitted=1, throttled=0, timed_out=0, completed=1,
-                     clients={})
-        for i, server in enumerate(fleet) for k in range(WINDOW_SECONDS // REPORT_INTERVAL_SECONDS)],
-        batch_size=5000)
+    fleet = [
+        UploadServer.objects.create(
+            name=f"upload-{i:03d}",
+            token_hash=f"{i:064d}",
+            token_prefix="bench",
+            last_seen_at=now,
+            silent_after=now + timedelta(seconds=15),
+        )
+        for i in range(servers)
+    ]
+    ServerReport.objects.bulk_create(
+        [
+            ServerReport(
+                server=server,
+                sequence=k,
+                received_at=now - timedelta(seconds=REPORT_INTERVAL_SECONDS * k + i % 5),
+                interval_seconds=REPORT_INTERVAL_SECONDS,
+                cpu_percent=10 + i % 80,
+                config_version=1,
+                uploads_in_progress=1,
+                bytes_in_flight=10,
+                admitted=1,
+                throttled=0,
+                timed_out=0,
+                completed=1,
+                clients={},
+            )
+            for i, server in enumerate(fleet)
+            for k in range(WINDOW_SECONDS // REPORT_INTERVAL_SECONDS)
+        ],
+        batch_size=5000,
+    )
 
 
 def measure(line_limit: int, rounds: int) -> tuple[int, int, float]:
@@ -64,8 +85,11 @@ def measure(line_limit: int, rounds: int) -> tuple[int, int, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--servers", type=int, default=500)
-    parser.add_argument("--smoke", action="store_true",
-                        help="a few servers more than draw a band, one round: seconds, for the test suite")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="a few servers more than draw a band, one round: seconds, for the test suite",
+    )
     args = parser.parse_args()
     rounds = 1 if args.smoke else 5
     with tempfile.TemporaryDirectory() as tmp:

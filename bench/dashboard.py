@@ -102,51 +102,128 @@ def seed(sizes: Sizes) -> dict:
     started = time.perf_counter()
     ops = get_user_model().objects.create_user("bench-ops", password="bench-password-123")
     from django.contrib.auth.models import Group
+
     ops.groups.add(Group.objects.get_or_create(name="ops")[0])
     client_ids = [f"partner-{p}" for p in range(sizes.partners)] + ["*"]
     for p in range(sizes.partners):
-        changes.create_partner(ops, {"name": f"Partner {p}", "slug": f"partner-{p}",
-                                     "client_id": f"partner-{p}", "priority": "bulk"}, [], "bench")
+        changes.create_partner(
+            ops,
+            {"name": f"Partner {p}", "slug": f"partner-{p}", "client_id": f"partner-{p}", "priority": "bulk"},
+            [],
+            "bench",
+        )
     now = timezone.now()
-    servers = UploadServer.objects.bulk_create([
-        UploadServer(name=f"upload-{i}", token_hash=f"{i:064d}", token_prefix="bench", last_seen_at=now,
-                     silent_after=now + timedelta(seconds=15), last_cpu_percent=50, last_config_version=1)
-        for i in range(sizes.servers)])
+    servers = UploadServer.objects.bulk_create(
+        [
+            UploadServer(
+                name=f"upload-{i}",
+                token_hash=f"{i:064d}",
+                token_prefix="bench",
+                last_seen_at=now,
+                silent_after=now + timedelta(seconds=15),
+                last_cpu_percent=50,
+                last_config_version=1,
+            )
+            for i in range(sizes.servers)
+        ]
+    )
     servers = list(UploadServer.objects.order_by("id"))
 
     raw_start = now - timedelta(hours=settings.METRICS_RAW_RETENTION_HOURS)
-    clients_json = json.dumps({c: {"uploads_in_progress": 2, "bytes_in_flight": 2 * 10**9, "admitted": 3,
-                                   "throttled": 1, "timed_out": 0, "completed": 3, "failed": 0}
-                               for c in client_ids})
+    clients_json = json.dumps(
+        {
+            c: {
+                "uploads_in_progress": 2,
+                "bytes_in_flight": 2 * 10**9,
+                "admitted": 3,
+                "throttled": 1,
+                "timed_out": 0,
+                "completed": 3,
+                "failed": 0,
+            }
+            for c in client_ids
+        }
+    )
     steps = int((now - raw_start).total_seconds() // REPORT_INTERVAL_SECONDS)
-    raw_rows = insert_many(ServerReport, [
-        "server_id", "sequence", "received_at", "interval_seconds", "cpu_percent", "config_version",
-        "uploads_in_progress", "bytes_in_flight", "admitted", "throttled", "timed_out", "completed",
-        "failed", "clients"],
-        ((server.id, step, raw_start + timedelta(seconds=step * REPORT_INTERVAL_SECONDS, milliseconds=n * 37),
-          REPORT_INTERVAL_SECONDS, 30 + (step + n) % 60, 1, 22, 22 * 10**9, 33, 11, 0, 33, 0, clients_json)
-         for step in range(steps) for n, server in enumerate(servers)))
+    raw_rows = insert_many(
+        ServerReport,
+        [
+            "server_id",
+            "sequence",
+            "received_at",
+            "interval_seconds",
+            "cpu_percent",
+            "config_version",
+            "uploads_in_progress",
+            "bytes_in_flight",
+            "admitted",
+            "throttled",
+            "timed_out",
+            "completed",
+            "failed",
+            "clients",
+        ],
+        (
+            (
+                server.id,
+                step,
+                raw_start + timedelta(seconds=step * REPORT_INTERVAL_SECONDS, milliseconds=n * 37),
+                REPORT_INTERVAL_SECONDS,
+                30 + (step + n) % 60,
+                1,
+                22,
+                22 * 10**9,
+                33,
+                11,
+                0,
+                33,
+                0,
+                clients_json,
+            )
+            for step in range(steps)
+            for n, server in enumerate(servers)
+        ),
+    )
 
     series = [(metrics.CPU_PERCENT, metrics.server_subject(s.name)) for s in servers]
     series += [(metrics.CPU_PERCENT, metrics.FLEET)]
     series += [(m, metrics.client_subject(c)) for c in client_ids for m in metrics.GAUGES + metrics.COUNTS]
     series += [(m, metrics.FLEET) for m in metrics.GAUGES + metrics.COUNTS]
     series += [(m, metrics.queue_subject(q)) for q in QUEUES for m in (metrics.QUEUE_VISIBLE, metrics.QUEUE_IN_FLIGHT)]
-    retention_days = {60: min(sizes.days, settings.METRICS_MINUTE_RETENTION_DAYS),
-                      600: min(sizes.days, settings.METRICS_TEN_MINUTE_RETENTION_DAYS),
-                      3600: min(sizes.days, settings.METRICS_HOUR_RETENTION_DAYS)}
+    retention_days = {
+        60: min(sizes.days, settings.METRICS_MINUTE_RETENTION_DAYS),
+        600: min(sizes.days, settings.METRICS_TEN_MINUTE_RETENTION_DAYS),
+        3600: min(sizes.days, settings.METRICS_HOUR_RETENTION_DAYS),
+    }
     rollup_rows = 0
     for resolution, days in retention_days.items():
         first = metrics.bucket_start(now - timedelta(days=days), resolution)
         buckets = int((now - first).total_seconds() // resolution)
         minutes = resolution // 60
-        rollup_rows += insert_many(Rollup, [
-            "metric", "subject", "resolution_seconds", "bucket_start", "sample_count", "total", "minimum", "maximum"],
-            ((metric, subject, resolution, first + timedelta(seconds=b * resolution), minutes,
-              float((b + k) % 97) * minutes, 0.0, float((b + k) % 97) + 3)
-             for b in range(buckets) for k, (metric, subject) in enumerate(series)))
-    return {"raw_reports": raw_rows, "rollup_rows": rollup_rows, "series": len(series),
-            "seed_seconds": round(time.perf_counter() - started, 1)}
+        rollup_rows += insert_many(
+            Rollup,
+            ["metric", "subject", "resolution_seconds", "bucket_start", "sample_count", "total", "minimum", "maximum"],
+            (
+                (
+                    metric,
+                    subject,
+                    resolution,
+                    first + timedelta(seconds=b * resolution),
+                    minutes,
+                    float((b + k) % 97) * minutes,
+                    0.0,
+                    float((b + k) % 97) + 3,
+                )
+                for b in range(buckets)
+                for k, (metric, subject) in enumerate(series)
+            ),
+        )
+    return {
+        "raw_reports": raw_rows,
+        "rollup_rows": rollup_rows,
+        "series": len(series),
+        "seed_seconds": round(time.perf_counter() - started, 1),
+    }
 
 
 def measure(requests_per_case: int) -> dict:
@@ -184,25 +261,29 @@ def measure(requests_per_case: int) -> dict:
                 reset_queries()
             timings.sort()
             results[f"{endpoint} {range_name}"] = {
-                "p50_ms": timings[len(timings) // 2], "p95_ms": timings[math.ceil(len(timings) * 0.95) - 1],
-                "queries": len(queries), "points": points}
+                "p50_ms": timings[len(timings) // 2],
+                "p95_ms": timings[math.ceil(len(timings) * 0.95) - 1],
+                "queries": len(queries),
+                "points": points,
+            }
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"cases": results, "peak_rss_mb": rss_mb}
 
 
 def run_phase(phase: str, env: dict, *args: str) -> dict:
     """One phase in its own process, so the measuring one's RSS holds only what serving costs."""
-    out = subprocess.run([PYTHON, __file__, f"--{phase}", *args], env=env, cwd=ROOT,
-                         capture_output=True, text=True)
+    out = subprocess.run([PYTHON, __file__, f"--{phase}", *args], env=env, cwd=ROOT, capture_output=True, text=True)
     if out.returncode:
         raise SystemExit(f"{phase} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def report(database: str, sizes: Sizes, seeded: dict, measured: dict) -> bool:
-    print(f"\n== {database}: {sizes.servers} servers every {REPORT_INTERVAL_SECONDS} s for {sizes.days} d: "
-          f"{seeded['raw_reports']:,} raw reports, {seeded['rollup_rows']:,} rollup rows, "
-          f"{seeded['series']} series (seeded in {seeded['seed_seconds']} s)")
+    print(
+        f"\n== {database}: {sizes.servers} servers every {REPORT_INTERVAL_SECONDS} s for {sizes.days} d: "
+        f"{seeded['raw_reports']:,} raw reports, {seeded['rollup_rows']:,} rollup rows, "
+        f"{seeded['series']} series (seeded in {seeded['seed_seconds']} s)"
+    )
     print(f"{'endpoint':<16}" + "".join(f"{r:>16}" for r in RANGES))
     worst = 0.0
     for endpoint in ENDPOINTS:
@@ -217,8 +298,10 @@ def report(database: str, sizes: Sizes, seeded: dict, measured: dict) -> bool:
     queries = sorted({v["queries"] for v in measured["cases"].values()})
     print(f"points drawn per chart: max {max(points.values()):,}; queries per request: {queries}")
     ok = worst <= TARGET_P95_MS and measured["peak_rss_mb"] <= TARGET_RSS_MB
-    print(f"worst p95 {worst:.1f} ms (target <= {TARGET_P95_MS}); peak RSS of the web process "
-          f"{measured['peak_rss_mb']:.0f} MB (target <= {TARGET_RSS_MB}): {'met' if ok else 'NOT met'}")
+    print(
+        f"worst p95 {worst:.1f} ms (target <= {TARGET_P95_MS}); peak RSS of the web process "
+        f"{measured['peak_rss_mb']:.0f} MB (target <= {TARGET_RSS_MB}): {'met' if ok else 'NOT met'}"
+    )
     return ok
 
 
@@ -226,8 +309,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--databases", default="sqlite,postgres")
     parser.add_argument("--requests", type=int, default=40, help="timed requests per endpoint and range")
-    parser.add_argument("--smoke", action="store_true",
-                        help="tiny fleet, 2 requests per case, one database (DATABASE_URL's if PostgreSQL): seconds")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="tiny fleet, 2 requests per case, one database (DATABASE_URL's if PostgreSQL): seconds",
+    )
     parser.add_argument("--seed", type=json.loads, help=argparse.SUPPRESS)
     parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -174,9 +174,7 @@ def start_redis() -> tuple[subprocess.Popen, str] | None:
 def bench_mode(db: Path, pairs: int, rounds: int, **gate_kwargs) -> dict:
     """One gate on the table at db, measured: `rounds` timed runs of `pairs`, best kept."""
     counting = CountingConnection(sqlite3.connect(db, check_same_thread=False))
-    gate = UploadGate(
-        source=SqliteSource(db, connect=lambda: counting), poll_interval_seconds=1.0, **gate_kwargs
-    )
+    gate = UploadGate(source=SqliteSource(db, connect=lambda: counting), poll_interval_seconds=1.0, **gate_kwargs)
     try:
         result = measure(gate, counting, pairs, rounds)
         result["mode"] = gate.mode
@@ -186,10 +184,7 @@ def bench_mode(db: Path, pairs: int, rounds: int, **gate_kwargs) -> dict:
 
 
 def print_table(results: list[dict]) -> None:
-    print(
-        f"{'mode':<8} {'pairs':>8} {'pairs/s':>10} {'p50 us':>8} {'p99 us':>8} "
-        f"{'DB queries':>11} {'bg queries':>10}"
-    )
+    print(f"{'mode':<8} {'pairs':>8} {'pairs/s':>10} {'p50 us':>8} {'p99 us':>8} {'DB queries':>11} {'bg queries':>10}")
     for r in results:
         print(
             f"{r['mode']:<8} {r['pairs']:>8} {r['pairs_per_second']:>10,.0f} {r['p50_us']:>8.2f} "
@@ -200,12 +195,13 @@ def print_table(results: list[dict]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=200_000, help="pairs per measured round (share mode)")
-    parser.add_argument(
-        "--redis-pairs", type=int, default=10_000, help="pairs per measured round (Redis mode)"
-    )
+    parser.add_argument("--redis-pairs", type=int, default=10_000, help="pairs per measured round (Redis mode)")
     parser.add_argument("--skip-redis", action="store_true")
-    parser.add_argument("--smoke", action="store_true",
-                        help="every mode with 5,000 pairs (Redis 300), one round: seconds, for the test suite")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="every mode with 5,000 pairs (Redis 300), one round: seconds, for the test suite",
+    )
     args = parser.parse_args()
     rounds, redis_rounds = 5, 2
     if args.smoke:
@@ -224,9 +220,7 @@ def main() -> int:
         if redis is not None:
             process, url = redis
             try:
-                results.append(
-                    bench_mode(db, args.redis_pairs, redis_rounds, redis_url=url, redis_key_prefix="bench")
-                )
+                results.append(bench_mode(db, args.redis_pairs, redis_rounds, redis_url=url, redis_key_prefix="bench"))
             finally:
                 process.terminate()
                 process.wait(timeout=10)

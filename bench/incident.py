@@ -29,11 +29,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenario", default="theirstory-backlog", choices=sorted(SCENARIOS))
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--cpu-targets", type=float, nargs="+",
-                        help="only the load-coupled strategy, once per controller CPU target (%%)")
+    parser.add_argument(
+        "--cpu-targets",
+        type=float,
+        nargs="+",
+        help="only the load-coupled strategy, once per controller CPU target (%%)",
+    )
     parser.add_argument("--seeds", type=int, nargs="+", help="with --cpu-targets: one row per seed")
-    parser.add_argument("--smoke", action="store_true",
-                        help="the same runs on a scenario cut short: seconds, for the test suite")
+    parser.add_argument(
+        "--smoke", action="store_true", help="the same runs on a scenario cut short: seconds, for the test suite"
+    )
     args = parser.parse_args()
     scenario = shortened(SCENARIOS[args.scenario]) if args.smoke else SCENARIOS[args.scenario]
     started = time.perf_counter()
@@ -57,8 +62,11 @@ def runs(args) -> list[tuple[str, object, int]]:
     if not args.cpu_targets:
         return [(strategy.name, strategy, args.seed) for strategy in STRATEGIES]
     load_coupled = next(s for s in STRATEGIES if isinstance(s, LoadCoupledWithScaling))
-    return [(f"target {target:g} %, seed {seed}", replace(load_coupled, cpu_target_percent=target), seed)
-            for target in args.cpu_targets for seed in args.seeds or [args.seed]]
+    return [
+        (f"target {target:g} %, seed {seed}", replace(load_coupled, cpu_target_percent=target), seed)
+        for target in args.cpu_targets
+        for seed in args.seeds or [args.seed]
+    ]
 
 
 if __name__ == "__main__":

@@ -53,14 +53,38 @@ def register_servers(env: dict, count: int) -> dict[str, str]:
 
 
 def report(server_id: str, sequence: int) -> bytes:
-    clients = {f"partner-{p}": {"uploads_in_progress": p, "bytes_in_flight": p * 10**9, "admitted": 3,
-                                "throttled": 1, "timed_out": 0, "completed": 2, "failed": 0}
-               for p in range(8)}
-    clients["*"] = {"uploads_in_progress": 30, "bytes_in_flight": 10**9, "admitted": 40, "throttled": 0,
-                    "timed_out": 0, "completed": 38, "failed": 0}
-    return json.dumps({"server_id": server_id, "sequence": sequence, "boot_id": "bench",
-                       "interval_seconds": 5, "cpu_percent": 40 + sequence % 50, "config_version": 1,
-                       "clients": clients}).encode()
+    clients = {
+        f"partner-{p}": {
+            "uploads_in_progress": p,
+            "bytes_in_flight": p * 10**9,
+            "admitted": 3,
+            "throttled": 1,
+            "timed_out": 0,
+            "completed": 2,
+            "failed": 0,
+        }
+        for p in range(8)
+    }
+    clients["*"] = {
+        "uploads_in_progress": 30,
+        "bytes_in_flight": 10**9,
+        "admitted": 40,
+        "throttled": 0,
+        "timed_out": 0,
+        "completed": 38,
+        "failed": 0,
+    }
+    return json.dumps(
+        {
+            "server_id": server_id,
+            "sequence": sequence,
+            "boot_id": "bench",
+            "interval_seconds": 5,
+            "cpu_percent": 40 + sequence % 50,
+            "config_version": 1,
+            "clients": clients,
+        }
+    ).encode()
 
 
 def drive(port: int, tokens: dict[str, str], total_reports: int, max_seconds: float, threads: int) -> dict:
@@ -161,22 +185,47 @@ def drive_with_wrk(port: int, tokens: dict[str, str], seconds: float, connection
     names = sorted(tokens)
     threads = 2
     template = report("SERVER_ID", 0).decode().replace('"sequence": 0', '"sequence": SEQUENCE')
-    script = (WRK_SCRIPT.replace("{TOKENS}", "{" + ", ".join(f'["{n}"] = "{tokens[n]}"' for n in names) + "}")
-              .replace("{NAMES}", "{" + ", ".join(f'"{n}"' for n in names) + "}")
-              .replace("{THREADS}", str(threads)).replace("{BODY}", lua_string(template)))
+    script = (
+        WRK_SCRIPT.replace("{TOKENS}", "{" + ", ".join(f'["{n}"] = "{tokens[n]}"' for n in names) + "}")
+        .replace("{NAMES}", "{" + ", ".join(f'"{n}"' for n in names) + "}")
+        .replace("{THREADS}", str(threads))
+        .replace("{BODY}", lua_string(template))
+    )
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as file:
         file.write(script)
-    out = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{int(seconds)}s",
-                          "--timeout", "10s", "-s", file.name, f"http://127.0.0.1:{port}/"],
-                         capture_output=True, text=True, timeout=seconds + 60).stdout
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t",
+            str(threads),
+            "-c",
+            str(connections),
+            "-d",
+            f"{int(seconds)}s",
+            "--timeout",
+            "10s",
+            "-s",
+            file.name,
+            f"http://127.0.0.1:{port}/",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+    ).stdout
     os.unlink(file.name)
     fields = next(line for line in out.splitlines() if line.startswith("RESULT")).split()[1:]
     requests, duration, p50, p95, p99 = int(fields[0]), *map(float, fields[1:5])
     non_2xx, socket_errors, timeouts = map(int, fields[5:8])
-    return {"reports": requests, "seconds": duration, "reports_per_second": requests / duration,
-            "p50_ms": p50, "p95_ms": p95, "p99_ms": p99,
-            "statuses": {"non-2xx": non_2xx}, "errors": [f"socket errors {socket_errors}, timeouts {timeouts}"]
-            if socket_errors or timeouts else []}
+    return {
+        "reports": requests,
+        "seconds": duration,
+        "reports_per_second": requests / duration,
+        "p50_ms": p50,
+        "p95_ms": p95,
+        "p99_ms": p99,
+        "statuses": {"non-2xx": non_2xx},
+        "errors": [f"socket errors {socket_errors}, timeouts {timeouts}"] if socket_errors or timeouts else [],
+    }
 
 
 def wait_for(port: int, timeout_seconds: float = 30) -> None:
@@ -199,8 +248,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (one per core)")
     parser.add_argument("--worker-threads", type=int, default=1, help="threads per gunicorn worker (gthread)")
     parser.add_argument("--worker-class", default="sync", help="gunicorn worker class (sync, gthread)")
-    parser.add_argument("--smoke", action="store_true",
-                        help="8 servers, 200 reports from the Python client (wrk may be absent): seconds")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="8 servers, 200 reports from the Python client (wrk may be absent): seconds",
+    )
     args = parser.parse_args()
     warm_up_reports = 300
     if args.smoke:
@@ -211,13 +263,28 @@ def main() -> None:
         tokens = register_servers(env, 8 if args.smoke else SERVERS)
         port = free_port()
         gunicorn = subprocess.Popen(
-            [str(ROOT / ".venv/bin/gunicorn"), "dashboard.wsgi", "--bind", f"127.0.0.1:{port}",
-             "--workers", str(args.workers), "--threads", str(args.worker_threads),
-             "--worker-class", args.worker_class, "--log-level", "warning", "--keep-alive", "30"],
-            cwd=ROOT, env=env)
+            [
+                str(ROOT / ".venv/bin/gunicorn"),
+                "dashboard.wsgi",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                str(args.workers),
+                "--threads",
+                str(args.worker_threads),
+                "--worker-class",
+                args.worker_class,
+                "--log-level",
+                "warning",
+                "--keep-alive",
+                "30",
+            ],
+            cwd=ROOT,
+            env=env,
+        )
         try:
             wait_for(port)
-            drive(port, tokens, warm_up_reports, 10, args.threads)   # warm-up: imports, connections
+            drive(port, tokens, warm_up_reports, 10, args.threads)  # warm-up: imports, connections
             if shutil.which("wrk") and not args.python_client:
                 driver = "wrk"
                 result = drive_with_wrk(port, tokens, args.max_seconds, args.threads)
@@ -229,14 +296,20 @@ def main() -> None:
             gunicorn.wait(timeout=20)
 
     database = env["DATABASE_URL"].split(":", 1)[0]
-    print(f"ingest on {database}: {args.workers} gunicorn {args.worker_class} workers x {args.worker_threads} threads, "
-          f"{args.threads} connections ({driver}), {len(tokens)} servers, 9 client ids per report")
+    print(
+        f"ingest on {database}: {args.workers} gunicorn {args.worker_class} workers x {args.worker_threads} threads, "
+        f"{args.threads} connections ({driver}), {len(tokens)} servers, 9 client ids per report"
+    )
     print(f"  reports sent      {result['reports']} in {result['seconds']:.1f} s")
     met = result["reports_per_second"] >= TARGET_REPORTS_PER_SECOND
-    print(f"  sustained         {result['reports_per_second']:.0f} reports/s "
-          f"(target >= {TARGET_REPORTS_PER_SECOND}: {'met' if met else 'NOT met'})")
-    print(f"  latency           p50 {result['p50_ms']:.1f} ms, p95 {result['p95_ms']:.1f} ms, "
-          f"p99 {result['p99_ms']:.1f} ms")
+    print(
+        f"  sustained         {result['reports_per_second']:.0f} reports/s "
+        f"(target >= {TARGET_REPORTS_PER_SECOND}: {'met' if met else 'NOT met'})"
+    )
+    print(
+        f"  latency           p50 {result['p50_ms']:.1f} ms, p95 {result['p95_ms']:.1f} ms, "
+        f"p99 {result['p99_ms']:.1f} ms"
+    )
     print(f"  responses         {result['statuses']}  errors: {result['errors'] or 'none'}")
 
 

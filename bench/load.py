@@ -57,8 +57,10 @@ POLL_INTERVAL_SECONDS = 5  # POLL_MS in static/js/charts.js
 EXPECTED_EDITS_PER_MINUTE = 4
 POLL_PATH = "/api/overview"
 # What the overview polled before /api/overview: each chart, the timeline, the fleet status.
-PER_CHART_PATHS = [*(f"/api/charts/{name}" for name in ("cpu", "uploads", "bytes", "outcomes", "queues", "timeline")),
-                   "/api/fleet-status"]
+PER_CHART_PATHS = [
+    *(f"/api/charts/{name}" for name in ("cpu", "uploads", "bytes", "outcomes", "queues", "timeline")),
+    "/api/fleet-status",
+]
 TARGET_P95_MS = 200
 LATE_SECONDS = 1.0
 WORKER_NICENESS = 10
@@ -73,7 +75,7 @@ class Outcome:
     latency_ms: float
     late_seconds: float
     error: str = ""
-    start_seconds: float = 0.0   # when it was due, from the start of the run
+    start_seconds: float = 0.0  # when it was due, from the start of the run
 
 
 @dataclass
@@ -131,16 +133,21 @@ class Session:
 
     def post_form(self, path: str, fields: dict, referer_path: str) -> tuple[int, bytes]:
         data = urlencode({**fields, "csrfmiddlewaretoken": self.cookies.get("csrftoken", "")}).encode()
-        headers = self._headers({"Content-Type": "application/x-www-form-urlencoded",
-                                 "Referer": f"http://127.0.0.1:{self.client.port}{referer_path}"})
+        headers = self._headers(
+            {
+                "Content-Type": "application/x-www-form-urlencoded",
+                "Referer": f"http://127.0.0.1:{self.client.port}{referer_path}",
+            }
+        )
         status, response_headers, body = self.client.request("POST", path, data, headers)
         self._remember(response_headers)
         return status, body
 
     def login(self, username: str, password: str) -> None:
         self.get("/accounts/login/")
-        status, body = self.post_form("/accounts/login/", {"username": username, "password": password},
-                                      "/accounts/login/")
+        status, body = self.post_form(
+            "/accounts/login/", {"username": username, "password": password}, "/accounts/login/"
+        )
         if status != 302 or "sessionid" not in self.cookies:
             raise SystemExit(f"login of {username} failed: {status} {body[:200]!r}")
 
@@ -171,19 +178,26 @@ class Editor:
             if step == 0:
                 return self._change_limits(slug, page, body)
             if step == 1:
-                return self._expect_redirect(self.session.post_form(
-                    f"{page}pause/", {"pause-reason": "load bench: pause"}, page))
-            return self._expect_redirect(self.session.post_form(
-                f"{page}resume/", {"resume-reason": "load bench: resume"}, page))
+                return self._expect_redirect(
+                    self.session.post_form(f"{page}pause/", {"pause-reason": "load bench: pause"}, page)
+                )
+            return self._expect_redirect(
+                self.session.post_form(f"{page}resume/", {"resume-reason": "load bench: resume"}, page)
+            )
 
     def _change_limits(self, slug: str, page: str, body: bytes) -> str:
         match = re.search(rb'name="limits-revision" value="(\d+)"', body)
         if not match:
             return "no limits form (revision) on the partner page"
-        fields = {"limits-revision": match.group(1).decode(), "limits-reason": "load bench: limit change",
-                  "limits-requests_per_minute": str(random.randint(60, 600)), "limits-burst": "",
-                  "limits-max_concurrent_uploads": str(random.randint(5, 50)),
-                  "limits-max_bytes_in_flight": "20 GB", "limits-daily_upload_bytes": ""}
+        fields = {
+            "limits-revision": match.group(1).decode(),
+            "limits-reason": "load bench: limit change",
+            "limits-requests_per_minute": str(random.randint(60, 600)),
+            "limits-burst": "",
+            "limits-max_concurrent_uploads": str(random.randint(5, 50)),
+            "limits-max_bytes_in_flight": "20 GB",
+            "limits-daily_upload_bytes": "",
+        }
         return self._expect_redirect(self.session.post_form(f"{page}limits/", fields, page))
 
     @staticmethod
@@ -224,13 +238,22 @@ def schedule(scale: float, seconds: float, server_count: int, edits_per_minute: 
 
 def _periodic(interval: float, seconds: float, kind: str, source: int, at_least_once: bool = False):
     phase = random.uniform(0, min(interval, seconds))
-    starts = [phase + n * interval for n in range(int((seconds - phase) // interval) + 1)
-              if phase + n * interval < seconds]
+    starts = [
+        phase + n * interval for n in range(int((seconds - phase) // interval) + 1) if phase + n * interval < seconds
+    ]
     return [(start, kind, source) for start in starts or ([phase] if at_least_once else [])]
 
 
-def run_load(port: int, tokens: dict[str, str], slugs: list[str], scale: float, seconds: float,
-             edits_per_minute: float, pool_threads: int, per_chart: bool = False) -> tuple[Results, float]:
+def run_load(
+    port: int,
+    tokens: dict[str, str],
+    slugs: list[str],
+    scale: float,
+    seconds: float,
+    edits_per_minute: float,
+    pool_threads: int,
+    per_chart: bool = False,
+) -> tuple[Results, float]:
     client = Client(port)
     # At most 20 logins (each costs a password hash): above that, dashboards are more tabs of
     # the same people, sharing a session as browser tabs do.
@@ -328,22 +351,37 @@ def _percentile(sorted_values: list[float], percent: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * percent / 100))]
 
 
-def print_summary(database: str, scale: float, seconds: float, edits_per_minute: float, rows: dict[str, dict],
-                  load_before: str, load_after: str, server_setup: str, per_chart: bool = False) -> None:
+def print_summary(
+    database: str,
+    scale: float,
+    seconds: float,
+    edits_per_minute: float,
+    rows: dict[str, dict],
+    load_before: str,
+    load_after: str,
+    server_setup: str,
+    per_chart: bool = False,
+) -> None:
     overall = rows["overall"]
     met = overall["errors"] == 0 and overall["p95_ms"] <= TARGET_P95_MS
     print(f"\nload on {database}, scale {scale:g}x expected for {seconds:g} s ({server_setup})")
-    print(f"  expected x{scale:g}: {int(EXPECTED_SERVERS * scale)} servers reporting every "
-          f"{REPORT_INTERVAL_SECONDS} s, "
-          f"{int(EXPECTED_DASHBOARDS * scale)} dashboards polling {len(PER_CHART_PATHS) if per_chart else 1} "
-          f"URL{'s' if per_chart else ''} every {POLL_INTERVAL_SECONDS} s, "
-          f"{edits_per_minute:g} edits/min")
+    print(
+        f"  expected x{scale:g}: {int(EXPECTED_SERVERS * scale)} servers reporting every "
+        f"{REPORT_INTERVAL_SECONDS} s, "
+        f"{int(EXPECTED_DASHBOARDS * scale)} dashboards polling {len(PER_CHART_PATHS) if per_chart else 1} "
+        f"URL{'s' if per_chart else ''} every {POLL_INTERVAL_SECONDS} s, "
+        f"{edits_per_minute:g} edits/min"
+    )
     print(f"  load average (1, 5, 15 min): before {load_before}, after {load_after}  ({os.cpu_count()} cores)")
-    print(f"  {'kind':<8} {'requests':>8} {'req/s':>7} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'errors':>6} "
-          f"{'late>1s':>7}")
+    print(
+        f"  {'kind':<8} {'requests':>8} {'req/s':>7} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'errors':>6} "
+        f"{'late>1s':>7}"
+    )
     for kind, row in rows.items():
-        print(f"  {kind:<8} {row['requests']:>8} {row['per_second']:>7.1f} {row['p50_ms']:>8.1f} {row['p95_ms']:>8.1f} "
-              f"{row['max_ms']:>8.1f} {row['errors']:>6} {row['late']:>7}")
+        print(
+            f"  {kind:<8} {row['requests']:>8} {row['per_second']:>7.1f} {row['p50_ms']:>8.1f} {row['p95_ms']:>8.1f} "
+            f"{row['max_ms']:>8.1f} {row['errors']:>6} {row['late']:>7}"
+        )
         for error in row["first_errors"]:
             print(f"      e.g. {error}")
     print(f"  target (zero errors, overall p95 <= {TARGET_P95_MS} ms): {'met' if met else 'NOT met'}")
@@ -355,15 +393,35 @@ def load_average() -> str:
 
 def start_servers(env: dict, port: int, args) -> list[subprocess.Popen]:
     gunicorn = subprocess.Popen(
-        [str(ROOT / ".venv/bin/gunicorn"), "dashboard.wsgi", "--bind", f"127.0.0.1:{port}",
-         "--workers", str(args.workers), "--threads", str(args.worker_threads),
-         "--worker-class", args.worker_class, "--log-level", "warning", "--keep-alive", "30"],
-        cwd=ROOT, env=env)
+        [
+            str(ROOT / ".venv/bin/gunicorn"),
+            "dashboard.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(args.workers),
+            "--threads",
+            str(args.worker_threads),
+            "--worker-class",
+            args.worker_class,
+            "--log-level",
+            "warning",
+            "--keep-alive",
+            "30",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
     # The worker's every-minute jobs (rollups, alert rules, load control) are a burst of
     # CPU at 10x; run below the web's priority, as docs/operations.md says production does,
     # they wait for idle cores instead of holding up requests.
-    worker = subprocess.Popen(["nice", "-n", str(WORKER_NICENESS), PYTHON, "manage.py", "qcluster"], cwd=ROOT,
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    worker = subprocess.Popen(
+        ["nice", "-n", str(WORKER_NICENESS), PYTHON, "manage.py", "qcluster"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     return [gunicorn, worker]
 
 
@@ -388,16 +446,28 @@ def bench(args, scale: float, tmp: Path) -> dict[str, dict]:
     try:
         wait_for(port)
         load_before = load_average()
-        results, wall_seconds = run_load(port, tokens, slugs, scale, args.seconds, edits_per_minute,
-                                         args.pool_threads, args.per_chart)
+        results, wall_seconds = run_load(
+            port, tokens, slugs, scale, args.seconds, edits_per_minute, args.pool_threads, args.per_chart
+        )
         load_after = load_average()
     finally:
         stop_servers(processes)
     rows = summarize(results, wall_seconds)
-    setup = (f"gunicorn {args.workers} {args.worker_class} workers x {args.worker_threads} threads + qcluster, "
-             f"client pool {args.pool_threads} threads")
-    print_summary(env["DATABASE_URL"].split(":", 1)[0], scale, args.seconds, edits_per_minute, rows, load_before,
-                  load_after, setup, args.per_chart)
+    setup = (
+        f"gunicorn {args.workers} {args.worker_class} workers x {args.worker_threads} threads + qcluster, "
+        f"client pool {args.pool_threads} threads"
+    )
+    print_summary(
+        env["DATABASE_URL"].split(":", 1)[0],
+        scale,
+        args.seconds,
+        edits_per_minute,
+        rows,
+        load_before,
+        load_after,
+        setup,
+        args.per_chart,
+    )
     return rows
 
 
@@ -409,11 +479,15 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (one per core)")
     parser.add_argument("--worker-threads", type=int, default=4, help="threads per gunicorn worker (gthread)")
     parser.add_argument("--worker-class", default="gthread", help="gunicorn worker class (sync, gthread)")
-    parser.add_argument("--per-chart", action="store_true",
-                        help="dashboards poll the 7 endpoints one by one instead of /api/overview")
+    parser.add_argument(
+        "--per-chart", action="store_true", help="dashboards poll the 7 endpoints one by one instead of /api/overview"
+    )
     parser.add_argument("--edits-per-minute", type=float, help=f"default {EXPECTED_EDITS_PER_MINUTE} x the scale")
-    parser.add_argument("--smoke", action="store_true",
-                        help="0.1x the expected load for 4 s with 3 edits on one partner: seconds, for the test suite")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="0.1x the expected load for 4 s with 3 edits on one partner: seconds, for the test suite",
+    )
     args = parser.parse_args()
     if args.smoke:
         # 5 servers, 2 dashboards (an ops and an engineer login: each login costs a password

@@ -63,8 +63,13 @@ def summary(samples_ns: list[int]) -> dict:
     ms = [value / 1e6 for value in samples_ns]
     if not ms:
         return {"n": 0}
-    return {"n": len(ms), "p50_ms": percentile(ms, 0.50), "p99_ms": percentile(ms, 0.99), "max_ms": max(ms),
-            "min_ms": min(ms)}
+    return {
+        "n": len(ms),
+        "p50_ms": percentile(ms, 0.50),
+        "p99_ms": percentile(ms, 0.99),
+        "max_ms": max(ms),
+        "min_ms": min(ms),
+    }
 
 
 # -- the worker: one backend, in its own process (django.setup() binds one database) ---------
@@ -104,9 +109,12 @@ def worker(args) -> dict:
                 self.applied_condition.notify_all()
 
     actor = get_user_model().objects.create_user(f"bench-ops-{os.getpid()}")
-    partner = changes.create_partner(actor, {"name": "Bench Partner", "slug": "bench-partner",
-                                             "client_id": "bench-sdk", "priority": Priority.BULK},
-                                     [], "bench setup")
+    partner = changes.create_partner(
+        actor,
+        {"name": "Bench Partner", "slug": "bench-partner", "client_id": "bench-sdk", "priority": Priority.BULK},
+        [],
+        "bench setup",
+    )
     gate = ObservedGate(database_url, poll_interval_seconds=poll_seconds, jitter_fraction=0)
     if postgres and not wait_for(lambda: gate.refresher.listening, 10):
         raise SystemExit("the gate's LISTEN connection did not start")
@@ -123,13 +131,13 @@ def worker(args) -> dict:
         # change_limits' own atomic block runs as a savepoint inside this one, so the COMMIT
         # (and with it the NOTIFY) happens when this block exits: the two stamps bracket it.
         with transaction.atomic():
-            change = changes.change_limits(partner, actor, {"max_concurrent_uploads": 1000 + i}, "bench",
-                                           None)
+            change = changes.change_limits(partner, actor, {"max_concurrent_uploads": 1000 + i}, "bench", None)
             commit_sent_ns = time.perf_counter_ns()
         committed_ns = time.perf_counter_ns()
         with gate.applied_condition:
-            seen = gate.applied_condition.wait_for(lambda version=change.version: version in gate.applied_ns,
-                                                   args.timeout_per_change)
+            seen = gate.applied_condition.wait_for(
+                lambda version=change.version: version in gate.applied_ns, args.timeout_per_change
+            )
         if not seen:
             missed += 1
             continue
@@ -137,10 +145,14 @@ def worker(args) -> dict:
         from_commit_sent.append(gate.applied_ns[change.version] - commit_sent_ns)
     stats = dict(gate.refresher.stats)
     gate.close()
-    result.update(mechanism="NOTIFY" if postgres else "polling", missed=missed,
-                  before_commit_returned=sum(1 for value in latencies if value < 0),
-                  from_commit_sent=summary(from_commit_sent),
-                  refresher=stats, **summary([max(0, value) for value in latencies]))
+    result.update(
+        mechanism="NOTIFY" if postgres else "polling",
+        missed=missed,
+        before_commit_returned=sum(1 for value in latencies if value < 0),
+        from_commit_sent=summary(from_commit_sent),
+        refresher=stats,
+        **summary([max(0, value) for value in latencies]),
+    )
     return result
 
 
@@ -203,11 +215,20 @@ def run_backend(name: str, tmp: Path, args, postgres_url: str | None) -> dict:
         env = fresh_database(tmp, "propagation", postgres_url)
     except Exception as exc:  # PostgreSQL not running: say so, measure the other backend
         return {"backend": name, "error": f"no fresh database: {exc}"}
-    command = [PYTHON, str(Path(__file__).resolve()), "--worker", "--changes", str(args.changes),
-               "--sqlite-poll-seconds", str(args.sqlite_poll_seconds),
-               "--timeout-per-change", str(args.timeout_per_change), "--max-seconds", str(args.max_seconds)]
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=args.max_seconds + 120)
+    command = [
+        PYTHON,
+        str(Path(__file__).resolve()),
+        "--worker",
+        "--changes",
+        str(args.changes),
+        "--sqlite-poll-seconds",
+        str(args.sqlite_poll_seconds),
+        "--timeout-per-change",
+        str(args.timeout_per_change),
+        "--max-seconds",
+        str(args.max_seconds),
+    ]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=args.max_seconds + 120)
     if done.returncode:
         return {"backend": name, "error": done.stderr.strip()[-2000:]}
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -223,8 +244,10 @@ def print_table(results: list[dict]) -> bool:
             continue
         floor = result.get("floor")
         if floor and floor.get("n"):
-            print(f"{'floor: raw psycopg NOTIFY + read':<36} {floor['n']:>4} {floor['p50_ms']:>8.2f} "
-                  f"{floor['p99_ms']:>8.2f} {floor['max_ms']:>8.2f}  {'(for scale)':<18}")
+            print(
+                f"{'floor: raw psycopg NOTIFY + read':<36} {floor['n']:>4} {floor['p50_ms']:>8.2f} "
+                f"{floor['p99_ms']:>8.2f} {floor['max_ms']:>8.2f}  {'(for scale)':<18}"
+            )
         if result["mechanism"] == "NOTIFY":
             label = f"postgresql NOTIFY (poll {result['poll_interval_s']:g} s)"
             target_ms = NOTIFY_TARGET_MS
@@ -234,18 +257,25 @@ def print_table(results: list[dict]) -> bool:
         upper = result["from_commit_sent"]
         met = result.get("n", 0) > 0 and result["missed"] == 0 and upper["p99_ms"] <= target_ms
         all_met &= met
-        print(f"{label:<36} {result['n']:>4} {result['p50_ms']:>8.2f} {result['p99_ms']:>8.2f} "
-              f"{result['max_ms']:>8.2f}  {'p99 <= ' + format(target_ms, 'g') + ' ms':<18} "
-              f"{'yes' if met else 'NO'}")
-        print(f"{'  same, from COMMIT sent (upper bnd)':<36} {upper['n']:>4} {upper['p50_ms']:>8.2f} "
-              f"{upper['p99_ms']:>8.2f} {upper['max_ms']:>8.2f}")
+        print(
+            f"{label:<36} {result['n']:>4} {result['p50_ms']:>8.2f} {result['p99_ms']:>8.2f} "
+            f"{result['max_ms']:>8.2f}  {'p99 <= ' + format(target_ms, 'g') + ' ms':<18} "
+            f"{'yes' if met else 'NO'}"
+        )
+        print(
+            f"{'  same, from COMMIT sent (upper bnd)':<36} {upper['n']:>4} {upper['p50_ms']:>8.2f} "
+            f"{upper['p99_ms']:>8.2f} {upper['max_ms']:>8.2f}"
+        )
         notes = [f"missed {result['missed']}"] if result["missed"] else []
         if result["before_commit_returned"]:
-            notes.append(f"{result['before_commit_returned']} applied before the COMMIT returned "
-                         "to the publisher (counted 0)")
+            notes.append(
+                f"{result['before_commit_returned']} applied before the COMMIT returned to the publisher (counted 0)"
+            )
         stats = result["refresher"]
-        notes.append(f"gate: {stats['reloads']} reloads, {stats['reloads_after_wake']} after a wake, "
-                     f"{stats['notifications']} notifications, {stats['polls']} version checks")
+        notes.append(
+            f"gate: {stats['reloads']} reloads, {stats['reloads_after_wake']} after a wake, "
+            f"{stats['notifications']} notifications, {stats['polls']} version checks"
+        )
         print(f"{'':<36}   " + "; ".join(notes))
     return all_met
 
@@ -257,8 +287,11 @@ def main() -> None:
     parser.add_argument("--sqlite-poll-seconds", type=float, default=0.25)
     parser.add_argument("--timeout-per-change", type=float, default=5.0)
     parser.add_argument("--max-seconds", type=float, default=180.0, help="per backend")
-    parser.add_argument("--smoke", action="store_true",
-                        help="10 changes per backend, PostgreSQL only from DATABASE_URL: seconds, for the test suite")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="10 changes per backend, PostgreSQL only from DATABASE_URL: seconds, for the test suite",
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.smoke:

@@ -25,8 +25,9 @@ from fleet_sim.strategies import PARTNER_LIMITS, USER_DEFAULT_LIMITS, GateLimits
 from fleet_sim.whatif import HORIZON_SECONDS, SIZE_MIXES, WhatIf, project  # noqa: E402
 
 FILES = 300
-TIMED = [(servers, files, mix) for servers in (1, 2, 4, 8, 16) for files, mix in
-         ((2000, "large-videos"), (20000, "mixed"))]
+TIMED = [
+    (servers, files, mix) for servers in (1, 2, 4, 8, 16) for files, mix in ((2000, "large-videos"), (20000, "mixed"))
+]
 # --smoke: a backlog that finishes in the incident's first simulated half hour, and one
 # projection that finishes plus one that is extrapolated, so both branches still run.
 SMOKE_FILES = 5
@@ -53,7 +54,7 @@ def bench_row(strategy, files: int, scenario_seconds: float | None) -> dict:
     sim.run()
     row = summarize(sim)
     done_at = sim.totals.backlog_done_at
-    row["cpu_mean"] = statistics.fmean(sim.totals.cpu_samples[:int(done_at)])
+    row["cpu_mean"] = statistics.fmean(sim.totals.cpu_samples[: int(done_at)])
     return row
 
 
@@ -65,29 +66,40 @@ def timed(what_if: WhatIf, horizon_seconds: float = HORIZON_SECONDS):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--smoke", action="store_true",
-                        help="tiny backlog, two projections: seconds, for the test suite")
+    parser.add_argument(
+        "--smoke", action="store_true", help="tiny backlog, two projections: seconds, for the test suite"
+    )
     args = parser.parse_args()
     files = SMOKE_FILES if args.smoke else FILES
     scenario_seconds = SMOKE_SCENARIO_SECONDS if args.smoke else None
     horizon_seconds = SMOKE_HORIZON_SECONDS if args.smoke else HORIZON_SECONDS
     print(f"agreement with bench/incident.py ({files} large videos, 1 server, seed 1)")
-    print(f"{'strategy':<22}{'incident done':>14}{'what-if':>10}{'diff':>8}"
-          f"{'CPU mean':>10}{'what-if':>9}{'diff':>8}{'CPU p95':>9}{'what-if':>9}")
+    print(
+        f"{'strategy':<22}{'incident done':>14}{'what-if':>10}{'diff':>8}"
+        f"{'CPU mean':>10}{'what-if':>9}{'diff':>8}{'CPU p95':>9}{'what-if':>9}"
+    )
     for strategy, what_if in cases(files):
         row = bench_row(strategy, files, scenario_seconds)
         projection, _ = timed(what_if)
         done_diff = projection.completion_seconds / row["completion_s"] - 1
         cpu_diff = projection.mean_cpu_percent / row["cpu_mean"] - 1
-        print(f"{strategy.name:<22}{row['completion_s'] / 3600:>12.2f} h"
-              f"{projection.completion_seconds / 3600:>8.2f} h{done_diff:>+8.1%}"
-              f"{row['cpu_mean']:>9.1f}%{projection.mean_cpu_percent:>8.1f}%{cpu_diff:>+8.1%}"
-              f"{row['cpu_p95']:>8.0f}%{projection.cpu_p95_percent:>8.0f}%")
+        print(
+            f"{strategy.name:<22}{row['completion_s'] / 3600:>12.2f} h"
+            f"{projection.completion_seconds / 3600:>8.2f} h{done_diff:>+8.1%}"
+            f"{row['cpu_mean']:>9.1f}%{projection.mean_cpu_percent:>8.1f}%{cpu_diff:>+8.1%}"
+            f"{row['cpu_p95']:>8.0f}%{projection.cpu_p95_percent:>8.0f}%"
+        )
     print("\nwall time per projection (one request of the what-if page)")
     print(f"{'servers':>8}{'files':>8}  {'mix':<14}{'seconds':>9}{'projected':>11}{'extrapolated':>14}")
     for servers, files, mix in SMOKE_TIMED if args.smoke else TIMED:
-        what_if = WhatIf("theirstory-sdk", files, SIZE_MIXES[mix], servers,
-                         max_concurrent_uploads=24 * servers, default_limits=USER_DEFAULT_LIMITS)
+        what_if = WhatIf(
+            "theirstory-sdk",
+            files,
+            SIZE_MIXES[mix],
+            servers,
+            max_concurrent_uploads=24 * servers,
+            default_limits=USER_DEFAULT_LIMITS,
+        )
         projection, seconds = timed(what_if, horizon_seconds)
         done = f"{projection.completion_seconds / 3600:.1f} h" if projection.completion_seconds else "—"
         extrapolated = "yes" if projection.extrapolated else "no"

@@ -58,17 +58,25 @@ def json_value(value):
 def diff(before: dict, after: dict) -> tuple[dict, dict]:
     """(before, after) of the fields whose value changed; both empty when nothing did."""
     changed = [name for name in after if json_value(before.get(name)) != json_value(after[name])]
-    return ({name: json_value(before.get(name)) for name in changed if name in before},
-            {name: json_value(after[name]) for name in changed})
+    return (
+        {name: json_value(before.get(name)) for name in changed if name in before},
+        {name: json_value(after[name]) for name in changed},
+    )
 
 
-def record(actor, action: str, subject: str, before: dict, after: dict, reason: str,
-           target: models.Model | None = None) -> AuditEntry:
+def record(
+    actor, action: str, subject: str, before: dict, after: dict, reason: str, target: models.Model | None = None
+) -> AuditEntry:
     return AuditEntry.objects.create(
-        actor=actor, actor_name=actor_name(actor), action=action, subject=subject,
+        actor=actor,
+        actor_name=actor_name(actor),
+        action=action,
+        subject=subject,
         target_type=ContentType.objects.get_for_model(target) if target is not None else None,
         target_id=target.pk if target is not None else None,
-        before=before, after=after, reason=reason,
+        before=before,
+        after=after,
+        reason=reason,
     )
 
 

@@ -67,8 +67,11 @@ def save_change(form: forms.Form, change, *args, **kwargs):
     except DatabaseError as error:
         logger.exception("A change failed to commit")
         form.database_failed = True
-        form.add_error(None, f"The change could not be saved and published ({error.__class__.__name__}). "
-                             "Nothing was changed; try again in a moment.")
+        form.add_error(
+            None,
+            f"The change could not be saved and published ({error.__class__.__name__}). "
+            "Nothing was changed; try again in a moment.",
+        )
     return None
 
 

@@ -27,8 +27,12 @@ def client_ip(request: HttpRequest) -> str | None:
 
 def locked_out(request: HttpRequest, original_response=None, credentials=None) -> HttpResponse:
     lockout_minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
-    response = render(request, "registration/locked_out.html", {
-        "failure_limit": settings.AXES_FAILURE_LIMIT, "lockout_minutes": lockout_minutes}, status=429)
+    response = render(
+        request,
+        "registration/locked_out.html",
+        {"failure_limit": settings.AXES_FAILURE_LIMIT, "lockout_minutes": lockout_minutes},
+        status=429,
+    )
     response["Retry-After"] = str(int(settings.AXES_COOLOFF_TIME.total_seconds()))
     return response
 

@@ -22,8 +22,9 @@ class TransportError(Exception):
 
 def templated_email(name: str, context: dict, recipients: list[str]) -> EmailMultiAlternatives:
     subject = " ".join(render_to_string(f"emails/{name}-subject.txt", context).split())
-    message = EmailMultiAlternatives(subject, render_to_string(f"emails/{name}-body.txt", context),
-                                     settings.DEFAULT_FROM_EMAIL, recipients)
+    message = EmailMultiAlternatives(
+        subject, render_to_string(f"emails/{name}-body.txt", context), settings.DEFAULT_FROM_EMAIL, recipients
+    )
     message.attach_alternative(render_to_string(f"emails/{name}-body.html", context), "text/html")
     return message
 

@@ -29,8 +29,7 @@ class AuditEntry(models.Model):
     # A verb of the app that made the change ("limits.changed", "scaling.requested"); each app
     # registers its verbs' labels with core.audit.register_actions.
     action = models.CharField(max_length=40, db_index=True)
-    target_type = models.ForeignKey(ContentType, null=True, blank=True, on_delete=models.PROTECT,
-                                    related_name="+")
+    target_type = models.ForeignKey(ContentType, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     target_id = models.PositiveBigIntegerField(null=True, blank=True)
     target = GenericForeignKey("target_type", "target_id")
     subject = models.CharField(max_length=200)

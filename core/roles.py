@@ -69,7 +69,9 @@ def _requiring(check: Callable[[HttpRequest], None]):
         def checked(request: HttpRequest, *args, **kwargs):
             check(request)
             return view(request, *args, **kwargs)
+
         return checked
+
     return decorator
 
 

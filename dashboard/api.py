@@ -31,6 +31,7 @@ def _window(request: HttpRequest) -> Window:
 
 # Who a cached chart may be served to (the cache key's audience part).
 
+
 def _everyone(user) -> str:
     return "all"
 
@@ -100,6 +101,7 @@ def _chart_view(build=None, *, audience=_everyone):
         except UnknownRange as error:
             return _error(400, str(error))
         return JsonResponse(body(request, window, *args, **kwargs))
+
     view.__name__ = build.__name__
     view.body = body  # for overview_poll
     return view
@@ -154,8 +156,14 @@ def fleet_status(request: HttpRequest) -> JsonResponse:
 # What the overview page polls every 5 s: its five charts, the timeline and the fleet
 # status in one request, so an open dashboard costs one request a poll instead of seven
 # (bench/load.py), and the charts and tables show the same moment.
-OVERVIEW_CHARTS = {"cpu": cpu_chart, "uploads": uploads_chart, "bytes": bytes_chart,
-                   "outcomes": outcomes_chart, "queues": queues_chart, "timeline": timeline_chart}
+OVERVIEW_CHARTS = {
+    "cpu": cpu_chart,
+    "uploads": uploads_chart,
+    "bytes": bytes_chart,
+    "outcomes": outcomes_chart,
+    "queues": queues_chart,
+    "timeline": timeline_chart,
+}
 
 
 @require_GET
@@ -164,9 +172,12 @@ def overview_poll(request: HttpRequest) -> HttpResponse:
         window = _window(request)
     except UnknownRange as error:
         return _error(400, str(error))
-    return HttpResponse(_shared_for_a_moment(f"overview:{window.name}:{_one_user(request.user)}",
-                                             lambda: _overview_json(request, window)),
-                        content_type="application/json")
+    return HttpResponse(
+        _shared_for_a_moment(
+            f"overview:{window.name}:{_one_user(request.user)}", lambda: _overview_json(request, window)
+        ),
+        content_type="application/json",
+    )
 
 
 def _overview_json(request: HttpRequest, window: Window) -> bytes:
@@ -178,15 +189,22 @@ def _overview_json(request: HttpRequest, window: Window) -> bytes:
 
 # The fleet status: the servers table, what is paused, collector health.
 
+
 def fleet_status_for(user) -> dict:
     """The servers table, what is paused, collector health. A fixed handful of queries."""
     now = timezone.now()
     newest_version = UploadLimitRow.published_version()
     rows = [_server_row(server, now, newest_version) for server in UploadServer.objects.filter(revoked_at=None)]
     pause_all = Override.objects.active_pause_of(None)
-    paused = [{"name": p.name, "url": p.get_absolute_url(), "reason": p.active_pause.reason,
-               "resume_at": p.active_pause.ends_at.isoformat() if p.active_pause.ends_at else None}
-              for p in visible_partners(user).paused().with_pause()]
+    paused = [
+        {
+            "name": p.name,
+            "url": p.get_absolute_url(),
+            "reason": p.active_pause.reason,
+            "resume_at": p.active_pause.ends_at.isoformat() if p.active_pause.ends_at else None,
+        }
+        for p in visible_partners(user).paused().with_pause()
+    ]
     return {
         "now": now.isoformat(),
         "config_version": newest_version,
@@ -198,7 +216,8 @@ def fleet_status_for(user) -> dict:
         "all_partners_pause_reason": pause_all.reason if pause_all else "",
         "paused_partners": paused,
         "sources": [_source_row(source) for source in MetricSource.objects.all()]
-        if roles.sees_everything(user) else [],
+        if roles.sees_everything(user)
+        else [],
     }
 
 
@@ -216,7 +235,10 @@ def _server_row(server: UploadServer, now, newest_version) -> dict:
 
 
 def _source_row(source: MetricSource) -> dict:
-    return {"name": str(source), "enabled": source.enabled, "failing": source.failing,
-            "last_success_at": source.last_success_at.isoformat() if source.last_success_at else None,
-            "last_error": source.last_error}
-
+    return {
+        "name": str(source),
+        "enabled": source.enabled,
+        "failing": source.failing,
+        "last_success_at": source.last_success_at.isoformat() if source.last_success_at else None,
+        "last_error": source.last_error,
+    }

@@ -27,6 +27,13 @@ def _after_migrate(**kwargs) -> None:
     from core import schedules
 
     # Mondays at 07:00 UTC, for the week that just ended; the claim makes a second run a no-op.
-    schedules.ensure({WEEKLY_SUMMARY_SCHEDULE_NAME: {
-        "func": "dashboard.tasks.send_weekly_summary", "schedule_type": Schedule.WEEKLY, "repeats": -1,
-        "next_run": _next_monday_morning()}})
+    schedules.ensure(
+        {
+            WEEKLY_SUMMARY_SCHEDULE_NAME: {
+                "func": "dashboard.tasks.send_weekly_summary",
+                "schedule_type": Schedule.WEEKLY,
+                "repeats": -1,
+                "next_run": _next_monday_morning(),
+            }
+        }
+    )

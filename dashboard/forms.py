@@ -19,8 +19,9 @@ MAX_FILE_BYTES = 5 * 10**12
 
 
 class AuditFilterForm(forms.Form):
-    partner = forms.ModelChoiceField(queryset=Partner.objects.none(), required=False,
-                                     to_field_name="slug", empty_label="all partners")
+    partner = forms.ModelChoiceField(
+        queryset=Partner.objects.none(), required=False, to_field_name="slug", empty_label="all partners"
+    )
     actor = forms.CharField(required=False, label="Who")
     action = forms.ChoiceField(choices=[], required=False)
     since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
@@ -36,17 +37,25 @@ class WhatIfForm(forms.Form):
     partner = forms.ModelChoiceField(queryset=Partner.objects.none(), to_field_name="slug", empty_label=None)
     files = forms.IntegerField(label="Number of files", min_value=1, max_value=MAX_FILES, initial=2000)
     size_mix = forms.ChoiceField(
-        label="Size mix", initial="large-videos",
-        choices=[*((key, mix.label) for key, mix in SIZE_MIXES.items()),
-                 (EXPLICIT_SIZES, "explicit sizes (below)")])
-    smallest_file = ByteSizeField(label="Smallest file", required=False,
-                                  widget=forms.TextInput(attrs={"placeholder": "200 MB"}),
-                                  help_text="With explicit sizes: e.g. 200 MB.")
-    largest_file = ByteSizeField(label="Largest file", required=False,
-                                 widget=forms.TextInput(attrs={"placeholder": "2 GB"}),
-                                 help_text="With explicit sizes: e.g. 2 GB. Sizes spread evenly in between.")
-    servers = forms.IntegerField(label="Upload servers", min_value=1, max_value=MAX_SERVERS,
-                                 help_text="Defaults to the servers live now.")
+        label="Size mix",
+        initial="large-videos",
+        choices=[*((key, mix.label) for key, mix in SIZE_MIXES.items()), (EXPLICIT_SIZES, "explicit sizes (below)")],
+    )
+    smallest_file = ByteSizeField(
+        label="Smallest file",
+        required=False,
+        widget=forms.TextInput(attrs={"placeholder": "200 MB"}),
+        help_text="With explicit sizes: e.g. 200 MB.",
+    )
+    largest_file = ByteSizeField(
+        label="Largest file",
+        required=False,
+        widget=forms.TextInput(attrs={"placeholder": "2 GB"}),
+        help_text="With explicit sizes: e.g. 2 GB. Sizes spread evenly in between.",
+    )
+    servers = forms.IntegerField(
+        label="Upload servers", min_value=1, max_value=MAX_SERVERS, help_text="Defaults to the servers live now."
+    )
 
     def __init__(self, *args, partners=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -86,8 +95,15 @@ class WhatIfForm(forms.Form):
         limits = self.limits()
         # The partner's burst goes with its rate; without a rate it means nothing.
         burst = partner.burst if limits["requests_per_minute"] is not None else None
-        return WhatIf(partner.client_id, self.cleaned_data["files"], self.mix(), self.cleaned_data["servers"],
-                      burst=burst, default_limits=default_limits, **limits)
+        return WhatIf(
+            partner.client_id,
+            self.cleaned_data["files"],
+            self.mix(),
+            self.cleaned_data["servers"],
+            burst=burst,
+            default_limits=default_limits,
+            **limits,
+        )
 
     def summary(self) -> str:
         data = self.cleaned_data

@@ -33,6 +33,7 @@ def load_model() -> LoadModel:
 
 # ---- headroom now ---------------------------------------------------------------------------
 
+
 @dataclass
 class PartnerShare:
     name: str
@@ -69,7 +70,8 @@ def headroom(now: datetime | None = None, model: LoadModel | None = None) -> Hea
     live = list(UploadServer.live(now))
     demand_cores = sum((server.last_cpu_percent or 0) / 100 * model.server_cores for server in live)
     return Headroom(
-        live_servers=len(live), capacity_cores=len(live) * model.server_cores,
+        live_servers=len(live),
+        capacity_cores=len(live) * model.server_cores,
         demand_cores=demand_cores,
         uploads_in_progress=sum(server.last_uploads_in_progress for server in live),
         bytes_in_flight=sum(server.last_bytes_in_flight for server in live),
@@ -86,12 +88,17 @@ def partner_shares(live: list[UploadServer]) -> list[PartnerShare]:
     shares = []
     for partner in Partner.objects.all():
         uploads, bytes_in_flight = per_client.get(partner.client_id, (0, 0))
-        shares.append(PartnerShare(
-            name=partner.name, client_id=partner.client_id, uploads_in_progress=uploads,
-            bytes_in_flight=bytes_in_flight,
-            uploads_share_percent=_percent(uploads, all_uploads),
-            bytes_share_percent=_percent(bytes_in_flight, all_bytes),
-            url=partner.get_absolute_url()))
+        shares.append(
+            PartnerShare(
+                name=partner.name,
+                client_id=partner.client_id,
+                uploads_in_progress=uploads,
+                bytes_in_flight=bytes_in_flight,
+                uploads_share_percent=_percent(uploads, all_uploads),
+                bytes_share_percent=_percent(bytes_in_flight, all_bytes),
+                url=partner.get_absolute_url(),
+            )
+        )
     return sorted(shares, key=lambda share: (-share.bytes_share_percent, -share.uploads_share_percent, share.name))
 
 
@@ -100,6 +107,7 @@ def _percent(part: float, whole: float) -> float:
 
 
 # ---- over-commitment ------------------------------------------------------------------------
+
 
 @dataclass
 class Overcommitment:
@@ -154,11 +162,15 @@ def overcommitment(now: datetime | None = None, model: LoadModel | None = None) 
         concurrency_caps += concurrency if concurrency is not None else _uploads_for_bytes(bytes_in_flight, model)
         bytes_caps += bytes_in_flight if bytes_in_flight is not None else concurrency * model.part_bytes
     return Overcommitment(
-        servers=server_count, concurrency_caps=concurrency_caps, bytes_caps=bytes_caps,
-        concurrency_capacity=server_count * model.server_cores / model.cores_wanted(
-            model.partner_bandwidth_bytes_per_second),
+        servers=server_count,
+        concurrency_caps=concurrency_caps,
+        bytes_caps=bytes_caps,
+        concurrency_capacity=server_count
+        * model.server_cores
+        / model.cores_wanted(model.partner_bandwidth_bytes_per_second),
         bytes_capacity=server_count * model.server_bytes_per_second() * model.request_timeout_seconds,
-        uncapped_partners=uncapped, warning_ratio=settings.RISK_OVERCOMMIT_WARNING_RATIO,
+        uncapped_partners=uncapped,
+        warning_ratio=settings.RISK_OVERCOMMIT_WARNING_RATIO,
     )
 
 
@@ -168,6 +180,7 @@ def _uploads_for_bytes(bytes_in_flight: int, model: LoadModel) -> int:
 
 
 # ---- the register ---------------------------------------------------------------------------
+
 
 @dataclass
 class RiskEntry:
@@ -185,8 +198,15 @@ class RiskEntry:
 
 
 def _entry(key, title, is_open, evidence, control, url_name, label) -> RiskEntry:
-    return RiskEntry(key=key, title=title, status=OPEN if is_open else OK, evidence=evidence,
-                     control=control, control_url=reverse(url_name), control_label=label)
+    return RiskEntry(
+        key=key,
+        title=title,
+        status=OPEN if is_open else OK,
+        evidence=evidence,
+        control=control,
+        control_url=reverse(url_name),
+        control_label=label,
+    )
 
 
 def register(now: datetime | None = None, model: LoadModel | None = None) -> list[RiskEntry]:
@@ -211,11 +231,21 @@ def open_risks(now: datetime | None = None) -> list[RiskEntry]:
 def no_scaling_policy() -> RiskEntry:
     enabled = list(ScalingPolicy.objects.filter(enabled=True).values_list("group__name", flat=True))
     groups = ScalingGroup.objects.count()
-    evidence = (f"Automatic scaling is on for {', '.join(enabled)}." if enabled else
-                f"No automatic scaling policy is on ({groups} scaling group{'s' if groups != 1 else ''}): "
-                "the fleet grows only when someone scales it by hand.")
-    return _entry("no-scaling-policy", "No automatic scaling policy on", not enabled, evidence,
-                  "Turn on a group's target-tracking policy.", "fleet:groups", "Fleet")
+    evidence = (
+        f"Automatic scaling is on for {', '.join(enabled)}."
+        if enabled
+        else f"No automatic scaling policy is on ({groups} scaling group{'s' if groups != 1 else ''}): "
+        "the fleet grows only when someone scales it by hand."
+    )
+    return _entry(
+        "no-scaling-policy",
+        "No automatic scaling policy on",
+        not enabled,
+        evidence,
+        "Turn on a group's target-tracking policy.",
+        "fleet:groups",
+        "Fleet",
+    )
 
 
 def single_server(now: datetime) -> RiskEntry:
@@ -223,45 +253,94 @@ def single_server(now: datetime) -> RiskEntry:
     evidence = f"{live} upload server{'s' if live != 1 else ''} live now (reported within 3 intervals)."
     if live <= 1:
         evidence += " One busy or failed server takes every upload with it."
-    return _entry("single-server", "A single live server", live <= 1, evidence,
-                  "Scale the group to at least 2 servers, or raise its minimum.", "fleet:groups", "Fleet")
+    return _entry(
+        "single-server",
+        "A single live server",
+        live <= 1,
+        evidence,
+        "Scale the group to at least 2 servers, or raise its minimum.",
+        "fleet:groups",
+        "Fleet",
+    )
 
 
 def no_cpu_alert_rule() -> RiskEntry:
     rules = list(AlertRule.objects.filter(enabled=True, kind=RuleKind.METRIC, metric=metrics.CPU_PERCENT))
-    evidence = (f"CPU alert rule{'s' if len(rules) != 1 else ''} on: "
-                + "; ".join(f"{rule.name} ({rule.condition_text()})" for rule in rules) + "."
-                if rules else "No enabled alert rule watches CPU %: overuse is noticed only on the charts.")
-    return _entry("no-cpu-alert", "No CPU alert rule enabled", not rules, evidence,
-                  "Enable or add an alert rule on CPU %.", "alerting:alerts", "Alerts")
+    evidence = (
+        f"CPU alert rule{'s' if len(rules) != 1 else ''} on: "
+        + "; ".join(f"{rule.name} ({rule.condition_text()})" for rule in rules)
+        + "."
+        if rules
+        else "No enabled alert rule watches CPU %: overuse is noticed only on the charts."
+    )
+    return _entry(
+        "no-cpu-alert",
+        "No CPU alert rule enabled",
+        not rules,
+        evidence,
+        "Enable or add an alert rule on CPU %.",
+        "alerting:alerts",
+        "Alerts",
+    )
 
 
 def partner_without_limits() -> RiskEntry:
     uncapped = [partner.name for partner in Partner.objects.all() if not partner.has_limits()]
-    evidence = (f"No limit at all on: {', '.join(uncapped)}." if uncapped else
-                f"All {Partner.objects.count()} partners have at least one limit.")
-    return _entry("partner-without-limits", "A partner without limits", bool(uncapped), evidence,
-                  "Set the partner's concurrency and bytes-in-flight limits.", "partners:list", "Partners")
+    evidence = (
+        f"No limit at all on: {', '.join(uncapped)}."
+        if uncapped
+        else f"All {Partner.objects.count()} partners have at least one limit."
+    )
+    return _entry(
+        "partner-without-limits",
+        "A partner without limits",
+        bool(uncapped),
+        evidence,
+        "Set the partner's concurrency and bytes-in-flight limits.",
+        "partners:list",
+        "Partners",
+    )
 
 
 def servers_behind_config(now: datetime) -> RiskEntry:
     newest = UploadLimitRow.published_version() or 0
-    behind = [f"{server.name} (v{server.last_config_version if server.last_config_version is not None else '—'})"
-              for server in UploadServer.live(now)
-              if server.last_config_version is None or server.last_config_version < newest]
-    evidence = (f"Behind the newest config version v{newest}: {', '.join(behind)}." if behind else
-                f"Every live server reports config version v{newest}.")
-    return _entry("servers-behind-config", "Servers not on the newest config version", bool(behind), evidence,
-                  "Check the servers reach the database; a server stuck behind enforces old limits.",
-                  "monitoring:servers", "Servers")
+    behind = [
+        f"{server.name} (v{server.last_config_version if server.last_config_version is not None else '—'})"
+        for server in UploadServer.live(now)
+        if server.last_config_version is None or server.last_config_version < newest
+    ]
+    evidence = (
+        f"Behind the newest config version v{newest}: {', '.join(behind)}."
+        if behind
+        else f"Every live server reports config version v{newest}."
+    )
+    return _entry(
+        "servers-behind-config",
+        "Servers not on the newest config version",
+        bool(behind),
+        evidence,
+        "Check the servers reach the database; a server stuck behind enforces old limits.",
+        "monitoring:servers",
+        "Servers",
+    )
 
 
 def collector_failing() -> RiskEntry:
     failing = [source for source in MetricSource.objects.filter(enabled=True) if source.failing]
-    evidence = ("Failing: " + "; ".join(f"{source} — {source.last_error[:200]}" for source in failing) + "."
-                if failing else f"{MetricSource.objects.filter(enabled=True).count()} metric collectors, none failing.")
-    return _entry("collector-failing", "A metric collector failing", bool(failing), evidence,
-                  "Fix the collector's credentials or name, or disable it in the admin.", "alerting:alerts", "Alerts")
+    evidence = (
+        "Failing: " + "; ".join(f"{source} — {source.last_error[:200]}" for source in failing) + "."
+        if failing
+        else f"{MetricSource.objects.filter(enabled=True).count()} metric collectors, none failing."
+    )
+    return _entry(
+        "collector-failing",
+        "A metric collector failing",
+        bool(failing),
+        evidence,
+        "Fix the collector's credentials or name, or disable it in the admin.",
+        "alerting:alerts",
+        "Alerts",
+    )
 
 
 def long_pause(now: datetime) -> RiskEntry:
@@ -269,11 +348,20 @@ def long_pause(now: datetime) -> RiskEntry:
     since = now - timedelta(days=days)
     pauses = Override.objects.active().pauses().filter(created_at__lte=since).select_related("partner")
     long = sorted(f"{pause.subject_name} (paused {_days_ago(pause.created_at, now)})" for pause in pauses)
-    evidence = (f"On for more than {days:g} days: {', '.join(long)}." if long else
-                f"No pause has been on for more than {days:g} days.")
-    return _entry("long-pause", f"A pause on for more than {days:g} days", bool(long), evidence,
-                  "Resume it, or lower the partner's limits instead of blocking it.", "partners:controls",
-                  "Global controls")
+    evidence = (
+        f"On for more than {days:g} days: {', '.join(long)}."
+        if long
+        else f"No pause has been on for more than {days:g} days."
+    )
+    return _entry(
+        "long-pause",
+        f"A pause on for more than {days:g} days",
+        bool(long),
+        evidence,
+        "Resume it, or lower the partner's limits instead of blocking it.",
+        "partners:controls",
+        "Global controls",
+    )
 
 
 def _days_ago(moment: datetime, now: datetime) -> str:
@@ -295,9 +383,15 @@ class GroupPeak:
 
 
 def group_peaks(now: datetime, model: LoadModel) -> list[GroupPeak]:
-    return [GroupPeak(group, peak_demand_cores(group, now, model), group.max_capacity * model.server_cores,
-                      _target_cpu_percent(group))
-            for group in ScalingGroup.objects.select_related("policy")]
+    return [
+        GroupPeak(
+            group,
+            peak_demand_cores(group, now, model),
+            group.max_capacity * model.server_cores,
+            _target_cpu_percent(group),
+        )
+        for group in ScalingGroup.objects.select_related("policy")
+    ]
 
 
 def _target_cpu_percent(group: ScalingGroup) -> float:
@@ -324,10 +418,18 @@ def max_capacity_too_low(now: datetime, model: LoadModel) -> RiskEntry:
             parts.append(f"{peak.group.name}: no CPU figures in the last {PEAK_WINDOW_DAYS} days")
             continue
         at_max = 100 * peak.peak_demand_cores / peak.max_capacity_cores
-        parts.append(f"{peak.group.name}: last week's peak {peak.peak_demand_cores:.1f} cores would run its "
-                     f"maximum of {peak.group.max_capacity} servers ({peak.max_capacity_cores} cores) at "
-                     f"{at_max:.0f} % CPU, target {peak.target_cpu_percent:.0f} %")
+        parts.append(
+            f"{peak.group.name}: last week's peak {peak.peak_demand_cores:.1f} cores would run its "
+            f"maximum of {peak.group.max_capacity} servers ({peak.max_capacity_cores} cores) at "
+            f"{at_max:.0f} % CPU, target {peak.target_cpu_percent:.0f} %"
+        )
     evidence = ("; ".join(parts) + ".") if parts else "No scaling group."
-    return _entry("max-capacity-too-low", "A group's maximum too low for last week's peak", bool(low), evidence,
-                  "Raise the group's maximum capacity (admin), or lower the partners' limits.", "fleet:groups", "Fleet")
-
+    return _entry(
+        "max-capacity-too-low",
+        "A group's maximum too low for last week's peak",
+        bool(low),
+        evidence,
+        "Raise the group's maximum capacity (admin), or lower the partners' limits.",
+        "fleet:groups",
+        "Fleet",
+    )

@@ -89,16 +89,19 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Server-side binding lets psycopg prepare the statements a connection repeats (the
     # report API's three), sparing PostgreSQL a parse and plan per report.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
-        "server_side_binding", env.bool("DATABASE_SERVER_SIDE_BINDING", default=True))
+        "server_side_binding", env.bool("DATABASE_SERVER_SIDE_BINDING", default=True)
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Web, worker and the demo fleet share one SQLite file: wait for locks instead of
     # failing; WAL lets readers run beside the writer, and in WAL mode synchronous=NORMAL
     # stays consistent after a crash while sparing an fsync per commit.
-    DATABASES["default"].setdefault("OPTIONS", {}).update({
-        "timeout": 20,
-        "transaction_mode": "IMMEDIATE",
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-    })
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -231,8 +234,9 @@ LOGGING = {
 # Alerts: links in alert emails point here; SMTP gives up on an attempt after this long.
 DASHBOARD_BASE_URL = env.str("DASHBOARD_BASE_URL", default="http://127.0.0.1:8000")
 ALERT_EMAIL_TIMEOUT_SECONDS = env.float("ALERT_EMAIL_TIMEOUT_SECONDS", default=10.0)
-ALERT_RUNBOOK_URL = env.str("ALERT_RUNBOOK_URL",
-                            default="https://github.com/PermanentOrg/upload-ops/blob/main/docs/runbooks.md")
+ALERT_RUNBOOK_URL = env.str(
+    "ALERT_RUNBOOK_URL", default="https://github.com/PermanentOrg/upload-ops/blob/main/docs/runbooks.md"
+)
 
 # Expiring overrides (temporary limits, pauses with an end time): the author's reminder
 # email goes this long before the end; an override may last at most OVERRIDE_MAX_DAYS.

@@ -68,8 +68,12 @@ class TimelineEvent:
         return KIND_COLORS[self.kind]
 
     def as_json(self) -> dict:
-        return {**asdict(self), "at": self.at.isoformat(), "at_ms": int(self.at.timestamp() * 1000),
-                "color": self.color}
+        return {
+            **asdict(self),
+            "at": self.at.isoformat(),
+            "at_ms": int(self.at.timestamp() * 1000),
+            "color": self.color,
+        }
 
 
 def events(since: datetime, until: datetime, limit: int = DEFAULT_LIMIT, user=None) -> list[TimelineEvent]:
@@ -79,22 +83,26 @@ def events(since: datetime, until: datetime, limit: int = DEFAULT_LIMIT, user=No
     to ops), everything, linked as for ops.
     """
     sees_all = user is None or roles.sees_everything(user)
-    merged = [*_audit_events(since, until, user, sees_all, limit),
-              *_scaling_events(since, until, sees_all, limit),
-              *_alert_events(since, until, user, sees_all, limit)]
+    merged = [
+        *_audit_events(since, until, user, sees_all, limit),
+        *_scaling_events(since, until, sees_all, limit),
+        *_alert_events(since, until, user, sees_all, limit),
+    ]
     merged.sort(key=lambda event: event.at, reverse=True)
     return merged[:limit]
 
 
 def _shorten(text: str) -> str:
-    return text if len(text) <= DETAIL_MAX_CHARS else text[:DETAIL_MAX_CHARS - 1] + "…"
+    return text if len(text) <= DETAIL_MAX_CHARS else text[: DETAIL_MAX_CHARS - 1] + "…"
 
 
 # Audit entries: limit changes, overrides, load-coupled changes, pauses.
 
+
 def _audit_events(since, until, user, sees_all: bool, limit: int) -> list[TimelineEvent]:
-    entries = AuditEntry.objects.filter(created_at__gte=since, created_at__lte=until,
-                                        action__in=list(AUDIT_KINDS)).prefetch_related("target")
+    entries = AuditEntry.objects.filter(
+        created_at__gte=since, created_at__lte=until, action__in=list(AUDIT_KINDS)
+    ).prefetch_related("target")
     if not sees_all:
         entries = entries.filter(Q(target_id=None) | Q(partner__in=visible_partners(user)))
     controls_url = reverse("partners:controls") if user is None or roles.is_ops(user) else ""
@@ -104,21 +112,35 @@ def _audit_events(since, until, user, sees_all: bool, limit: int) -> list[Timeli
 def _audit_event(entry: AuditEntry, controls_url: str) -> TimelineEvent:
     kind = AUDIT_KINDS[entry.action]
     # A pause's title says what happened; its reason is the useful part. A limit change shows its values.
-    changes = "" if kind == Kind.PAUSE else "; ".join(
-        f"{limit_label(name)}: {audit_value(before, name)} → {audit_value(after, name)}"
-        for name, before, after in entry.changes())
+    changes = (
+        ""
+        if kind == Kind.PAUSE
+        else "; ".join(
+            f"{limit_label(name)}: {audit_value(before, name)} → {audit_value(after, name)}"
+            for name, before, after in entry.changes()
+        )
+    )
     detail = " — ".join(part for part in (changes, entry.reason) if part)
     link = entry.target.get_absolute_url() if entry.target is not None else controls_url
-    return TimelineEvent(at=entry.created_at, kind=kind,
-                         title=f"{entry.action_label}: {entry.subject}", detail=_shorten(detail),
-                         actor=entry.actor_name, link=link)
+    return TimelineEvent(
+        at=entry.created_at,
+        kind=kind,
+        title=f"{entry.action_label}: {entry.subject}",
+        detail=_shorten(detail),
+        actor=entry.actor_name,
+        link=link,
+    )
 
 
 # Scaling actions, by hand and by the automatic policy.
 
+
 def _scaling_events(since, until, sees_all: bool, limit: int) -> list[TimelineEvent]:
-    actions = ScalingAction.objects.filter(requested_at__gte=since, requested_at__lte=until).select_related(
-        "group").order_by("-requested_at", "-id")[:limit]
+    actions = (
+        ScalingAction.objects.filter(requested_at__gte=since, requested_at__lte=until)
+        .select_related("group")
+        .order_by("-requested_at", "-id")[:limit]
+    )
     fleet_url = reverse("fleet:groups") if sees_all else ""
     return [_scaling_event(action, fleet_url) for action in actions]
 
@@ -126,12 +148,18 @@ def _scaling_events(since, until, sees_all: bool, limit: int) -> list[TimelineEv
 def _scaling_event(action: ScalingAction, fleet_url: str) -> TimelineEvent:
     verb = "Scale out" if action.to_capacity > action.from_capacity else "Scale in"
     detail = f"{action.get_status_display()}. {action.reason}" + (f" ({action.message})" if action.message else "")
-    return TimelineEvent(at=action.requested_at, kind=Kind.SCALING,
-                         title=f"{verb} {action.group.name}: {action.from_capacity} → {action.to_capacity}",
-                         detail=_shorten(detail), actor=action.requested_by_name, link=fleet_url)
+    return TimelineEvent(
+        at=action.requested_at,
+        kind=Kind.SCALING,
+        title=f"{verb} {action.group.name}: {action.from_capacity} → {action.to_capacity}",
+        detail=_shorten(detail),
+        actor=action.requested_by_name,
+        link=fleet_url,
+    )
 
 
 # Alerts: when one fired and when it recovered (pending alerts that never fired are left out).
+
 
 def _alert_events(since, until, user, sees_all: bool, limit: int) -> list[TimelineEvent]:
     alerts = Alert.objects.select_related("rule")
@@ -140,15 +168,19 @@ def _alert_events(since, until, user, sees_all: bool, limit: int) -> list[Timeli
     alerts_url = reverse("alerting:alerts") if sees_all else ""
     fired = alerts.filter(fired_at__gte=since, fired_at__lte=until).order_by("-fired_at", "-id")[:limit]
     recovered = alerts.filter(state=AlertState.RESOLVED, closed_at__gte=since, closed_at__lte=until).order_by(
-        "-closed_at", "-id")[:limit]
-    return [*(_alert_event(alert, alert.fired_at, "firing", alerts_url) for alert in fired),
-            *(_alert_event(alert, alert.closed_at, "resolved", alerts_url) for alert in recovered)]
+        "-closed_at", "-id"
+    )[:limit]
+    return [
+        *(_alert_event(alert, alert.fired_at, "firing", alerts_url) for alert in fired),
+        *(_alert_event(alert, alert.closed_at, "resolved", alerts_url) for alert in recovered),
+    ]
 
 
 def _fleet_or_own_subject(user) -> Q:
     """Alerts a manager may see: any not about a partner, and those about their own partners."""
-    own = [metrics.client_subject(client_id)
-           for client_id in visible_partners(user).values_list("client_id", flat=True)]
+    own = [
+        metrics.client_subject(client_id) for client_id in visible_partners(user).values_list("client_id", flat=True)
+    ]
     return ~Q(subject__startswith=metrics.client_subject("")) | Q(subject__in=own)
 
 
@@ -156,5 +188,11 @@ def _alert_event(alert: Alert, at: datetime, state: str, alerts_url: str) -> Tim
     # The row keeps only its latest value: the value at recovery, but not the one it fired with.
     value = f"value {alert.value:g}; " if state == "resolved" and alert.value is not None else ""
     detail = f"{alert.rule.get_severity_display()}: {value}{alert.rule.condition_text()}"
-    return TimelineEvent(at=at, kind=Kind.ALERT, title=f"{alert.rule.name} {state} [{alert.subject}]",
-                         detail=_shorten(detail), actor="alerting", link=alerts_url)
+    return TimelineEvent(
+        at=at,
+        kind=Kind.ALERT,
+        title=f"{alert.rule.name} {state} [{alert.subject}]",
+        detail=_shorten(detail),
+        actor="alerting",
+        link=alerts_url,
+    )

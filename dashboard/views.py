@@ -33,17 +33,23 @@ TIMELINE_DAYS = 7
 @require_GET
 def overview(request: HttpRequest) -> HttpResponse:
     partners = visible_partners(request.user)
-    return render(request, "dashboard/overview.html", {
-        "pause_all": Override.objects.active_pause_of(None),
-        "partner_count": partners.count(),
-        "paused_partners": partners.paused().with_pause(),
-        "unlimited_partners": partners.filter(
-            requests_per_minute=None, max_concurrent_uploads=None, max_bytes_in_flight=None,
-            daily_upload_bytes=None,
-        ),
-        "config_version": UploadLimitRow.published_version(),
-        "live_server_count": UploadServer.live_count(),
-    })
+    return render(
+        request,
+        "dashboard/overview.html",
+        {
+            "pause_all": Override.objects.active_pause_of(None),
+            "partner_count": partners.count(),
+            "paused_partners": partners.paused().with_pause(),
+            "unlimited_partners": partners.filter(
+                requests_per_minute=None,
+                max_concurrent_uploads=None,
+                max_bytes_in_flight=None,
+                daily_upload_bytes=None,
+            ),
+            "config_version": UploadLimitRow.published_version(),
+            "live_server_count": UploadServer.live_count(),
+        },
+    )
 
 
 @require_GET
@@ -53,19 +59,24 @@ def risk_page(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     model = risk.load_model()
     entries = risk.register(now, model)
-    return render(request, "dashboard/risk.html", {
-        "headroom": risk.headroom(now, model),
-        "overcommitment": risk.overcommitment(now, model),
-        "entries": entries,
-        "open_count": sum(entry.is_open for entry in entries),
-        "model": model,
-        "now": now,
-        "timeline_days": TIMELINE_DAYS,
-        "timeline_events": timeline.events(now - timedelta(days=TIMELINE_DAYS), now, user=request.user),
-    })
+    return render(
+        request,
+        "dashboard/risk.html",
+        {
+            "headroom": risk.headroom(now, model),
+            "overcommitment": risk.overcommitment(now, model),
+            "entries": entries,
+            "open_count": sum(entry.is_open for entry in entries),
+            "model": model,
+            "now": now,
+            "timeline_days": TIMELINE_DAYS,
+            "timeline_events": timeline.events(now - timedelta(days=TIMELINE_DAYS), now, user=request.user),
+        },
+    )
 
 
 # The audit log
+
 
 def _visible_audit_entries(user) -> QuerySet[AuditEntry]:
     entries = AuditEntry.objects.prefetch_related("target")
@@ -88,8 +99,9 @@ def audit_log(request: HttpRequest) -> HttpResponse:
     page = Paginator(entries, AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
-    return render(request, "dashboard/audit_log.html",
-                  {"form": form, "page": page, "query": query.urlencode()}, status=status)
+    return render(
+        request, "dashboard/audit_log.html", {"form": form, "page": page, "query": query.urlencode()}, status=status
+    )
 
 
 def _filter_audit(entries: QuerySet[AuditEntry], filters: dict) -> QuerySet[AuditEntry]:
@@ -140,10 +152,13 @@ def what_if_apply(request: HttpRequest) -> HttpResponse:
     partner = partner_for(request, what_if_form.cleaned_data["partner"].slug, write=True)
     form = _apply_form(request, partner, what_if_form, request.POST)
     if form.is_valid():
-        reason = (f"{form.cleaned_data['reason']} — what-if: {what_if_form.summary()} "
-                  f"({reverse('what-if')}?{what_if_query.urlencode()})")
-        result = save_change(form, changes.change_limits, partner, request.user, form.limits(), reason,
-                             form.cleaned_data["revision"])
+        reason = (
+            f"{form.cleaned_data['reason']} — what-if: {what_if_form.summary()} "
+            f"({reverse('what-if')}?{what_if_query.urlencode()})"
+        )
+        result = save_change(
+            form, changes.change_limits, partner, request.user, form.limits(), reason, form.cleaned_data["revision"]
+        )
         if result:
             say_saved(request, result, f"Limits of {partner.name} set from the what-if")
             return redirect(partner)
@@ -152,8 +167,13 @@ def what_if_apply(request: HttpRequest) -> HttpResponse:
 
 def _apply_form(request, partner: Partner, what_if_form: WhatIfForm, data=None) -> ApplyWhatIfForm:
     proposed = what_if_form.limits()
-    initial = {**partner.limit_values(), **proposed, "revision": partner.revision,
-               "what_if": what_if_form.data.urlencode(), "reason": APPLY_REASON}
+    initial = {
+        **partner.limit_values(),
+        **proposed,
+        "revision": partner.revision,
+        "what_if": what_if_form.data.urlencode(),
+        "reason": APPLY_REASON,
+    }
     if proposed["requests_per_minute"] is None:
         initial["burst"] = None  # a burst without a rate means nothing (and LimitsForm refuses it)
     return ApplyWhatIfForm(data, initial=initial, ceilings=ceilings_for(request.user, partner), prefix=APPLY_PREFIX)
@@ -165,8 +185,10 @@ def _proposal_form(request, partner: Partner, what_if_form: WhatIfForm) -> Apply
     if not may_change(request.user, partner):
         return None
     blank = _apply_form(request, partner, what_if_form)
-    data = {blank.add_prefix(name): field.prepare_value(blank.initial.get(name)) or ""
-            for name, field in blank.fields.items()}
+    data = {
+        blank.add_prefix(name): field.prepare_value(blank.initial.get(name)) or ""
+        for name, field in blank.fields.items()
+    }
     checked = _apply_form(request, partner, what_if_form, data)
     checked.is_valid()
     return checked
@@ -179,7 +201,9 @@ def _render(request, form: WhatIfForm, status: int = 200, apply_form=None) -> Ht
         started = time.perf_counter()
         projection = project(form.what_if(_default_limits()))
         context.update(
-            partner=partner, projection=projection, words=describe(projection, partner, form),
+            partner=partner,
+            projection=projection,
+            words=describe(projection, partner, form),
             projection_seconds=time.perf_counter() - started,
             chart={"minutes": list(range(len(projection.cpu_by_minute))), "cpu": projection.cpu_by_minute},
             apply_form=apply_form or _proposal_form(request, partner, form),
@@ -203,10 +227,14 @@ def describe(projection: Projection, partner: Partner, form: WhatIfForm) -> dict
         completion = f"{upload} would take about {duration(projection.completion_seconds)} on {servers}."
     return {
         "completion": completion,
-        "cpu": (f"Fleet CPU would average {projection.mean_cpu_percent:.0f} % and reach "
-                f"{projection.peak_cpu_percent:.0f} % in the busiest minute."),
-        "timeouts": (f"Expected timeouts: {projection.partner_timeouts:,.0f} for {partner.name}, "
-                     f"{projection.others_timeouts:,.0f} for other clients."),
+        "cpu": (
+            f"Fleet CPU would average {projection.mean_cpu_percent:.0f} % and reach "
+            f"{projection.peak_cpu_percent:.0f} % in the busiest minute."
+        ),
+        "timeouts": (
+            f"Expected timeouts: {projection.partner_timeouts:,.0f} for {partner.name}, "
+            f"{projection.others_timeouts:,.0f} for other clients."
+        ),
     }
 
 

@@ -28,8 +28,13 @@ from monitoring import queries
 from partners.models import PartnerAudit
 
 MAX_ERROR_CHARS = 2000
-LIMIT_CHANGE_ACTIONS = (PartnerAudit.LIMITS_CHANGED, PartnerAudit.DEFAULTS_CHANGED, PartnerAudit.OVERRIDE_STARTED,
-                        PartnerAudit.OVERRIDE_ENDED, PartnerAudit.EFFECTIVE_LIMITS_CHANGED)
+LIMIT_CHANGE_ACTIONS = (
+    PartnerAudit.LIMITS_CHANGED,
+    PartnerAudit.DEFAULTS_CHANGED,
+    PartnerAudit.OVERRIDE_STARTED,
+    PartnerAudit.OVERRIDE_ENDED,
+    PartnerAudit.EFFECTIVE_LIMITS_CHANGED,
+)
 PAUSE_ACTIONS = (PartnerAudit.PARTNER_PAUSED, PartnerAudit.ALL_PAUSED)
 
 
@@ -60,13 +65,16 @@ def week_figures(week_start: date, now: datetime | None = None) -> WeekFigures:
     in_week = {"gte": starts_at, "lt": ends_at}
     actions = ScalingAction.objects.filter(**_between("requested_at", in_week))
     return WeekFigures(
-        week_start=week_start, starts_at=starts_at, ends_at=ends_at,
+        week_start=week_start,
+        starts_at=starts_at,
+        ends_at=ends_at,
         peak_cpu_percent=queries.peak_fleet_cpu_percent(starts_at, ends_at),
         alerts_fired=Alert.objects.filter(**_between("fired_at", in_week)).count(),
         scaling_actions=actions.count(),
         scaling_actions_succeeded=actions.filter(status=ScalingAction.Status.SUCCEEDED).count(),
-        limit_changes=AuditEntry.objects.filter(action__in=LIMIT_CHANGE_ACTIONS,
-                                                **_between("created_at", in_week)).count(),
+        limit_changes=AuditEntry.objects.filter(
+            action__in=LIMIT_CHANGE_ACTIONS, **_between("created_at", in_week)
+        ).count(),
         pauses=AuditEntry.objects.filter(action__in=PAUSE_ACTIONS, **_between("created_at", in_week)).count(),
         open_risks=risk.open_risks(now),
     )
@@ -106,7 +114,13 @@ def send_weekly_summary(now: datetime | None = None) -> bool:
 
 
 def summary_message(figures: WeekFigures, recipients: list[str]) -> EmailMultiAlternatives:
-    return templated_email("weekly-summary", {
-        "figures": figures, "last_day": figures.ends_at - timedelta(days=1),
-        "risk_link": dashboard_link(reverse("risk")), "audit_link": dashboard_link(reverse("audit")),
-    }, recipients)
+    return templated_email(
+        "weekly-summary",
+        {
+            "figures": figures,
+            "last_day": figures.ends_at - timedelta(days=1),
+            "risk_link": dashboard_link(reverse("risk")),
+            "audit_link": dashboard_link(reverse("audit")),
+        },
+        recipients,
+    )

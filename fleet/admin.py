@@ -10,8 +10,15 @@ from core.admin import ReadOnlyAdmin
 from core.forms import ReasonField
 from fleet.models import PolicyDecision, ScalingAction, ScalingAudit, ScalingGroup
 
-GROUP_FIELDS = ["name", "backend", "aws_group_name", "server_name_prefix", "min_capacity", "max_capacity",
-                "cooldown_seconds"]
+GROUP_FIELDS = [
+    "name",
+    "backend",
+    "aws_group_name",
+    "server_name_prefix",
+    "min_capacity",
+    "max_capacity",
+    "cooldown_seconds",
+]
 
 
 class ScalingGroupForm(forms.ModelForm):
@@ -25,8 +32,15 @@ class ScalingGroupForm(forms.ModelForm):
 @admin.register(ScalingGroup)
 class ScalingGroupAdmin(ReadOnlyAdmin):
     form = ScalingGroupForm
-    list_display = ["name", "backend", "aws_group_name", "min_capacity", "max_capacity", "cooldown_seconds",
-                    "desired_capacity"]
+    list_display = [
+        "name",
+        "backend",
+        "aws_group_name",
+        "min_capacity",
+        "max_capacity",
+        "cooldown_seconds",
+        "desired_capacity",
+    ]
 
     def has_add_permission(self, request, obj=None) -> bool:
         return roles.is_ops(request.user)
@@ -39,8 +53,15 @@ class ScalingGroupAdmin(ReadOnlyAdmin):
         with transaction.atomic():
             super().save_model(request, obj, form, change)
             before, after = audit.diff(before, model_to_dict(obj, fields=GROUP_FIELDS))
-            audit.record(request.user, ScalingAudit.SCALING_GROUP_CHANGED, f"scaling group {obj.name}",
-                         before, after, form.cleaned_data["change_reason"], obj)
+            audit.record(
+                request.user,
+                ScalingAudit.SCALING_GROUP_CHANGED,
+                f"scaling group {obj.name}",
+                before,
+                after,
+                form.cleaned_data["change_reason"],
+                obj,
+            )
 
 
 @admin.register(ScalingAction)

@@ -22,12 +22,17 @@ def _after_migrate(**kwargs) -> None:
     from core import schedules
     from fleet.models import ScalingGroup
 
-    schedules.ensure({
-        "fleet: evaluate scaling policies": schedules.every_minute("fleet.tasks.evaluate_scaling_policies"),
-        LOAD_SCHEDULE_NAME: schedules.every_minute("fleet.tasks.run_load_coupled_limits"),
-    })
+    schedules.ensure(
+        {
+            "fleet: evaluate scaling policies": schedules.every_minute("fleet.tasks.evaluate_scaling_policies"),
+            LOAD_SCHEDULE_NAME: schedules.every_minute("fleet.tasks.run_load_coupled_limits"),
+        }
+    )
     # The local simulated fleet, so a fresh install has a group to look at; AWS groups are added
     # in the admin. Never touches a group that exists.
     if not ScalingGroup.objects.exists():
-        ScalingGroup.objects.create(name="local-fleet", backend=ScalingGroup.Backend.LOCAL,
-                                    desired_capacity=settings.FLEET_CONFIGURED_SERVER_COUNT)
+        ScalingGroup.objects.create(
+            name="local-fleet",
+            backend=ScalingGroup.Backend.LOCAL,
+            desired_capacity=settings.FLEET_CONFIGURED_SERVER_COUNT,
+        )

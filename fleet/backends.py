@@ -36,17 +36,23 @@ class GroupState:
 
 class LocalBackend:
     def describe(self, group: ScalingGroup) -> GroupState:
-        servers = list(UploadServer.objects.filter(revoked_at=None,
-                                                   name__startswith=group.server_name_prefix))
+        servers = list(UploadServer.objects.filter(revoked_at=None, name__startswith=group.server_name_prefix))
         now = timezone.now()
         live = [server for server in servers if not server.is_silent(now)]
         # Before any server reports, the simulated fleet is taken to run what was asked for.
         in_service = len(live) if live else group.desired_capacity
-        members = [Member(server.name, "silent" if server.is_silent(now) else "live", server.last_cpu_percent)
-                   for server in servers]
-        return GroupState(desired=group.desired_capacity, min_size=group.min_capacity,
-                          max_size=group.max_capacity, in_service=in_service,
-                          pending=max(0, group.desired_capacity - in_service), members=members)
+        members = [
+            Member(server.name, "silent" if server.is_silent(now) else "live", server.last_cpu_percent)
+            for server in servers
+        ]
+        return GroupState(
+            desired=group.desired_capacity,
+            min_size=group.min_capacity,
+            max_size=group.max_capacity,
+            in_service=in_service,
+            pending=max(0, group.desired_capacity - in_service),
+            members=members,
+        )
 
     def set_desired(self, group: ScalingGroup, capacity: int) -> None:
         ScalingGroup.objects.filter(pk=group.pk).update(desired_capacity=capacity)
@@ -58,14 +64,26 @@ class AwsBackend:
         described = aws.describe_autoscaling_group(aws.autoscaling_client(), group.aws_group_name)
         instances = described.get("Instances", [])
         states = [instance["LifecycleState"] for instance in instances]
-        cpu = queries.latest_instance_cpu([instance["InstanceId"] for instance in instances],
-                                          since=timezone.now() - timedelta(minutes=CPU_FRESH_MINUTES))
-        members = [Member(instance["InstanceId"],
-                          f'{instance["LifecycleState"]} · {instance.get("HealthStatus", "")}',
-                          cpu.get(instance["InstanceId"])) for instance in instances]
-        return GroupState(desired=described["DesiredCapacity"], min_size=described["MinSize"],
-                          max_size=described["MaxSize"], in_service=states.count("InService"),
-                          pending=sum(state.startswith("Pending") for state in states), members=members)
+        cpu = queries.latest_instance_cpu(
+            [instance["InstanceId"] for instance in instances],
+            since=timezone.now() - timedelta(minutes=CPU_FRESH_MINUTES),
+        )
+        members = [
+            Member(
+                instance["InstanceId"],
+                f"{instance['LifecycleState']} · {instance.get('HealthStatus', '')}",
+                cpu.get(instance["InstanceId"]),
+            )
+            for instance in instances
+        ]
+        return GroupState(
+            desired=described["DesiredCapacity"],
+            min_size=described["MinSize"],
+            max_size=described["MaxSize"],
+            in_service=states.count("InService"),
+            pending=sum(state.startswith("Pending") for state in states),
+            members=members,
+        )
 
     def set_desired(self, group: ScalingGroup, capacity: int) -> None:
         aws.set_autoscaling_desired_capacity(aws.autoscaling_client(), group.aws_group_name, capacity)

@@ -39,9 +39,14 @@ def control_settings(fleet: FleetSettings) -> ControlSettings:
 def _limits_of(partner: Partner) -> PartnerLimits:
     changed = partner.effective_changed_at.timestamp() if partner.effective_changed_at else None
     return PartnerLimits(
-        partner.client_id, partner.max_concurrent_uploads, partner.max_bytes_in_flight,
-        partner.effective_value("max_concurrent_uploads"), partner.effective_value("max_bytes_in_flight"),
-        changed, partner.effective_reason)
+        partner.client_id,
+        partner.max_concurrent_uploads,
+        partner.max_bytes_in_flight,
+        partner.effective_value("max_concurrent_uploads"),
+        partner.effective_value("max_bytes_in_flight"),
+        changed,
+        partner.effective_reason,
+    )
 
 
 def run(now: datetime | None = None) -> Tick | None:
@@ -58,9 +63,15 @@ def run(now: datetime | None = None) -> Tick | None:
     minute = metrics.bucket_start(now, metrics.MINUTE_SECONDS)
     samples = fleet_cpu_samples(minute - timedelta(seconds=settings.window_seconds), minute)
     capacity = UploadServer.live_count(now) * fleet.load_server_upload_capacity
-    tick = control(samples, minute.timestamp(), [_limits_of(p) for p in partners.values()], settings,
-                   fleet_upload_capacity=capacity)
+    tick = control(
+        samples,
+        minute.timestamp(),
+        [_limits_of(p) for p in partners.values()],
+        settings,
+        fleet_upload_capacity=capacity,
+    )
     for new in tick.changed:
-        changes.set_effective_limits(partners[new.client_id], new.effective_uploads, new.effective_bytes,
-                                     new.reason, minute)
+        changes.set_effective_limits(
+            partners[new.client_id], new.effective_uploads, new.effective_bytes, new.reason, minute
+        )
     return tick

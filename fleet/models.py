@@ -31,16 +31,20 @@ class ScalingGroup(models.Model):
 
     name = models.SlugField(max_length=100, unique=True, help_text="How the dashboard names the group.")
     backend = models.CharField(max_length=8, choices=Backend.choices, default=Backend.LOCAL)
-    aws_group_name = models.CharField("AWS group name", max_length=255, blank=True,
-                                      help_text="The Auto Scaling group's name (AWS backend only).")
+    aws_group_name = models.CharField(
+        "AWS group name", max_length=255, blank=True, help_text="The Auto Scaling group's name (AWS backend only)."
+    )
     server_name_prefix = models.CharField(
-        max_length=100, blank=True,
+        max_length=100,
+        blank=True,
         help_text="Local backend: upload servers whose names start with this belong to the group "
-                  "(empty: every upload server).")
+        "(empty: every upload server).",
+    )
     min_capacity = models.PositiveIntegerField(default=1)
     max_capacity = models.PositiveIntegerField(default=10)
     cooldown_seconds = models.PositiveIntegerField(
-        default=300, help_text="After a scaling, the next one waits this long.")
+        default=300, help_text="After a scaling, the next one waits this long."
+    )
     # Local backend: the capacity the simulated fleet runs. AWS: unused (AWS holds it).
     desired_capacity = models.PositiveIntegerField(default=2)
     # Reserved by the action that scales; the cooldown counts from here (see scaling.run_action).
@@ -49,12 +53,16 @@ class ScalingGroup(models.Model):
     class Meta:
         ordering = ["name"]
         constraints = [
-            models.CheckConstraint(condition=Q(min_capacity__lte=F("max_capacity")),
-                                   name="scaling_group_min_le_max",
-                                   violation_error_message="The minimum must not be above the maximum."),
-            models.CheckConstraint(condition=~Q(backend="aws") | ~Q(aws_group_name=""),
-                                   name="scaling_group_aws_needs_name",
-                                   violation_error_message="An AWS group needs the AWS group name."),
+            models.CheckConstraint(
+                condition=Q(min_capacity__lte=F("max_capacity")),
+                name="scaling_group_min_le_max",
+                violation_error_message="The minimum must not be above the maximum.",
+            ),
+            models.CheckConstraint(
+                condition=~Q(backend="aws") | ~Q(aws_group_name=""),
+                name="scaling_group_aws_needs_name",
+                violation_error_message="An AWS group needs the AWS group name.",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -97,8 +105,9 @@ class ScalingAction(models.Model):
     POLICY_NAME = "policy"
 
     group = models.ForeignKey(ScalingGroup, on_delete=models.PROTECT, related_name="actions")
-    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
-                                     on_delete=models.PROTECT, related_name="+")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     requested_by_name = models.CharField(max_length=150, help_text="“policy” for automatic actions.")
     from_capacity = models.PositiveIntegerField()
     to_capacity = models.PositiveIntegerField()
@@ -123,16 +132,13 @@ class ScalingAction(models.Model):
         return self._move(self.Status.REQUESTED, self.Status.RUNNING, started_at=timezone.now())
 
     def succeed(self, message: str = "") -> bool:
-        return self._move(self.Status.RUNNING, self.Status.SUCCEEDED, message=message,
-                          finished_at=timezone.now())
+        return self._move(self.Status.RUNNING, self.Status.SUCCEEDED, message=message, finished_at=timezone.now())
 
     def fail(self, message: str) -> bool:
-        return self._move(self.Status.RUNNING, self.Status.FAILED, message=message,
-                          finished_at=timezone.now())
+        return self._move(self.Status.RUNNING, self.Status.FAILED, message=message, finished_at=timezone.now())
 
     def refuse(self, message: str) -> bool:
-        return self._move(self.Status.RUNNING, self.Status.REFUSED, message=message,
-                          finished_at=timezone.now())
+        return self._move(self.Status.RUNNING, self.Status.REFUSED, message=message, finished_at=timezone.now())
 
     def _move(self, source: str, target: str, **fields) -> bool:
         moved = ScalingAction.objects.filter(pk=self.pk, status=source).update(status=target, **fields)
@@ -144,13 +150,22 @@ class ScalingAction(models.Model):
 
 
 def _percent_field(default: float, verbose_name: str, help_text: str = ""):
-    return models.FloatField(verbose_name, default=default, help_text=help_text,
-                             validators=[MinValueValidator(1), MaxValueValidator(100)])
+    return models.FloatField(
+        verbose_name, default=default, help_text=help_text, validators=[MinValueValidator(1), MaxValueValidator(100)]
+    )
 
 
 # What ops edit on the fleet page.
-POLICY_FIELDS = ["enabled", "target_cpu_percent", "tolerance_percent", "evaluation_minutes",
-                 "stabilization_minutes", "max_step", "never_scale_in", "max_data_age_minutes"]
+POLICY_FIELDS = [
+    "enabled",
+    "target_cpu_percent",
+    "tolerance_percent",
+    "evaluation_minutes",
+    "stabilization_minutes",
+    "max_step",
+    "never_scale_in",
+    "max_data_age_minutes",
+]
 
 
 class ScalingPolicy(models.Model):
@@ -160,20 +175,30 @@ class ScalingPolicy(models.Model):
     enabled = models.BooleanField(default=False)
     target_cpu_percent = _percent_field(60, "target CPU %")
     tolerance_percent = models.FloatField(
-        "tolerance %", default=10, validators=[MinValueValidator(0), MaxValueValidator(50)],
-        help_text="No action while CPU is within this many percent (relative) of the target.")
+        "tolerance %",
+        default=10,
+        validators=[MinValueValidator(0), MaxValueValidator(50)],
+        help_text="No action while CPU is within this many percent (relative) of the target.",
+    )
     evaluation_minutes = models.PositiveIntegerField(
-        default=3, validators=[MinValueValidator(1), MaxValueValidator(30)],
-        help_text="Scale out on the CPU averaged over this many minutes.")
+        default=3,
+        validators=[MinValueValidator(1), MaxValueValidator(30)],
+        help_text="Scale out on the CPU averaged over this many minutes.",
+    )
     stabilization_minutes = models.PositiveIntegerField(
-        default=10, validators=[MinValueValidator(1), MaxValueValidator(120)],
-        help_text="Scale in only after CPU has stayed low for this many minutes.")
+        default=10,
+        validators=[MinValueValidator(1), MaxValueValidator(120)],
+        help_text="Scale in only after CPU has stayed low for this many minutes.",
+    )
     max_step = models.PositiveIntegerField(
-        default=3, validators=[MinValueValidator(1)], help_text="At most this many servers per action.")
+        default=3, validators=[MinValueValidator(1)], help_text="At most this many servers per action."
+    )
     never_scale_in = models.BooleanField(default=False)
     max_data_age_minutes = models.PositiveIntegerField(
-        default=5, validators=[MinValueValidator(1), MaxValueValidator(60)],
-        help_text="No CPU sample this recent: no action.")
+        default=5,
+        validators=[MinValueValidator(1), MaxValueValidator(60)],
+        help_text="No CPU sample this recent: no action.",
+    )
 
     class Meta:
         verbose_name_plural = "scaling policies"
@@ -199,13 +224,15 @@ class PolicyDecision(models.Model):
     from_capacity = models.PositiveIntegerField(null=True, blank=True)
     to_capacity = models.PositiveIntegerField(null=True, blank=True)
     reason = models.TextField()
-    action = models.OneToOneField(ScalingAction, null=True, blank=True, on_delete=models.SET_NULL,
-                                  related_name="decision")
+    action = models.OneToOneField(
+        ScalingAction, null=True, blank=True, on_delete=models.SET_NULL, related_name="decision"
+    )
 
     class Meta:
         ordering = ["-evaluated_minute", "-id"]
-        constraints = [models.UniqueConstraint(fields=["group", "evaluated_minute"],
-                                               name="policy_decision_once_per_minute")]
+        constraints = [
+            models.UniqueConstraint(fields=["group", "evaluated_minute"], name="policy_decision_once_per_minute")
+        ]
 
     def __str__(self) -> str:
         return self.reason

@@ -46,8 +46,15 @@ def save_policy(policy: ScalingPolicy, actor, reason: str) -> bool:
         if not after:
             return False
         policy.save()
-        audit.record(actor, ScalingAudit.SCALING_POLICY_CHANGED, f"scaling policy of {policy.group.name}",
-                     before, after, reason, policy.group)
+        audit.record(
+            actor,
+            ScalingAudit.SCALING_POLICY_CHANGED,
+            f"scaling policy of {policy.group.name}",
+            before,
+            after,
+            reason,
+            policy.group,
+        )
     return True
 
 
@@ -62,8 +69,7 @@ def evaluate_all(now: datetime | None = None, cpu_source: CpuSource = stored_cpu
     return summary
 
 
-def evaluate(policy: ScalingPolicy, now: datetime | None = None,
-             cpu_source: CpuSource = stored_cpu) -> PolicyDecision:
+def evaluate(policy: ScalingPolicy, now: datetime | None = None, cpu_source: CpuSource = stored_cpu) -> PolicyDecision:
     """Decide for this minute, once: a second run in the same minute returns the first decision."""
     policy.group = group = ScalingGroup.objects.get(pk=policy.group_id)  # its capacity as of now
     minute = metrics.bucket_start(now or timezone.now(), metrics.MINUTE_SECONDS)
@@ -78,8 +84,15 @@ def evaluate(policy: ScalingPolicy, now: datetime | None = None,
     try:
         with transaction.atomic():
             decision = PolicyDecision.objects.create(
-                group=group, evaluated_minute=minute, outcome=outcome, cpu_percent=cpu,
-                from_capacity=from_capacity, to_capacity=to_capacity, reason=reason, action=action)
+                group=group,
+                evaluated_minute=minute,
+                outcome=outcome,
+                cpu_percent=cpu,
+                from_capacity=from_capacity,
+                to_capacity=to_capacity,
+                reason=reason,
+                action=action,
+            )
     except IntegrityError:  # another worker decided this minute meanwhile
         return PolicyDecision.objects.get(group=group, evaluated_minute=minute)
     if action is not None and action.status == ScalingAction.Status.REQUESTED:
@@ -91,13 +104,17 @@ def _decide(policy: ScalingPolicy, minute: datetime, cpu_source: CpuSource):
     group = policy.group
     at = f"At {minute:%H:%M}"
     label = f"{group.aws_group_name} CPU" if group.is_aws else "fleet CPU"
-    history_minutes = max(policy.stabilization_minutes, policy.evaluation_minutes,
-                          policy.max_data_age_minutes)
+    history_minutes = max(policy.stabilization_minutes, policy.evaluation_minutes, policy.max_data_age_minutes)
     series = cpu_source(group, minute - timedelta(minutes=history_minutes), minute)
     newest = max(series, default=None)
     if newest is None or newest < minute - timedelta(minutes=policy.max_data_age_minutes):
-        return (Outcome.NO_DATA, None, None, None,
-                f"{at} no {label} sample in the last {policy.max_data_age_minutes} min: no data, no action.")
+        return (
+            Outcome.NO_DATA,
+            None,
+            None,
+            None,
+            f"{at} no {label} sample in the last {policy.max_data_age_minutes} min: no data, no action.",
+        )
     try:
         state = backend_for(group).describe(group)
     except AwsError as error:
@@ -105,8 +122,9 @@ def _decide(policy: ScalingPolicy, minute: datetime, cpu_source: CpuSource):
     desired = state.desired
     capacity = state.in_service or desired
     target, tolerance = policy.target_cpu_percent, policy.tolerance_percent / 100
-    recent = [value for moment, value in series.items()
-              if moment > newest - timedelta(minutes=policy.evaluation_minutes)]
+    recent = [
+        value for moment, value in series.items() if moment > newest - timedelta(minutes=policy.evaluation_minutes)
+    ]
     average = sum(recent) / len(recent)
     seen = f"{at} {label} averaged {average:.0f}% over {len(recent)} min"
 
@@ -114,29 +132,38 @@ def _decide(policy: ScalingPolicy, minute: datetime, cpu_source: CpuSource):
         return Outcome.HOLD, average, desired, desired, f"{seen}, {why}: no change at {desired}."
 
     in_progress = ScalingAction.objects.filter(
-        group=group, status__in=[ScalingAction.Status.REQUESTED, ScalingAction.Status.RUNNING],
-        requested_at__gte=minute - timedelta(minutes=ACTION_IN_PROGRESS_MINUTES))
+        group=group,
+        status__in=[ScalingAction.Status.REQUESTED, ScalingAction.Status.RUNNING],
+        requested_at__gte=minute - timedelta(minutes=ACTION_IN_PROGRESS_MINUTES),
+    )
     if in_progress.exists():
         return hold("but an earlier scaling action is still in progress")
     if average > target * (1 + tolerance):
         wanted = math.ceil(capacity * average / target)
         new = min(wanted, desired + policy.max_step, group.max_capacity)
         if new <= desired and desired >= group.max_capacity:
-            return hold(f"above the {target:.0f}% target, but the group is at its maximum of "
-                        f"{group.max_capacity}")
+            return hold(f"above the {target:.0f}% target, but the group is at its maximum of {group.max_capacity}")
         if new <= desired:  # servers still starting (in service < desired) already cover it
-            return hold(f"above the {target:.0f}% target, but {desired} servers already requested "
-                        f"({state.in_service} in service) cover it")
+            return hold(
+                f"above the {target:.0f}% target, but {desired} servers already requested "
+                f"({state.in_service} in service) cover it"
+            )
         if group.in_cooldown(minute):
-            return hold(f"above the {target:.0f}% target, but the group is in cooldown until "
-                        f"{group.cooldown_ends_at():%H:%M:%S}")
+            return hold(
+                f"above the {target:.0f}% target, but the group is in cooldown until "
+                f"{group.cooldown_ends_at():%H:%M:%S}"
+            )
         if new == desired + policy.max_step < wanted:
             capped = f" (step capped at {policy.max_step})"
         else:
             capped = f" (capped at the maximum of {group.max_capacity})" if new < wanted else ""
-        return (Outcome.SCALE_OUT, average, desired, new,
-                f"{seen}, above the {target:.0f}% target: "
-                f"increasing capacity from {desired} to {new}{capped}.")
+        return (
+            Outcome.SCALE_OUT,
+            average,
+            desired,
+            new,
+            f"{seen}, above the {target:.0f}% target: increasing capacity from {desired} to {new}{capped}.",
+        )
     if average < target * (1 - tolerance) and not policy.never_scale_in:
         return _scale_in(policy, series, newest, minute, capacity, desired, seen, hold)
     if average < target * (1 - tolerance):
@@ -146,26 +173,36 @@ def _decide(policy: ScalingPolicy, minute: datetime, cpu_source: CpuSource):
 
 def _scale_in(policy, series, newest, minute, capacity, desired, seen, hold):
     group, target = policy.group, policy.target_cpu_percent
-    window = [value for moment, value in series.items()
-              if moment > newest - timedelta(minutes=policy.stabilization_minutes)]
+    window = [
+        value for moment, value in series.items() if moment > newest - timedelta(minutes=policy.stabilization_minutes)
+    ]
     if len(window) < policy.stabilization_minutes:
-        return hold(f"below the {target:.0f}% target, but only {len(window)} of the "
-                    f"{policy.stabilization_minutes} min stabilization window have data")
+        return hold(
+            f"below the {target:.0f}% target, but only {len(window)} of the "
+            f"{policy.stabilization_minutes} min stabilization window have data"
+        )
     peak = max(window)
     if peak >= target * (1 - policy.tolerance_percent / 100):
-        return hold(f"below the {target:.0f}% target, but it reached {peak:.0f}% within the "
-                    f"{policy.stabilization_minutes} min stabilization window")
+        return hold(
+            f"below the {target:.0f}% target, but it reached {peak:.0f}% within the "
+            f"{policy.stabilization_minutes} min stabilization window"
+        )
     wanted = max(1, math.ceil(capacity * peak / target))
     new = max(wanted, desired - policy.max_step, group.min_capacity)
     if wanted >= desired:
         return hold(f"below the {target:.0f}% target, but fewer servers would take it above")
     if new >= desired:
-        return hold(f"below the {target:.0f}% target, but the group is at its minimum of "
-                    f"{group.min_capacity}")
+        return hold(f"below the {target:.0f}% target, but the group is at its minimum of {group.min_capacity}")
     if group.in_cooldown(minute):
-        return hold(f"below the {target:.0f}% target, but the group is in cooldown until "
-                    f"{group.cooldown_ends_at():%H:%M:%S}")
+        return hold(
+            f"below the {target:.0f}% target, but the group is in cooldown until {group.cooldown_ends_at():%H:%M:%S}"
+        )
     capped = f" (step capped at {policy.max_step})" if new == desired - policy.max_step > wanted else ""
-    return (Outcome.SCALE_IN, peak, desired, new,
-            f"{seen}, at most {peak:.0f}% over the {policy.stabilization_minutes} min stabilization window, "
-            f"below the {target:.0f}% target: decreasing capacity from {desired} to {new}{capped}.")
+    return (
+        Outcome.SCALE_IN,
+        peak,
+        desired,
+        new,
+        f"{seen}, at most {peak:.0f}% over the {policy.stabilization_minutes} min stabilization window, "
+        f"below the {target:.0f}% target: decreasing capacity from {desired} to {new}{capped}.",
+    )

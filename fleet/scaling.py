@@ -24,8 +24,9 @@ logger = logging.getLogger(__name__)
 RUN_TASK = "fleet.tasks.run_scaling_action"
 
 
-def request_scaling(group: ScalingGroup, actor, from_capacity: int, to_capacity: int, reason: str,
-                    idempotency_key: uuid.UUID) -> tuple[ScalingAction, bool]:
+def request_scaling(
+    group: ScalingGroup, actor, from_capacity: int, to_capacity: int, reason: str, idempotency_key: uuid.UUID
+) -> tuple[ScalingAction, bool]:
     """The action for this key, created with its audit entry unless it exists; (action, created).
 
     A second submit of the same confirmation finds the first action and scales nothing.
@@ -36,13 +37,23 @@ def request_scaling(group: ScalingGroup, actor, from_capacity: int, to_capacity:
     try:
         with transaction.atomic():
             action = ScalingAction.objects.create(
-                group=group, requested_by=actor,
+                group=group,
+                requested_by=actor,
                 requested_by_name=actor.get_username() if actor else ScalingAction.POLICY_NAME,
-                from_capacity=from_capacity, to_capacity=to_capacity, reason=reason,
-                idempotency_key=idempotency_key)
-            audit.record(actor, ScalingAudit.SCALING_REQUESTED, f"scaling group {group.name}",
-                         {"desired_capacity": from_capacity}, {"desired_capacity": to_capacity},
-                         reason if actor else f"policy: {reason}", group)
+                from_capacity=from_capacity,
+                to_capacity=to_capacity,
+                reason=reason,
+                idempotency_key=idempotency_key,
+            )
+            audit.record(
+                actor,
+                ScalingAudit.SCALING_REQUESTED,
+                f"scaling group {group.name}",
+                {"desired_capacity": from_capacity},
+                {"desired_capacity": to_capacity},
+                reason if actor else f"policy: {reason}",
+                group,
+            )
     except IntegrityError:  # the same key, submitted at the same moment: the other one won
         return ScalingAction.objects.get(idempotency_key=idempotency_key), False
     return action, True
@@ -70,8 +81,10 @@ def enqueue(action: ScalingAction) -> bool:
 # Longer than the django-q2 task timeout (60 s) plus AWS's bounded timeouts and retries: an
 # action still running after this lost its worker (killed, OOM, deploy) midway.
 ABANDONED_ACTION_SECONDS = 600
-ABANDONED_MESSAGE = ("The worker stopped during this action; it may or may not have been applied: "
-                     "check the group's desired capacity before scaling again.")
+ABANDONED_MESSAGE = (
+    "The worker stopped during this action; it may or may not have been applied: "
+    "check the group's desired capacity before scaling again."
+)
 
 
 def fail_abandoned(now=None) -> int:
@@ -85,7 +98,8 @@ def enqueue_waiting(now=None) -> int:
     """Queue again the requested actions that never started; returns how many were queued."""
     cutoff = (now or timezone.now()) - timedelta(seconds=WAITING_ACTION_REQUEUE_SECONDS)
     waiting = ScalingAction.objects.select_related("group").filter(
-        status=ScalingAction.Status.REQUESTED, requested_at__lte=cutoff)
+        status=ScalingAction.Status.REQUESTED, requested_at__lte=cutoff
+    )
     return sum(enqueue(action) for action in waiting)
 
 
@@ -107,8 +121,7 @@ def run_action(action_id: int) -> str:
     try:
         _scale(group, action)
     except Exception as error:  # noqa: BLE001 - whatever broke, the action says so and frees the group
-        ScalingGroup.objects.filter(pk=group.pk, last_scaled_at=reserved_at).update(
-            last_scaled_at=previous_scaled_at)
+        ScalingGroup.objects.filter(pk=group.pk, last_scaled_at=reserved_at).update(last_scaled_at=previous_scaled_at)
         if isinstance(error, _Stale):
             action.refuse(str(error))
         else:
@@ -128,10 +141,10 @@ def _scale(group: ScalingGroup, action: ScalingAction) -> None:
     if current != action.from_capacity:
         raise _Stale(
             f"Refused: {group.name} is now at {current}, not {action.from_capacity} as when this was "
-            f"requested. Nothing was changed; review the group and scale again.")
+            f"requested. Nothing was changed; review the group and scale again."
+        )
     backend.set_desired(group, action.to_capacity)
-    action.succeed(
-        f"Desired capacity of {group.name} set from {action.from_capacity} to {action.to_capacity}.")
+    action.succeed(f"Desired capacity of {group.name} set from {action.from_capacity} to {action.to_capacity}.")
 
 
 def _reserve_cooldown(group: ScalingGroup):
@@ -142,16 +155,20 @@ def _reserve_cooldown(group: ScalingGroup):
 
 
 def cooldown_message(group: ScalingGroup) -> str:
-    return (f"Refused: {group.name} was scaled at {group.last_scaled_at:%H:%M:%S} UTC and its "
-            f"{group.cooldown_seconds} s cooldown lasts until {group.cooldown_ends_at():%H:%M:%S} UTC. "
-            "Nothing was changed; try again after that.")
+    return (
+        f"Refused: {group.name} was scaled at {group.last_scaled_at:%H:%M:%S} UTC and its "
+        f"{group.cooldown_seconds} s cooldown lasts until {group.cooldown_ends_at():%H:%M:%S} UTC. "
+        "Nothing was changed; try again after that."
+    )
 
 
 def failure_message(error: Exception) -> str:
     if isinstance(error, AwsError) and isinstance(error.__cause__, ReadTimeoutError):
         # The request may have reached AWS: say so rather than promise nothing changed.
-        return (f"AWS error: {str(error).rstrip('.')}. AWS may have applied it: check the group's "
-                "desired capacity before scaling again.")
+        return (
+            f"AWS error: {str(error).rstrip('.')}. AWS may have applied it: check the group's "
+            "desired capacity before scaling again."
+        )
     if isinstance(error, AwsError):
         return f"AWS error: {str(error).rstrip('.')}. Nothing was changed."
     return f"Unexpected error: {type(error).__name__}: {error}. Nothing was changed."

@@ -40,12 +40,17 @@ def fleet(request: HttpRequest) -> HttpResponse:
     panels = []
     for group in ScalingGroup.objects.all():
         state, error = _describe(group)
-        panels.append({
-            "group": group, "state": state, "error": error, "policy": _policy_of(group),
-            "policy_form": PolicyForm(instance=_policy_of(group), prefix=f"policy-{group.pk}"),
-            "actions": group.actions.select_related("requested_by")[:HISTORY_ROWS],
-            "decisions": group.decisions.all()[:DECISION_ROWS],
-        })
+        panels.append(
+            {
+                "group": group,
+                "state": state,
+                "error": error,
+                "policy": _policy_of(group),
+                "policy_form": PolicyForm(instance=_policy_of(group), prefix=f"policy-{group.pk}"),
+                "actions": group.actions.select_related("requested_by")[:HISTORY_ROWS],
+                "decisions": group.decisions.all()[:DECISION_ROWS],
+            }
+        )
     return render(request, "fleet/fleet.html", {"panels": panels})
 
 
@@ -63,27 +68,39 @@ def scale(request: HttpRequest, name: str) -> HttpResponse:
         messages.error(request, f"{group.name} cannot be scaled now: {error}")
         return redirect("fleet:groups")
     to_capacity = request.GET.get("to", "")
-    form = ScaleForm(initial={"from_capacity": state.desired, "to_capacity": to_capacity,
-                              "idempotency_key": uuid.uuid4()}, group=group)
+    form = ScaleForm(
+        initial={"from_capacity": state.desired, "to_capacity": to_capacity, "idempotency_key": uuid.uuid4()},
+        group=group,
+    )
     # isdigit() alone lets "²" through, which int() refuses.
     is_number = to_capacity.isascii() and to_capacity.isdigit()
     problem = group.bounds_problem(int(to_capacity)) if is_number else "Choose a capacity."
-    return render(request, "fleet/scaling_confirm.html",
-                  {"group": group, "form": form, "from_capacity": state.desired,
-                   "to_capacity": to_capacity, "problem": problem}, status=400 if problem else 200)
+    return render(
+        request,
+        "fleet/scaling_confirm.html",
+        {"group": group, "form": form, "from_capacity": state.desired, "to_capacity": to_capacity, "problem": problem},
+        status=400 if problem else 200,
+    )
 
 
 def _request_scaling(request: HttpRequest, group: ScalingGroup, data: dict) -> HttpResponse:
-    action, created = scaling.request_scaling(group, request.user, data["from_capacity"], data["to_capacity"],
-                                              data["reason"], data["idempotency_key"])
+    action, created = scaling.request_scaling(
+        group, request.user, data["from_capacity"], data["to_capacity"], data["reason"], data["idempotency_key"]
+    )
     if created:
         if not scaling.enqueue(action):
-            messages.warning(request, f"Scaling {group.name} to {action.to_capacity} is saved, but the task "
-                                      "queue is unreachable; it will start when the queue is back.")
+            messages.warning(
+                request,
+                f"Scaling {group.name} to {action.to_capacity} is saved, but the task "
+                "queue is unreachable; it will start when the queue is back.",
+            )
             return redirect("fleet:groups")
         action.refresh_from_db()
-        messages.success(request, f"Scaling {group.name} from {action.from_capacity} to "
-                                  f"{action.to_capacity}: {action.get_status_display().lower()}.")
+        messages.success(
+            request,
+            f"Scaling {group.name} from {action.from_capacity} to "
+            f"{action.to_capacity}: {action.get_status_display().lower()}.",
+        )
     else:
         messages.info(request, f"This scaling of {group.name} was already requested; it was not repeated.")
     return redirect("fleet:groups")
@@ -95,8 +112,10 @@ def policy(request: HttpRequest, name: str) -> HttpResponse:
     group = get_object_or_404(ScalingGroup, name=name)
     form = PolicyForm(request.POST, instance=_policy_of(group), prefix=f"policy-{group.pk}")
     if not form.is_valid():
-        messages.error(request, "Policy not saved: " + "; ".join(
-            f"{field}: {' '.join(errors)}" for field, errors in form.errors.items()))
+        messages.error(
+            request,
+            "Policy not saved: " + "; ".join(f"{field}: {' '.join(errors)}" for field, errors in form.errors.items()),
+        )
         return redirect("fleet:groups")
     scaling_policy.save_policy(form.instance, request.user, form.cleaned_data["reason"])
     messages.success(request, f"Policy of {group.name} saved: {'on' if form.instance.enabled else 'off'}.")

@@ -22,9 +22,18 @@ REPORT_INTERVAL_SECONDS = 5
 
 
 class LiveFleet:
-    def __init__(self, database_url: str, dashboard_url: str, register_server: Callable[[str], str],
-                 desired_capacity: Callable[[], int], *, backlog_every_seconds: float = 1200,
-                 backlog: PartnerBacklog | None = None, seed: int = 1, model: LoadModel | None = None):
+    def __init__(
+        self,
+        database_url: str,
+        dashboard_url: str,
+        register_server: Callable[[str], str],
+        desired_capacity: Callable[[], int],
+        *,
+        backlog_every_seconds: float = 1200,
+        backlog: PartnerBacklog | None = None,
+        seed: int = 1,
+        model: LoadModel | None = None,
+    ):
         self.database_url = database_url
         self.dashboard_url = dashboard_url
         self.register_server = register_server
@@ -40,8 +49,13 @@ class LiveFleet:
     def _gate(self, name: str) -> UploadGate:
         gate = UploadGate(self.database_url, server_id=name, poll_interval_seconds=1.0)
         self.reporters[name] = StatusReporter(
-            gate, self.dashboard_url, name, self.register_server(name),
-            interval_seconds=REPORT_INTERVAL_SECONDS, cpu_percent=lambda: self._cpu_percent(name))
+            gate,
+            self.dashboard_url,
+            name,
+            self.register_server(name),
+            interval_seconds=REPORT_INTERVAL_SECONDS,
+            cpu_percent=lambda: self._cpu_percent(name),
+        )
         return gate
 
     def _cpu_percent(self, name: str) -> float:

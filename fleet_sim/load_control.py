@@ -61,14 +61,15 @@ class PartnerLimits:
     @property
     def reduced(self) -> bool:
         return _below(self.effective_uploads, self.configured_uploads) or _below(
-            self.effective_bytes, self.configured_bytes)
+            self.effective_bytes, self.configured_bytes
+        )
 
 
 @dataclass(frozen=True)
 class Tick:
     trend: str
-    partners: tuple[PartnerLimits, ...]   # every partner, new values
-    changed: tuple[PartnerLimits, ...]    # only those whose effective values changed
+    partners: tuple[PartnerLimits, ...]  # every partner, new values
+    changed: tuple[PartnerLimits, ...]  # only those whose effective values changed
 
 
 def _below(effective: int | None, configured: int | None) -> bool:
@@ -93,8 +94,9 @@ def cpu_trend(samples: Sequence[tuple[float, float]], now_seconds: float, settin
     return TREND_STEADY
 
 
-def bulk_ceilings(partners: Sequence[PartnerLimits], fleet_upload_capacity: int | None,
-                  settings: ControlSettings) -> dict[str, int | None]:
+def bulk_ceilings(
+    partners: Sequence[PartnerLimits], fleet_upload_capacity: int | None, settings: ControlSettings
+) -> dict[str, int | None]:
     """Each partner's concurrency ceiling: configured, scaled down in proportion when the
     configured limits together exceed the bulk share of what the fleet can carry."""
     ceilings = {p.client_id: p.configured_uploads for p in partners}
@@ -111,8 +113,13 @@ def bulk_ceilings(partners: Sequence[PartnerLimits], fleet_upload_capacity: int 
     return ceilings
 
 
-def control(samples: Sequence[tuple[float, float]], now_seconds: float, partners: Sequence[PartnerLimits],
-            settings: ControlSettings, fleet_upload_capacity: int | None = None) -> Tick:
+def control(
+    samples: Sequence[tuple[float, float]],
+    now_seconds: float,
+    partners: Sequence[PartnerLimits],
+    settings: ControlSettings,
+    fleet_upload_capacity: int | None = None,
+) -> Tick:
     """One tick of the controller (see the module docstring)."""
     trend = cpu_trend(samples, now_seconds, settings)
     ceilings = bulk_ceilings(partners, fleet_upload_capacity, settings)
@@ -120,27 +127,29 @@ def control(samples: Sequence[tuple[float, float]], now_seconds: float, partners
     for partner in partners:
         updated = _step(partner, trend, ceilings[partner.client_id], now_seconds, settings)
         result.append(updated)
-        if (updated.effective_uploads, updated.effective_bytes) != (partner.effective_uploads,
-                                                                    partner.effective_bytes):
+        if (updated.effective_uploads, updated.effective_bytes) != (partner.effective_uploads, partner.effective_bytes):
             changed.append(updated)
     return Tick(trend, tuple(result), tuple(changed))
 
 
-def _step(partner: PartnerLimits, trend: str, ceiling: int | None, now_seconds: float,
-          settings: ControlSettings) -> PartnerLimits:
+def _step(
+    partner: PartnerLimits, trend: str, ceiling: int | None, now_seconds: float, settings: ControlSettings
+) -> PartnerLimits:
     uploads = _current(partner.effective_uploads, partner.configured_uploads)
     bytes_ = _current(partner.effective_bytes, partner.configured_bytes)
     reason = partner.reason if partner.reduced else REASON_CONFIGURED
     held = partner.changed_at_seconds is not None and now_seconds - partner.changed_at_seconds < settings.hold_seconds
     if not held and trend == TREND_OVERLOAD:
         uploads, bytes_ = _decrease(uploads, settings), _decrease(bytes_, settings)
-        reason = REASON_OVERLOAD.format(target=settings.cpu_target_percent, window=settings.window_seconds,
-                                        factor=settings.decrease_factor)
+        reason = REASON_OVERLOAD.format(
+            target=settings.cpu_target_percent, window=settings.window_seconds, factor=settings.decrease_factor
+        )
     elif not held and trend == TREND_UNDERLOAD and partner.reduced:
         uploads = _increase(uploads, partner.configured_uploads, settings)
         bytes_ = _increase(bytes_, partner.configured_bytes, settings)
-        reason = REASON_RECOVERY.format(floor=settings.cpu_target_percent - settings.hysteresis_percent,
-                                        window=settings.window_seconds)
+        reason = REASON_RECOVERY.format(
+            floor=settings.cpu_target_percent - settings.hysteresis_percent, window=settings.window_seconds
+        )
     if ceiling is not None and uploads is not None and uploads > ceiling:
         # The reserved share is not a trend: it applies at once, held or not.
         uploads = ceiling

@@ -101,12 +101,24 @@ class Scenario:
 
 
 SCENARIOS = {
-    "steady": Scenario("steady", user_uploads_per_minute=120, duration_seconds=1800,
-                       notes="Mostly direct users: photos, documents, a few videos."),
+    "steady": Scenario(
+        "steady",
+        user_uploads_per_minute=120,
+        duration_seconds=1800,
+        notes="Mostly direct users: photos, documents, a few videos.",
+    ),
     "theirstory-backlog": Scenario(
-        "theirstory-backlog", user_uploads_per_minute=120, duration_seconds=6 * 3600,
+        "theirstory-backlog",
+        user_uploads_per_minute=120,
+        duration_seconds=6 * 3600,
         backlog=PartnerBacklog(),
-        notes="TheirStory pushes about 2,000 videos of 0.5–4 GB at once over normal traffic."),
-    "big-user": Scenario("big-user", user_uploads_per_minute=120, duration_seconds=1800, big_user=BigUser(),
-                         notes="One user uploads 5 large videos and 45 photos at once."),
+        notes="TheirStory pushes about 2,000 videos of 0.5–4 GB at once over normal traffic.",
+    ),
+    "big-user": Scenario(
+        "big-user",
+        user_uploads_per_minute=120,
+        duration_seconds=1800,
+        big_user=BigUser(),
+        notes="One user uploads 5 large videos and 45 photos at once.",
+    ),
 }

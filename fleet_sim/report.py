@@ -18,7 +18,9 @@ def summarize(sim) -> dict:
         "has_backlog": backlog is not None,
         "cpu_p95": cpu[int(len(cpu) * 0.95) - 1] if cpu else 0.0,
         "machine_hours": totals.server_seconds / 3600,
-        "completion_s": None, "ideal_s": None, "throughput_share": None,
+        "completion_s": None,
+        "ideal_s": None,
+        "throughput_share": None,
         # How often the load-coupled controller changed the partner's effective limit.
         "limit_changes": getattr(sim.scaler, "changes", None),
     }
@@ -33,16 +35,27 @@ def summarize(sim) -> dict:
 
 def print_table(scenario_name: str, rows: list[tuple[str, dict]], seconds: float, write=print) -> None:
     write(f"scenario {scenario_name} (simulated; {seconds:.1f} s of wall time)")
-    header = (f"{'strategy':<24}{'timeouts users':>15}{'partner':>9}{'throttled':>10}{'abandoned':>10}"
-              f"{'backlog done':>13}{'× ideal':>8}{'CPU p95':>8}{'useful/capacity':>16}{'machine-h':>10}"
-              f"{'limit changes':>14}")
+    header = (
+        f"{'strategy':<24}{'timeouts users':>15}{'partner':>9}{'throttled':>10}{'abandoned':>10}"
+        f"{'backlog done':>13}{'× ideal':>8}{'CPU p95':>8}{'useful/capacity':>16}{'machine-h':>10}"
+        f"{'limit changes':>14}"
+    )
     write(header)
     for name, row in rows:
-        done = (f"{row['completion_s'] / 3600:.2f} h" if row["completion_s"] is not None
-                else "gave up" if row["partner_gave_up"] else "not done" if row["has_backlog"] else "—")
+        done = (
+            f"{row['completion_s'] / 3600:.2f} h"
+            if row["completion_s"] is not None
+            else "gave up"
+            if row["partner_gave_up"]
+            else "not done"
+            if row["has_backlog"]
+            else "—"
+        )
         ratio = f"{row['completion_s'] / row['ideal_s']:.2f}" if row["ideal_s"] else "—"
         share = f"{row['throughput_share']:.0%}" if row["throughput_share"] is not None else "—"
         changes = "—" if row["limit_changes"] is None else str(row["limit_changes"])
-        write(f"{name:<24}{row['timeouts_users']:>15}{row['timeouts_partner']:>9}{row['throttled']:>10}"
-              f"{row['abandoned_files']:>10}{done:>13}{ratio:>8}{row['cpu_p95']:>7.0f}%{share:>16}"
-              f"{row['machine_hours']:>10.1f}{changes:>14}")
+        write(
+            f"{name:<24}{row['timeouts_users']:>15}{row['timeouts_partner']:>9}{row['throttled']:>10}"
+            f"{row['abandoned_files']:>10}{done:>13}{ratio:>8}{row['cpu_p95']:>7.0f}%{share:>16}"
+            f"{row['machine_hours']:>10.1f}{changes:>14}"
+        )

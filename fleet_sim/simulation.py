@@ -40,9 +40,9 @@ class Slot:
 @dataclass
 class Client:
     client_id: str
-    kind: str                      # "user" or "partner"
+    kind: str  # "user" or "partner"
     bandwidth_bytes_per_second: float
-    files: deque                   # sizes of files not started yet
+    files: deque  # sizes of files not started yet
     concurrency: int
     arrived_at: float
     slots: list = field(default_factory=list)
@@ -72,7 +72,7 @@ class Server:
     draining: bool = False
     busy_cores: float = 0.0
     cores: int = 8
-    only_for: str | None = None    # "user" or "partner": a box dedicated to one kind of client
+    only_for: str | None = None  # "user" or "partner": a box dedicated to one kind of client
 
 
 @dataclass
@@ -86,9 +86,9 @@ class Totals:
     bytes_completed: dict = field(default_factory=lambda: {"user": 0, "partner": 0})
     files_completed: dict = field(default_factory=lambda: {"user": 0, "partner": 0})
     files_abandoned: dict = field(default_factory=lambda: {"user": 0, "partner": 0})
-    cpu_samples: list = field(default_factory=list)      # fleet CPU % per step
-    capacity_cores: list = field(default_factory=list)   # ready cores per step
-    server_seconds: float = 0.0                          # what the fleet costs
+    cpu_samples: list = field(default_factory=list)  # fleet CPU % per step
+    capacity_cores: list = field(default_factory=list)  # ready cores per step
+    server_seconds: float = 0.0  # what the fleet costs
     backlog_done_at: float | None = None
     # While the partner's backlog is pending: CPU spent on uploads that completed, and the
     # fleet's ready CPU (core-seconds), for throughput as a share of capacity.
@@ -97,9 +97,19 @@ class Totals:
 
 
 class Simulation:
-    def __init__(self, scenario: Scenario, model: LoadModel | None = None, *, servers: int = 1,
-                 limit_rows: list[dict] | None = None, seed: int = 1, partner_concurrency: int | None = None,
-                 scaler=None, server_cores: list[int] | None = None, gate_factory=None):
+    def __init__(
+        self,
+        scenario: Scenario,
+        model: LoadModel | None = None,
+        *,
+        servers: int = 1,
+        limit_rows: list[dict] | None = None,
+        seed: int = 1,
+        partner_concurrency: int | None = None,
+        scaler=None,
+        server_cores: list[int] | None = None,
+        gate_factory=None,
+    ):
         self.scenario = scenario
         # The bench gives every server a gate on a simulated clock; the live fleet gives each a
         # gate that reads the dashboard's database on the real clock.
@@ -129,8 +139,9 @@ class Simulation:
     def add_server(self, warm: bool = False, cores: int | None = None) -> Server:
         name = f"sim-{self._servers_added}"
         self._servers_added += 1
-        server = Server(name, self.gate_factory(name),
-                        ready_at=self.now if warm else self.now + self.model.server_warmup_seconds)
+        server = Server(
+            name, self.gate_factory(name), ready_at=self.now if warm else self.now + self.model.server_warmup_seconds
+        )
         server.cores = cores or self.model.server_cores
         self.servers.append(server)
         return server
@@ -155,8 +166,16 @@ class Simulation:
     def start_backlog(self, backlog: PartnerBacklog) -> None:
         """A partner starts pushing a backlog now (the live fleet does this now and then)."""
         sizes = deque(self._size(backlog.kind) for _ in range(backlog.files))
-        self.clients.append(Client(backlog.client_id, "partner", self.model.partner_bandwidth_bytes_per_second,
-                                   sizes, backlog.concurrency or backlog.files, self.now))
+        self.clients.append(
+            Client(
+                backlog.client_id,
+                "partner",
+                self.model.partner_bandwidth_bytes_per_second,
+                sizes,
+                backlog.concurrency or backlog.files,
+                self.now,
+            )
+        )
 
     def _add_backlog(self, concurrency: int | None) -> None:
         backlog = self.scenario.backlog
@@ -164,8 +183,16 @@ class Simulation:
             return
         sizes = deque(self._backlog_size(backlog) for _ in range(backlog.files))
         parallel = concurrency or backlog.concurrency or backlog.files
-        self.clients.append(Client(backlog.client_id, "partner", self.model.partner_bandwidth_bytes_per_second,
-                                   sizes, parallel, backlog.starts_at_seconds))
+        self.clients.append(
+            Client(
+                backlog.client_id,
+                "partner",
+                self.model.partner_bandwidth_bytes_per_second,
+                sizes,
+                parallel,
+                backlog.starts_at_seconds,
+            )
+        )
 
     def _add_big_user(self) -> None:
         big = self.scenario.big_user
@@ -174,16 +201,32 @@ class Simulation:
         kinds = [USER_FILE_MIX[2]] * big.videos + [USER_FILE_MIX[0]] * big.photos
         video = FileKind("large video", 1, 1_000_000_000, 4_000_000_000)
         sizes = deque(self._size(video if kind.name == "video" else kind) for kind in kinds)
-        self.clients.append(Client(big.client_id, "user", self.model.user_bandwidth_bytes_per_second,
-                                   sizes, len(sizes), big.starts_at_seconds))
+        self.clients.append(
+            Client(
+                big.client_id,
+                "user",
+                self.model.user_bandwidth_bytes_per_second,
+                sizes,
+                len(sizes),
+                big.starts_at_seconds,
+            )
+        )
 
     def _arrivals(self) -> None:
         expected = self.scenario.user_uploads_per_minute / 60 * self.model.step_seconds
         for _ in range(self._poisson(expected)):
             self._user_ids += 1
             kind = self.rng.choices(USER_FILE_MIX, weights=[k.weight for k in USER_FILE_MIX])[0]
-            self.clients.append(Client(f"user-{self._user_ids}", "user", self.model.user_bandwidth_bytes_per_second,
-                                       deque([self._size(kind)]), 1, self.now))
+            self.clients.append(
+                Client(
+                    f"user-{self._user_ids}",
+                    "user",
+                    self.model.user_bandwidth_bytes_per_second,
+                    deque([self._size(kind)]),
+                    1,
+                    self.now,
+                )
+            )
 
     def _poisson(self, expected: float) -> int:
         # Knuth's method: exact and cheap for the small means of one step.
@@ -258,9 +301,17 @@ class Simulation:
             self.totals.throttled[client.kind] += 1
             client.retry_not_before = self.now + max(1, decision.retry_after_seconds)
             return False
-        server.uploads.append(Upload(client, slot, part, self.model.cpu_seconds(part.size_bytes),
-                                     self.model.cores_wanted(client.bandwidth_bytes_per_second),
-                                     self.now, decision.lease))
+        server.uploads.append(
+            Upload(
+                client,
+                slot,
+                part,
+                self.model.cpu_seconds(part.size_bytes),
+                self.model.cores_wanted(client.bandwidth_bytes_per_second),
+                self.now,
+                decision.lease,
+            )
+        )
         slot.in_flight = True
         self.totals.started[client.kind] += 1
         return True
@@ -339,7 +390,7 @@ class Simulation:
         self.totals.timed_out[kind] += 1
         attempts = self.model.user_attempts_per_part if kind == "user" else self.model.partner_attempts_per_part
         if slot.failures >= attempts:
-            slot.parts.clear()   # the client gives up this file
+            slot.parts.clear()  # the client gives up this file
             self.totals.files_abandoned[kind] += 1
 
     def _retire_drained_servers(self) -> None:
@@ -353,8 +404,7 @@ class Simulation:
 
     def _backlog_pending(self) -> bool:
         backlog = self.scenario.backlog
-        return (backlog is not None and self.now >= backlog.starts_at_seconds
-                and self.totals.backlog_done_at is None)
+        return backlog is not None and self.now >= backlog.starts_at_seconds and self.totals.backlog_done_at is None
 
     def _backlog_finished(self) -> bool:
         return not any(c.kind == "partner" for c in self.clients)

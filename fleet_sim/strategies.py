@@ -12,8 +12,13 @@ from fleet_sim.simulation import Simulation
 
 
 def limit_row(client_id: str, version: int = 1, live_server_count: int = 1, **limits) -> dict:
-    return {"client_id": client_id, "version": version, "live_server_count": live_server_count,
-            "priority": "bulk" if client_id != "*" else "interactive", **limits}
+    return {
+        "client_id": client_id,
+        "version": version,
+        "live_server_count": live_server_count,
+        "priority": "bulk" if client_id != "*" else "interactive",
+        **limits,
+    }
 
 
 # The gate's limits for the "limits" strategies: TheirStory may keep 24 uploads in flight
@@ -27,9 +32,17 @@ class TargetTrackingScaler:
     """Target tracking on fleet CPU, as the dashboard's policy does: out at once, in only
     after the CPU stayed low for the stabilization window, a step cap, min and max."""
 
-    def __init__(self, target_percent: float = 70.0, min_servers: int = 1, max_servers: int = 8,
-                 step_cap: int = 2, evaluate_every_seconds: float = 60.0, window_seconds: float = 180.0,
-                 stabilization_seconds: float = 600.0, partner_limit_per_server: int | None = None):
+    def __init__(
+        self,
+        target_percent: float = 70.0,
+        min_servers: int = 1,
+        max_servers: int = 8,
+        step_cap: int = 2,
+        evaluate_every_seconds: float = 60.0,
+        window_seconds: float = 180.0,
+        stabilization_seconds: float = 600.0,
+        partner_limit_per_server: int | None = None,
+    ):
         self.target = target_percent
         self.min_servers, self.max_servers, self.step_cap = min_servers, max_servers, step_cap
         self.every, self.window, self.stabilization = evaluate_every_seconds, window_seconds, stabilization_seconds
@@ -69,12 +82,17 @@ class TargetTrackingScaler:
             return
         self.published_servers = servers
         self.version += 1
-        sim.set_limit_rows([
-            limit_row("*", version=self.version, live_server_count=servers, **USER_DEFAULT_LIMITS),
-            limit_row(sim.scenario.backlog.client_id if sim.scenario.backlog else "theirstory-sdk",
-                      version=self.version, live_server_count=servers,
-                      max_concurrent_uploads=self.partner_limit_per_server * servers),
-        ])
+        sim.set_limit_rows(
+            [
+                limit_row("*", version=self.version, live_server_count=servers, **USER_DEFAULT_LIMITS),
+                limit_row(
+                    sim.scenario.backlog.client_id if sim.scenario.backlog else "theirstory-sdk",
+                    version=self.version,
+                    live_server_count=servers,
+                    max_concurrent_uploads=self.partner_limit_per_server * servers,
+                ),
+            ]
+        )
 
 
 @dataclass(frozen=True)
@@ -145,8 +163,13 @@ class LoadCoupledScaler:
     the fleet's CPU stays above its target and grows it back when it stays below; the
     configured limit follows the fleet size as in "limits + autoscaling"."""
 
-    def __init__(self, settings, partner_limit_per_server: int, control_every_seconds: float = 30.0,
-                 scaler: TargetTrackingScaler | None = None):
+    def __init__(
+        self,
+        settings,
+        partner_limit_per_server: int,
+        control_every_seconds: float = 30.0,
+        scaler: TargetTrackingScaler | None = None,
+    ):
         self.settings = settings
         self.per_server = partner_limit_per_server
         self.every = control_every_seconds
@@ -176,19 +199,31 @@ class LoadCoupledScaler:
         # The configured limit follows the fleet size; a reduced effective limit keeps its
         # proportion of it (what the dashboard does when the live server count changes).
         effective = max(1, round(self.partner.effective_uploads * configured / self.partner.configured_uploads))
-        self.partner = PartnerLimits(client_id, configured, None, effective, None,
-                                     self.partner.changed_at_seconds, self.partner.reason)
-        tick = control(list(self.samples), sim.now, [self.partner], self.settings,
-                       fleet_upload_capacity=self._fleet_upload_capacity(sim))
+        self.partner = PartnerLimits(
+            client_id, configured, None, effective, None, self.partner.changed_at_seconds, self.partner.reason
+        )
+        tick = control(
+            list(self.samples),
+            sim.now,
+            [self.partner],
+            self.settings,
+            fleet_upload_capacity=self._fleet_upload_capacity(sim),
+        )
         self.changes += len(tick.changed)
         self.partner = tick.partners[0]
         # A new version each time: the gates reload only when max(version) moves.
         self.version += 1
-        sim.set_limit_rows([
-            limit_row("*", version=self.version, live_server_count=servers, **USER_DEFAULT_LIMITS),
-            limit_row(client_id, version=self.version, live_server_count=servers,
-                      max_concurrent_uploads=self.partner.effective_uploads),
-        ])
+        sim.set_limit_rows(
+            [
+                limit_row("*", version=self.version, live_server_count=servers, **USER_DEFAULT_LIMITS),
+                limit_row(
+                    client_id,
+                    version=self.version,
+                    live_server_count=servers,
+                    max_concurrent_uploads=self.partner.effective_uploads,
+                ),
+            ]
+        )
 
     @staticmethod
     def _fleet_upload_capacity(sim: Simulation) -> int:
@@ -202,9 +237,15 @@ class LoadCoupledScaler:
 
 # The controller's settings for the simulated fleet: it acts above the scaler's 70 % target,
 # so the scaler adds servers first and the limits shrink only when the fleet is full.
-LOAD_COUPLED_SETTINGS = {"cpu_target_percent": 99.0, "window_seconds": 120.0, "hold_seconds": 120.0,
-                         "reserved_share_percent": 30.0, "decrease_factor": 0.85,
-                         "increase_step_percent": 10.0, "hysteresis_percent": 5.0}
+LOAD_COUPLED_SETTINGS = {
+    "cpu_target_percent": 99.0,
+    "window_seconds": 120.0,
+    "hold_seconds": 120.0,
+    "reserved_share_percent": 30.0,
+    "decrease_factor": 0.85,
+    "increase_step_percent": 10.0,
+    "hysteresis_percent": 5.0,
+}
 LOAD_COUPLED_LIMIT_PER_SERVER = PARTNER_LIMITS["max_concurrent_uploads"]
 
 
@@ -215,13 +256,18 @@ class LoadCoupledWithScaling(Strategy):
 
     def build(self, scenario, model, seed):
         client_id = scenario.backlog.client_id if scenario.backlog else "theirstory-sdk"
-        rows = [limit_row("*", **USER_DEFAULT_LIMITS),
-                limit_row(client_id, max_concurrent_uploads=LOAD_COUPLED_LIMIT_PER_SERVER)]
+        rows = [
+            limit_row("*", **USER_DEFAULT_LIMITS),
+            limit_row(client_id, max_concurrent_uploads=LOAD_COUPLED_LIMIT_PER_SERVER),
+        ]
         settings = ControlSettings(**{**LOAD_COUPLED_SETTINGS, "cpu_target_percent": self.cpu_target_percent})
         scaler = LoadCoupledScaler(settings, LOAD_COUPLED_LIMIT_PER_SERVER)
         return Simulation(scenario, model, servers=1, seed=seed, limit_rows=rows, scaler=scaler)
 
 
-STRATEGIES.append(LoadCoupledWithScaling(
-    "load-coupled + scaling",
-    "load-coupled limits plus automatic scaling: 24 per server configured, × 0.85 while CPU > 99 % for 2 min"))
+STRATEGIES.append(
+    LoadCoupledWithScaling(
+        "load-coupled + scaling",
+        "load-coupled limits plus automatic scaling: 24 per server configured, × 0.85 while CPU > 99 % for 2 min",
+    )
+)

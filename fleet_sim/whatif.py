@@ -67,21 +67,32 @@ class WhatIf:
         return {name: getattr(self, name) for name in PARTNER_LIMIT_NAMES if getattr(self, name) is not None}
 
     def scenario(self) -> Scenario:
-        backlog = PartnerBacklog(client_id=self.client_id, files=self.files, kind=self.mix.kinds[0],
-                                 concurrency=self.sdk_concurrency,
-                                 starts_at_seconds=PARTNER_STARTS_AT_SECONDS,
-                                 mix=self.mix.kinds if len(self.mix.kinds) > 1 else ())
-        return Scenario(f"what-if {self.client_id}", user_uploads_per_minute=self.user_uploads_per_minute,
-                        duration_seconds=PARTNER_STARTS_AT_SECONDS, backlog=backlog)
+        backlog = PartnerBacklog(
+            client_id=self.client_id,
+            files=self.files,
+            kind=self.mix.kinds[0],
+            concurrency=self.sdk_concurrency,
+            starts_at_seconds=PARTNER_STARTS_AT_SECONDS,
+            mix=self.mix.kinds if len(self.mix.kinds) > 1 else (),
+        )
+        return Scenario(
+            f"what-if {self.client_id}",
+            user_uploads_per_minute=self.user_uploads_per_minute,
+            duration_seconds=PARTNER_STARTS_AT_SECONDS,
+            backlog=backlog,
+        )
 
     def limit_rows(self) -> list[dict]:
         defaults = {k: v for k, v in self.default_limits.items() if v is not None}
-        return [limit_row("*", live_server_count=self.servers, **defaults),
-                limit_row(self.client_id, live_server_count=self.servers, **self.partner_limits())]
+        return [
+            limit_row("*", live_server_count=self.servers, **defaults),
+            limit_row(self.client_id, live_server_count=self.servers, **self.partner_limits()),
+        ]
 
     def simulation(self, model: LoadModel | None = None) -> Simulation:
-        return Simulation(self.scenario(), model or LoadModel(), servers=self.servers, seed=self.seed,
-                          limit_rows=self.limit_rows())
+        return Simulation(
+            self.scenario(), model or LoadModel(), servers=self.servers, seed=self.seed, limit_rows=self.limit_rows()
+        )
 
 
 @dataclass(frozen=True)
@@ -92,9 +103,9 @@ class Projection:
     extrapolated: bool
     total_bytes: int
     mean_cpu_percent: float
-    peak_cpu_percent: float          # the busiest minute's mean
-    cpu_p95_percent: float           # of the per-second samples, as bench/incident.py prints
-    partner_timeouts: float          # expected over the whole upload
+    peak_cpu_percent: float  # the busiest minute's mean
+    cpu_p95_percent: float  # of the per-second samples, as bench/incident.py prints
+    partner_timeouts: float  # expected over the whole upload
     others_timeouts: float
     partner_files_given_up: int
     partner_throttled: int
@@ -109,8 +120,7 @@ class Projection:
         return "low"
 
 
-def project(what_if: WhatIf, model: LoadModel | None = None,
-            horizon_seconds: float = HORIZON_SECONDS) -> Projection:
+def project(what_if: WhatIf, model: LoadModel | None = None, horizon_seconds: float = HORIZON_SECONDS) -> Projection:
     sim = what_if.simulation(model)
     total_bytes = _partner_bytes_left(sim)
     stop_at = PARTNER_STARTS_AT_SECONDS + horizon_seconds
@@ -140,7 +150,9 @@ def _projection(sim: Simulation, total_bytes: int) -> Projection:
     cpu = totals.cpu_samples
     by_minute = _per_minute(cpu, sim.model.step_seconds)
     return Projection(
-        completion_seconds=completion, simulated_seconds=elapsed, extrapolated=not finished,
+        completion_seconds=completion,
+        simulated_seconds=elapsed,
+        extrapolated=not finished,
         total_bytes=total_bytes,
         mean_cpu_percent=statistics.fmean(cpu) if cpu else 0.0,
         peak_cpu_percent=max(by_minute, default=0.0),
@@ -162,4 +174,4 @@ def _extrapolate(sim: Simulation, elapsed: float) -> float | None:
 
 def _per_minute(samples: list[float], step_seconds: float) -> list[float]:
     per_minute = max(1, round(60 / step_seconds))
-    return [statistics.fmean(samples[i:i + per_minute]) for i in range(0, len(samples), per_minute)]
+    return [statistics.fmean(samples[i : i + per_minute]) for i in range(0, len(samples), per_minute)]

@@ -17,10 +17,12 @@ def _after_migrate(**kwargs) -> None:
     from core import schedules
     from monitoring.collectors import sync_sources_from_settings
 
-    schedules.ensure({
-        "monitoring: roll up metrics": schedules.every_minute("monitoring.tasks.roll_up_metrics"),
-        "monitoring: collect CloudWatch and SQS": schedules.every_minute("monitoring.tasks.collect_metrics"),
-        "monitoring: count live servers": schedules.every_minute("monitoring.tasks.count_live_servers"),
-        "monitoring: purge expired metrics": schedules.hourly("monitoring.tasks.purge_expired_metrics"),
-    })
+    schedules.ensure(
+        {
+            "monitoring: roll up metrics": schedules.every_minute("monitoring.tasks.roll_up_metrics"),
+            "monitoring: collect CloudWatch and SQS": schedules.every_minute("monitoring.tasks.collect_metrics"),
+            "monitoring: count live servers": schedules.every_minute("monitoring.tasks.count_live_servers"),
+            "monitoring: purge expired metrics": schedules.hourly("monitoring.tasks.purge_expired_metrics"),
+        }
+    )
     sync_sources_from_settings()

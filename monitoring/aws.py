@@ -24,10 +24,22 @@ from django.conf import settings
 SERVICE_TITLES = {"autoscaling": "Auto Scaling", "cloudwatch": "CloudWatch", "sqs": "SQS"}
 
 ACCESS_DENIED_CODES = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"}
-THROTTLING_CODES = {"Throttling", "ThrottlingException", "ThrottledException", "RequestLimitExceeded",
-                    "TooManyRequestsException", "RequestThrottled"}
-BAD_CREDENTIALS_CODES = {"InvalidClientTokenId", "UnrecognizedClientException", "SignatureDoesNotMatch",
-                         "ExpiredToken", "ExpiredTokenException", "InvalidAccessKeyId"}
+THROTTLING_CODES = {
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+    "RequestThrottled",
+}
+BAD_CREDENTIALS_CODES = {
+    "InvalidClientTokenId",
+    "UnrecognizedClientException",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "InvalidAccessKeyId",
+}
 
 
 class AwsError(Exception):
@@ -49,7 +61,9 @@ def sqs_client() -> BaseClient:
 def _client(service_name: str) -> BaseClient:
     # A session per client: boto3's default session is not safe to share between threads.
     return boto3.session.Session().client(
-        service_name, region_name=settings.AWS_REGION, endpoint_url=settings.AWS_ENDPOINT_URL,
+        service_name,
+        region_name=settings.AWS_REGION,
+        endpoint_url=settings.AWS_ENDPOINT_URL,
         config=client_config(),
     )
 
@@ -80,8 +94,10 @@ def explain(error: Exception, service_name: str = "", config: Config | None = No
     if isinstance(error, ClientError):
         return _explain_client_error(error, service_name or "aws")
     if isinstance(error, (NoCredentialsError, PartialCredentialsError)):
-        return (f"no AWS credentials configured ({error}) — give the worker an IAM role "
-                "or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+        return (
+            f"no AWS credentials configured ({error}) — give the worker an IAM role "
+            "or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+        )
     if isinstance(error, ReadTimeoutError):
         seconds = config.read_timeout if config else settings.AWS_READ_TIMEOUT_SECONDS
         return f"timed out after {seconds:g} s talking to {service}"
@@ -89,8 +105,10 @@ def explain(error: Exception, service_name: str = "", config: Config | None = No
         seconds = config.connect_timeout if config else settings.AWS_CONNECT_TIMEOUT_SECONDS
         return f"could not connect to {service} within {seconds:g} s ({error.kwargs.get('endpoint_url')})"
     if isinstance(error, EndpointConnectionError):
-        return (f"could not reach {service} at {error.kwargs.get('endpoint_url')} "
-                "— check the network, AWS_REGION and AWS_ENDPOINT_URL")
+        return (
+            f"could not reach {service} at {error.kwargs.get('endpoint_url')} "
+            "— check the network, AWS_REGION and AWS_ENDPOINT_URL"
+        )
     return f"{type(error).__name__} talking to {service}: {error}"
 
 
@@ -103,29 +121,32 @@ def _explain_client_error(error: ClientError, service_name: str) -> str:
     if code in THROTTLING_CODES:
         return f"{code}: AWS throttled {action} even after retries — the next run tries again"
     if code in BAD_CREDENTIALS_CODES:
-        return (f"{code}: AWS rejected the worker's credentials calling {action} "
-                "— check its keys or IAM role")
+        return f"{code}: AWS rejected the worker's credentials calling {action} — check its keys or IAM role"
     message = details.get("Message") or "no message"
     return f"{code} calling {action}: {message}"
 
 
 # ---- Auto Scaling: what the fleet page and scaling actions call ---------------------------
 
+
 def describe_autoscaling_group(client: BaseClient, group_name: str) -> dict:
     """The group as describe_auto_scaling_groups returns it; AwsError if it does not exist."""
     with explained_failures(client):
         groups = client.describe_auto_scaling_groups(AutoScalingGroupNames=[group_name])["AutoScalingGroups"]
     if not groups:
-        raise AwsError(f"Auto Scaling group {group_name} not found in region {client.meta.region_name} "
-                       "— check the group name in the scaling group's settings")
+        raise AwsError(
+            f"Auto Scaling group {group_name} not found in region {client.meta.region_name} "
+            "— check the group name in the scaling group's settings"
+        )
     return groups[0]
 
 
 def set_autoscaling_desired_capacity(client: BaseClient, group_name: str, desired_capacity: int) -> None:
     # HonorCooldown=False: the dashboard enforces its own cooldown before calling AWS.
     try:
-        client.set_desired_capacity(AutoScalingGroupName=group_name, DesiredCapacity=desired_capacity,
-                                    HonorCooldown=False)
+        client.set_desired_capacity(
+            AutoScalingGroupName=group_name, DesiredCapacity=desired_capacity, HonorCooldown=False
+        )
     except ClientError as error:
         raise AwsError(explain_scaling_error(error, group_name, desired_capacity)) from error
     except BotoCoreError as error:
@@ -136,13 +157,16 @@ def explain_scaling_error(error: ClientError, group_name: str, desired_capacity:
     details = error.response.get("Error", {})
     code, message = details.get("Code", ""), details.get("Message") or ""
     if code == "ScalingActivityInProgress":
-        return (f"AWS is still carrying out an earlier scaling activity of {group_name} and refused "
-                f"to set it to {desired_capacity}: wait for it to finish, then try again")
+        return (
+            f"AWS is still carrying out an earlier scaling activity of {group_name} and refused "
+            f"to set it to {desired_capacity}: wait for it to finish, then try again"
+        )
     if code == "ValidationError" and "not found" in message.lower():
         return f"Auto Scaling group {group_name} not found: {message}"
     if code == "ValidationError":
-        return (f"AWS refused {desired_capacity} for {group_name}: {message} "
-                "— the group's own min/max in AWS must allow it")
+        return (
+            f"AWS refused {desired_capacity} for {group_name}: {message} — the group's own min/max in AWS must allow it"
+        )
     if code == "ResourceContention":
         return f"AWS was busy updating {group_name} (ResourceContention): try again in a moment"
     return _explain_client_error(error, "autoscaling")

@@ -35,18 +35,23 @@ Collector = Callable[[MetricSource, datetime], int]
 
 # ---- Auto Scaling groups: CPUUtilization per instance and the group's average -------------
 
+
 def collect_autoscaling_cpu(source: MetricSource, now: datetime) -> int:
     """Store the last minutes of CPU % per instance of the group, and the group's average."""
     instance_ids = group_instance_ids(source.name)
     if not instance_ids:  # a group scaled to zero has nothing to report; that is not a failure
         return 0
     cpu_by_instance = instance_cpu_percent_by_minute(instance_ids, now)
-    samples = [(metrics.CPU_PERCENT, metrics.instance_subject(instance_id), minute, cpu_percent)
-               for instance_id, by_minute in cpu_by_instance.items()
-               for minute, cpu_percent in by_minute.items()]
+    samples = [
+        (metrics.CPU_PERCENT, metrics.instance_subject(instance_id), minute, cpu_percent)
+        for instance_id, by_minute in cpu_by_instance.items()
+        for minute, cpu_percent in by_minute.items()
+    ]
     group_subject = metrics.autoscaling_group_subject(source.name)
-    samples += [(metrics.CPU_PERCENT, group_subject, minute, mean_cpu_percent)
-                for minute, mean_cpu_percent in _mean_by_minute(cpu_by_instance.values()).items()]
+    samples += [
+        (metrics.CPU_PERCENT, group_subject, minute, mean_cpu_percent)
+        for minute, mean_cpu_percent in _mean_by_minute(cpu_by_instance.values()).items()
+    ]
     return store(samples)
 
 
@@ -59,8 +64,7 @@ def group_instance_ids(group_name: str) -> list[str]:
     return [instance["InstanceId"] for instance in groups[0].get("Instances", [])]
 
 
-def instance_cpu_percent_by_minute(instance_ids: list[str],
-                                   now: datetime) -> dict[str, dict[datetime, float]]:
+def instance_cpu_percent_by_minute(instance_ids: list[str], now: datetime) -> dict[str, dict[datetime, float]]:
     """{instance id: {minute start (UTC): average CPU %}} over the lookback window."""
     client = aws.cloudwatch_client()
     # CloudWatch aligns periods to StartTime: start on a whole minute so periods are minutes.
@@ -68,11 +72,11 @@ def instance_cpu_percent_by_minute(instance_ids: list[str],
     cpu_by_instance: dict[str, dict[datetime, float]] = defaultdict(dict)
     for batch in _batches(instance_ids, MAX_QUERIES_PER_GET_METRIC_DATA):
         instance_by_query_id = {f"cpu{index}": instance_id for index, instance_id in enumerate(batch)}
-        queries = [_cpu_query(query_id, instance_id)
-                   for query_id, instance_id in instance_by_query_id.items()]
+        queries = [_cpu_query(query_id, instance_id) for query_id, instance_id in instance_by_query_id.items()]
         with aws.explained_failures(client):
             pages = client.get_paginator("get_metric_data").paginate(
-                MetricDataQueries=queries, StartTime=start_time, EndTime=now, ScanBy="TimestampAscending")
+                MetricDataQueries=queries, StartTime=start_time, EndTime=now, ScanBy="TimestampAscending"
+            )
             for page in pages:
                 for result in page["MetricDataResults"]:
                     by_minute = cpu_by_instance[instance_by_query_id[result["Id"]]]
@@ -85,8 +89,11 @@ def _cpu_query(query_id: str, instance_id: str) -> dict:
     return {
         "Id": query_id,
         "MetricStat": {
-            "Metric": {"Namespace": "AWS/EC2", "MetricName": "CPUUtilization",
-                       "Dimensions": [{"Name": "InstanceId", "Value": instance_id}]},
+            "Metric": {
+                "Namespace": "AWS/EC2",
+                "MetricName": "CPUUtilization",
+                "Dimensions": [{"Name": "InstanceId", "Value": instance_id}],
+            },
             "Period": CPU_PERIOD_SECONDS,
             "Stat": "Average",
         },
@@ -109,17 +116,17 @@ def _utc_minute(moment: datetime) -> datetime:
 
 def _batches(items: list[str], size: int) -> Iterator[list[str]]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 # ---- SQS queues: messages waiting and messages being processed ----------------------------
+
 
 def collect_sqs_depth(source: MetricSource, now: datetime) -> int:
     """Store the queue's visible and in-flight message counts for the current minute."""
     visible, in_flight = queue_message_counts(source.name)
     subject = metrics.queue_subject(source.name)
-    return store([(metrics.QUEUE_VISIBLE, subject, now, visible),
-                  (metrics.QUEUE_IN_FLIGHT, subject, now, in_flight)])
+    return store([(metrics.QUEUE_VISIBLE, subject, now, visible), (metrics.QUEUE_IN_FLIGHT, subject, now, in_flight)])
 
 
 def queue_message_counts(queue_name: str) -> tuple[int, int]:
@@ -129,8 +136,7 @@ def queue_message_counts(queue_name: str) -> tuple[int, int]:
         try:
             queue_url = client.get_queue_url(QueueName=queue_name)["QueueUrl"]
         except client.exceptions.QueueDoesNotExist:
-            raise aws.AwsError(
-                f"SQS queue {queue_name} not found in region {client.meta.region_name}") from None
+            raise aws.AwsError(f"SQS queue {queue_name} not found in region {client.meta.region_name}") from None
         attributes = client.get_queue_attributes(
             QueueUrl=queue_url,
             AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
@@ -141,6 +147,7 @@ def queue_message_counts(queue_name: str) -> tuple[int, int]:
 
 
 # ---- Running every source -----------------------------------------------------------------
+
 
 def store(samples: list[Sample]) -> int:
     with transaction.atomic():
@@ -175,8 +182,7 @@ def collect_source(source: MetricSource, now: datetime) -> bool:
         message = failure_message(error)
         logger.warning("collecting %s failed: %s", source, message)
         # An update by id, not save(): an admin may edit or delete the source meanwhile.
-        MetricSource.objects.filter(pk=source.pk).update(
-            last_attempt_at=now, last_error_at=now, last_error=message)
+        MetricSource.objects.filter(pk=source.pk).update(last_attempt_at=now, last_error_at=now, last_error=message)
         return False
     MetricSource.objects.filter(pk=source.pk).update(last_attempt_at=now, last_success_at=now, last_error="")
     return True

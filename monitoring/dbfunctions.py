@@ -15,11 +15,17 @@ class EpochMilliseconds(Func):
 
     def as_sqlite(self, compiler, connection, **extra_context):
         # Django stores UTC text; julianday() keeps the fraction of a second.
-        return self.as_sql(compiler, connection,
-                           template="CAST(ROUND((julianday(%(expressions)s) - 2440587.5) * 86400000) AS INTEGER)",
-                           **extra_context)
+        return self.as_sql(
+            compiler,
+            connection,
+            template="CAST(ROUND((julianday(%(expressions)s) - 2440587.5) * 86400000) AS INTEGER)",
+            **extra_context,
+        )
 
     def as_postgresql(self, compiler, connection, **extra_context):
-        return self.as_sql(compiler, connection,
-                           template="CAST(ROUND(EXTRACT(EPOCH FROM %(expressions)s) * 1000) AS BIGINT)",
-                           **extra_context)
+        return self.as_sql(
+            compiler,
+            connection,
+            template="CAST(ROUND(EXTRACT(EPOCH FROM %(expressions)s) * 1000) AS BIGINT)",
+            **extra_context,
+        )

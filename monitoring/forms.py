@@ -5,8 +5,11 @@ from monitoring.models import UploadServer, server_name_validator
 
 
 class RegisterServerForm(forms.Form):
-    name = forms.CharField(max_length=100, validators=[server_name_validator],
-                           help_text="The server id the upload server puts in its reports, e.g. upload-3.")
+    name = forms.CharField(
+        max_length=100,
+        validators=[server_name_validator],
+        help_text="The server id the upload server puts in its reports, e.g. upload-3.",
+    )
     reason = ReasonField()
 
     def clean_name(self):

@@ -44,8 +44,9 @@ class UploadServer(models.Model):
     token_hash = models.CharField(max_length=64, unique=True, editable=False)
     token_prefix = models.CharField(max_length=TOKEN_PREFIX_CHARS, editable=False)
     created_at = models.DateTimeField(default=timezone.now)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
-                                   on_delete=models.PROTECT, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     revoked_at = models.DateTimeField(null=True, blank=True)
 
     boot_id = models.CharField(max_length=64, blank=True)
@@ -142,10 +143,12 @@ class Rollup(models.Model):
     maximum = models.FloatField()
 
     class Meta:
-        constraints = [models.UniqueConstraint(
-            fields=["metric", "subject", "resolution_seconds", "bucket_start"], name="rollup_unique_bucket")]
-        indexes = [models.Index(fields=["metric", "resolution_seconds", "bucket_start"],
-                                name="rollup_chart_idx")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["metric", "subject", "resolution_seconds", "bucket_start"], name="rollup_unique_bucket"
+            )
+        ]
+        indexes = [models.Index(fields=["metric", "resolution_seconds", "bucket_start"], name="rollup_chart_idx")]
 
     @property
     def value(self) -> float:
@@ -184,4 +187,5 @@ class MetricSource(models.Model):
     @property
     def failing(self) -> bool:
         return bool(self.last_error) and (
-            self.last_success_at is None or (self.last_error_at and self.last_error_at > self.last_success_at))
+            self.last_success_at is None or (self.last_error_at and self.last_error_at > self.last_success_at)
+        )

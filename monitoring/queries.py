@@ -74,14 +74,21 @@ Series = dict[str, list]  # {"x": [epoch ms, ...], "y": [...]}
 
 
 def _rollups(metric: str, window: Window):
-    return Rollup.objects.filter(
-        metric=metric, resolution_seconds=window.resolution_seconds or metrics.MINUTE_SECONDS,
-        bucket_start__gte=window.start, bucket_start__lte=window.end,
-    ).annotate(at_ms=EpochMilliseconds("bucket_start")).order_by("bucket_start")
+    return (
+        Rollup.objects.filter(
+            metric=metric,
+            resolution_seconds=window.resolution_seconds or metrics.MINUTE_SECONDS,
+            bucket_start__gte=window.start,
+            bucket_start__lte=window.end,
+        )
+        .annotate(at_ms=EpochMilliseconds("bucket_start"))
+        .order_by("bucket_start")
+    )
 
 
-def rollup_series(metric: str, window: Window, subjects: list[str] | None = None,
-                  subject_prefix: str | None = None) -> dict[str, Series]:
+def rollup_series(
+    metric: str, window: Window, subjects: list[str] | None = None, subject_prefix: str | None = None
+) -> dict[str, Series]:
     """{subject: {"x", "y"}}: the mean per minute of one metric over the window. One query."""
     rows = _rollups(metric, window)
     if subjects is not None:
@@ -99,8 +106,11 @@ def rollup_series(metric: str, window: Window, subjects: list[str] | None = None
 def rollup_band(metric: str, subject: str, window: Window) -> dict[str, list]:
     """x with the mean, lowest and highest value of one series. One query."""
     band: dict[str, list] = {"x": [], "mean": [], "low": [], "high": []}
-    for at_ms, count, total, low, high in _rollups(metric, window).filter(subject=subject).values_list(
-            "at_ms", "sample_count", "total", "minimum", "maximum"):
+    for at_ms, count, total, low, high in (
+        _rollups(metric, window)
+        .filter(subject=subject)
+        .values_list("at_ms", "sample_count", "total", "minimum", "maximum")
+    ):
         band["x"].append(at_ms)
         band["mean"].append(total / count)
         band["low"].append(low)
@@ -120,8 +130,11 @@ def raw_cpu_series(window: Window) -> tuple[dict[str, Series], Series]:
     fleet: Series = {"x": [], "y": [], "low": [], "high": []}
     latest: dict[int, tuple[int, float, int]] = {}
     current_bucket_ms = None
-    rows = ServerReport.objects.filter(received_at__gte=window.start, received_at__lte=window.end).annotate(
-        at_ms=EpochMilliseconds("received_at")).order_by("received_at")
+    rows = (
+        ServerReport.objects.filter(received_at__gte=window.start, received_at__lte=window.end)
+        .annotate(at_ms=EpochMilliseconds("received_at"))
+        .order_by("received_at")
+    )
     for server_id, at_ms, cpu, interval in rows.values_list("server_id", "at_ms", "cpu_percent", "interval_seconds"):
         interval_ms = max(interval, 1) * 1000
         bucket_ms = at_ms - at_ms % interval_ms
@@ -138,8 +151,11 @@ def raw_cpu_series(window: Window) -> tuple[dict[str, Series], Series]:
 
 
 def _append_fleet_point(fleet: Series, bucket_ms: int, latest: dict) -> None:
-    live = [cpu for seen_ms, cpu, interval_ms in latest.values()
-            if bucket_ms - seen_ms <= SILENT_AFTER_INTERVALS * interval_ms]
+    live = [
+        cpu
+        for seen_ms, cpu, interval_ms in latest.values()
+        if bucket_ms - seen_ms <= SILENT_AFTER_INTERVALS * interval_ms
+    ]
     if live:
         fleet["x"].append(bucket_ms)
         fleet["y"].append(sum(live) / len(live))
@@ -153,6 +169,7 @@ def rounded(series: Series) -> Series:
 
 # ---- minute values: what the policies, alerts and pages ask -----------------------------
 
+
 def _minutes(metric: str):
     return Rollup.objects.filter(metric=metric, resolution_seconds=MINUTE)
 
@@ -160,8 +177,11 @@ def _minutes(metric: str):
 def cpu_minutes(subject: str, since: datetime, until: datetime) -> dict[datetime, float]:
     """{minute start: CPU %} of one subject ("fleet", an Auto Scaling group) for since <= minute < until."""
     rows = _minutes(metrics.CPU_PERCENT).filter(subject=subject, bucket_start__gte=since, bucket_start__lt=until)
-    return {minute: total / count for minute, total, count in rows.values_list("bucket_start", "total", "sample_count")
-            if count}
+    return {
+        minute: total / count
+        for minute, total, count in rows.values_list("bucket_start", "total", "sample_count")
+        if count
+    }
 
 
 def fleet_cpu_minutes(since: datetime, until: datetime) -> dict[datetime, float]:
@@ -171,33 +191,47 @@ def fleet_cpu_minutes(since: datetime, until: datetime) -> dict[datetime, float]
 
 def peak_fleet_cpu_percent(since: datetime, until: datetime) -> float | None:
     """The hottest server's CPU in the busiest minute, since <= minute < until."""
-    return _minutes(metrics.CPU_PERCENT).filter(
-        subject=metrics.FLEET, bucket_start__gte=since, bucket_start__lt=until).aggregate(peak=Max("maximum"))["peak"]
+    return (
+        _minutes(metrics.CPU_PERCENT)
+        .filter(subject=metrics.FLEET, bucket_start__gte=since, bucket_start__lt=until)
+        .aggregate(peak=Max("maximum"))["peak"]
+    )
 
 
 def peak_summed_server_cpu_percent(server_name_prefix: str, since: datetime, until: datetime) -> float | None:
     """The busiest minute of the servers whose names start with the prefix: their CPU % added up
     (200 = two servers' worth of cores), for since <= minute <= until."""
-    per_minute = (_minutes(metrics.CPU_PERCENT)
-                  .filter(subject__startswith=metrics.server_subject(server_name_prefix),
-                          bucket_start__gte=since, bucket_start__lte=until)
-                  .values("bucket_start").annotate(cpu_percent=Sum("total")))
+    per_minute = (
+        _minutes(metrics.CPU_PERCENT)
+        .filter(
+            subject__startswith=metrics.server_subject(server_name_prefix),
+            bucket_start__gte=since,
+            bucket_start__lte=until,
+        )
+        .values("bucket_start")
+        .annotate(cpu_percent=Sum("total"))
+    )
     return per_minute.aggregate(peak=Max("cpu_percent"))["peak"]
 
 
 def latest_instance_cpu(instance_ids: list[str], since: datetime) -> dict[str, float]:
     """{instance id: CPU % of its latest minute since `since`} (CloudWatch, collected per minute)."""
     subjects = {metrics.instance_subject(instance_id): instance_id for instance_id in instance_ids}
-    rows = _minutes(metrics.CPU_PERCENT).filter(subject__in=list(subjects), bucket_start__gte=since).order_by(
-        "bucket_start").values_list("subject", "total", "sample_count")
+    rows = (
+        _minutes(metrics.CPU_PERCENT)
+        .filter(subject__in=list(subjects), bucket_start__gte=since)
+        .order_by("bucket_start")
+        .values_list("subject", "total", "sample_count")
+    )
     return {subjects[subject]: total / count for subject, total, count in rows}
 
 
 AGGREGATES = {"avg": Avg, "max": Max, "min": Min, "sum": Sum}
 
 
-def minute_aggregates(metric: str, subject: str, after: datetime, through: datetime,
-                      aggregation: str) -> dict[str, float]:
+def minute_aggregates(
+    metric: str, subject: str, after: datetime, through: datetime, aggregation: str
+) -> dict[str, float]:
     """{subject: the minute values aggregated (avg, max, min, sum)} for after < minute <= through.
 
     subject: one series ("fleet", "queue:Video"), or every series of a kind ("server:*")."""
@@ -209,9 +243,13 @@ def minute_aggregates(metric: str, subject: str, after: datetime, through: datet
 
 def busiest_clients(since: datetime, until: datetime, limit: int) -> dict[str, float]:
     """{client id: average uploads in progress}, busiest first, for since <= minute <= until."""
-    rows = (_minutes(metrics.UPLOADS_IN_PROGRESS)
-            .filter(subject__startswith=metrics.client_subject(""), bucket_start__gte=since, bucket_start__lte=until)
-            .values("subject").annotate(load=Avg("total")).order_by("-load")[:limit])
+    rows = (
+        _minutes(metrics.UPLOADS_IN_PROGRESS)
+        .filter(subject__startswith=metrics.client_subject(""), bucket_start__gte=since, bucket_start__lte=until)
+        .values("subject")
+        .annotate(load=Avg("total"))
+        .order_by("-load")[:limit]
+    )
     return {row["subject"].removeprefix(metrics.client_subject("")): row["load"] for row in rows}
 
 
@@ -228,8 +266,11 @@ def shadow_outcomes_by_hour(client_id: str, now: datetime | None = None) -> list
     now = now or timezone.now()
     first_hour = metrics.bucket_start(now, 3600) - timedelta(hours=SHADOW_HOURS_SHOWN - 1)
     rows = Rollup.objects.filter(
-        resolution_seconds=MINUTE, subject=metrics.client_subject(client_id), metric__in=SHADOW_OUTCOMES,
-        bucket_start__gte=first_hour, bucket_start__lte=now,
+        resolution_seconds=MINUTE,
+        subject=metrics.client_subject(client_id),
+        metric__in=SHADOW_OUTCOMES,
+        bucket_start__gte=first_hour,
+        bucket_start__lte=now,
     ).values_list("bucket_start", "metric", "total")
     hours: dict[datetime, dict] = {}
     for minute, metric, total in rows:

@@ -61,8 +61,16 @@ def parse_report(body: bytes) -> Report:
     if not isinstance(data, dict):
         raise InvalidReport({"body": "must be a JSON object"})
     errors: dict[str, str] = {}
-    unknown = set(data) - {"server_id", "sequence", "cpu_percent", "config_version",
-                           "interval_seconds", "boot_id", "clients", "sent_at"}
+    unknown = set(data) - {
+        "server_id",
+        "sequence",
+        "cpu_percent",
+        "config_version",
+        "interval_seconds",
+        "boot_id",
+        "clients",
+        "sent_at",
+    }
     for name in sorted(unknown):
         errors[name] = "unknown field"
     report = Report(
@@ -70,8 +78,7 @@ def parse_report(body: bytes) -> Report:
         sequence=_integer(data, "sequence", errors, required=True, maximum=2**62),
         cpu_percent=_percent(data, "cpu_percent", errors),
         config_version=_integer(data, "config_version", errors, required=True, maximum=2**62),
-        interval_seconds=_integer(data, "interval_seconds", errors, default=5, minimum=1,
-                                  maximum=MAX_INTERVAL_SECONDS),
+        interval_seconds=_integer(data, "interval_seconds", errors, default=5, minimum=1, maximum=MAX_INTERVAL_SECONDS),
         boot_id=_string(data, "boot_id", BOOT_ID_RE, errors, required=False),
         clients=_clients(data.get("clients", {}), errors),
     )
@@ -152,8 +159,12 @@ def _clients(clients, errors) -> dict[str, dict[str, int]]:
         for name in sorted(set(stats) - set(CLIENT_FIELDS) - set(CLIENT_OPTIONAL_COUNTERS)):
             errors[f"{prefix}.{name}"] = "unknown field"
         checked[client_id] = {
-            name: _checked_integer(stats.get(name, 0), f"{prefix}.{name}", errors,
-                                   maximum=MAX_BYTES if name == "bytes_in_flight" else MAX_COUNT)
+            name: _checked_integer(
+                stats.get(name, 0),
+                f"{prefix}.{name}",
+                errors,
+                maximum=MAX_BYTES if name == "bytes_in_flight" else MAX_COUNT,
+            )
             for name in CLIENT_FIELDS
         }
         for name in CLIENT_OPTIONAL_COUNTERS:
@@ -162,8 +173,10 @@ def _clients(clients, errors) -> dict[str, dict[str, int]]:
     return checked
 
 
-_AUTHENTICATE_SQL = (f"SELECT id, name, token_hash, silent_after FROM {UploadServer._meta.db_table} "
-                     "WHERE token_hash = %s AND revoked_at IS NULL")
+_AUTHENTICATE_SQL = (
+    f"SELECT id, name, token_hash, silent_after FROM {UploadServer._meta.db_table} "
+    "WHERE token_hash = %s AND revoked_at IS NULL"
+)
 
 
 def authenticate(authorization_header: str) -> UploadServer | None:
@@ -188,11 +201,22 @@ _CLAIM_SQL = (
     # A retry repeats its sequence: only a higher one, or a new boot, claims the server row.
     "WHERE id = %s AND (last_sequence IS NULL OR last_sequence < %s OR boot_id <> %s)"
 )
-_REPORT_COLUMNS = ("server_id", "sequence", "received_at", "interval_seconds", "cpu_percent", "config_version",
-                   "uploads_in_progress", "bytes_in_flight", *CLIENT_COUNTERS, "clients",
-                  *CLIENT_OPTIONAL_COUNTERS)
-_INSERT_SQL = (f"INSERT INTO {_REPORT_TABLE} ({', '.join(_REPORT_COLUMNS)}) "
-               f"VALUES ({', '.join(['%s'] * len(_REPORT_COLUMNS))})")
+_REPORT_COLUMNS = (
+    "server_id",
+    "sequence",
+    "received_at",
+    "interval_seconds",
+    "cpu_percent",
+    "config_version",
+    "uploads_in_progress",
+    "bytes_in_flight",
+    *CLIENT_COUNTERS,
+    "clients",
+    *CLIENT_OPTIONAL_COUNTERS,
+)
+_INSERT_SQL = (
+    f"INSERT INTO {_REPORT_TABLE} ({', '.join(_REPORT_COLUMNS)}) VALUES ({', '.join(['%s'] * len(_REPORT_COLUMNS))})"
+)
 
 
 def store_report(server: UploadServer, report: Report, now=None) -> bool:
@@ -201,19 +225,44 @@ def store_report(server: UploadServer, report: Report, now=None) -> bool:
     was_counted = not server.is_silent(now)
     at = connection.ops.adapt_datetimefield_value(now)
     uploads, bytes_in_flight = report.total("uploads_in_progress"), report.total("bytes_in_flight")
-    silent_after = connection.ops.adapt_datetimefield_value(
-        UploadServer.silent_after_for(now, report.interval_seconds))
+    silent_after = connection.ops.adapt_datetimefield_value(UploadServer.silent_after_for(now, report.interval_seconds))
     clients = ServerReport._meta.get_field("clients").get_db_prep_value(report.clients, connection)
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(_CLAIM_SQL, [
-            report.boot_id, report.sequence, at, silent_after, report.interval_seconds, report.cpu_percent,
-            report.config_version, uploads, bytes_in_flight, server.pk, report.sequence, report.boot_id])
+        cursor.execute(
+            _CLAIM_SQL,
+            [
+                report.boot_id,
+                report.sequence,
+                at,
+                silent_after,
+                report.interval_seconds,
+                report.cpu_percent,
+                report.config_version,
+                uploads,
+                bytes_in_flight,
+                server.pk,
+                report.sequence,
+                report.boot_id,
+            ],
+        )
         if cursor.rowcount != 1:
             return False
-        cursor.execute(_INSERT_SQL, [
-            server.pk, report.sequence, at, report.interval_seconds, report.cpu_percent, report.config_version,
-            uploads, bytes_in_flight, *(report.total(name) for name in CLIENT_COUNTERS), clients,
-            *(report.total(name) for name in CLIENT_OPTIONAL_COUNTERS)])
+        cursor.execute(
+            _INSERT_SQL,
+            [
+                server.pk,
+                report.sequence,
+                at,
+                report.interval_seconds,
+                report.cpu_percent,
+                report.config_version,
+                uploads,
+                bytes_in_flight,
+                *(report.total(name) for name in CLIENT_COUNTERS),
+                clients,
+                *(report.total(name) for name in CLIENT_OPTIONAL_COUNTERS),
+            ],
+        )
     if not was_counted or _live_count_check_due(now):
         # A new or returning server changes the live count at once. One that went silent is
         # noticed here within a few seconds while other servers report (and by the

@@ -46,7 +46,8 @@ def _roll_level(resolution_seconds: int, now: datetime, rows_for_bucket) -> int:
         with transaction.atomic():
             _upsert(rows_for_bucket(bucket))
             RollupWatermark.objects.update_or_create(
-                resolution_seconds=resolution_seconds, defaults={"rolled_until": bucket + step})
+                resolution_seconds=resolution_seconds, defaults={"rolled_until": bucket + step}
+            )
         bucket += step
         rolled += 1
     return rolled
@@ -73,17 +74,28 @@ def _earliest_data(resolution_seconds: int) -> datetime | None:
 def _upsert(rows: list[Rollup]) -> None:
     if rows:
         Rollup.objects.bulk_create(
-            rows, update_conflicts=True,
+            rows,
+            update_conflicts=True,
             unique_fields=["metric", "subject", "resolution_seconds", "bucket_start"],
             update_fields=["sample_count", "total", "minimum", "maximum"],
         )
 
 
 def _minute_rows(minute: datetime) -> list[Rollup]:
-    reports = list(ServerReport.objects.filter(
-        received_at__gte=minute, received_at__lt=minute + timedelta(minutes=1),
-    ).values_list("server__name", "cpu_percent", "interval_seconds", "clients",
-                  "uploads_in_progress", "bytes_in_flight", *metrics.COUNTS))
+    reports = list(
+        ServerReport.objects.filter(
+            received_at__gte=minute,
+            received_at__lt=minute + timedelta(minutes=1),
+        ).values_list(
+            "server__name",
+            "cpu_percent",
+            "interval_seconds",
+            "clients",
+            "uploads_in_progress",
+            "bytes_in_flight",
+            *metrics.COUNTS,
+        )
+    )
     if not reports:
         return []
     values: dict[tuple[str, str], float] = defaultdict(float)
@@ -105,36 +117,71 @@ def _minute_rows(minute: datetime) -> list[Rollup]:
                 values[(metric, subject)] += stats.get(metric, 0)
     rows = [_single(minute, metric, subject, value) for (metric, subject), value in values.items()]
     server_means = {name: sum(v) / len(v) for name, v in cpu_by_server.items()}
-    rows += [_single(minute, metrics.CPU_PERCENT, metrics.server_subject(name), mean)
-             for name, mean in server_means.items()]
+    rows += [
+        _single(minute, metrics.CPU_PERCENT, metrics.server_subject(name), mean) for name, mean in server_means.items()
+    ]
     means = list(server_means.values())
-    rows.append(Rollup(metric=metrics.CPU_PERCENT, subject=metrics.FLEET, resolution_seconds=60,
-                       bucket_start=minute, sample_count=1, total=sum(means) / len(means),
-                       minimum=min(means), maximum=max(means)))
+    rows.append(
+        Rollup(
+            metric=metrics.CPU_PERCENT,
+            subject=metrics.FLEET,
+            resolution_seconds=60,
+            bucket_start=minute,
+            sample_count=1,
+            total=sum(means) / len(means),
+            minimum=min(means),
+            maximum=max(means),
+        )
+    )
     return rows
 
 
 def _single(bucket: datetime, metric: str, subject: str, value: float) -> Rollup:
-    return Rollup(metric=metric, subject=subject, resolution_seconds=60, bucket_start=bucket,
-                  sample_count=1, total=value, minimum=value, maximum=value)
+    return Rollup(
+        metric=metric,
+        subject=subject,
+        resolution_seconds=60,
+        bucket_start=bucket,
+        sample_count=1,
+        total=value,
+        minimum=value,
+        maximum=value,
+    )
 
 
 def _coarser_rows(bucket: datetime, resolution_seconds: int, finer_seconds: int) -> list[Rollup]:
-    groups = Rollup.objects.filter(
-        resolution_seconds=finer_seconds, bucket_start__gte=bucket,
-        bucket_start__lt=bucket + timedelta(seconds=resolution_seconds),
-    ).values("metric", "subject").annotate(
-        count=Sum("sample_count"), sum=Sum("total"), low=Min("minimum"), high=Max("maximum"))
-    return [Rollup(metric=g["metric"], subject=g["subject"], resolution_seconds=resolution_seconds,
-                   bucket_start=bucket, sample_count=g["count"], total=g["sum"],
-                   minimum=g["low"], maximum=g["high"]) for g in groups]
+    groups = (
+        Rollup.objects.filter(
+            resolution_seconds=finer_seconds,
+            bucket_start__gte=bucket,
+            bucket_start__lt=bucket + timedelta(seconds=resolution_seconds),
+        )
+        .values("metric", "subject")
+        .annotate(count=Sum("sample_count"), sum=Sum("total"), low=Min("minimum"), high=Max("maximum"))
+    )
+    return [
+        Rollup(
+            metric=g["metric"],
+            subject=g["subject"],
+            resolution_seconds=resolution_seconds,
+            bucket_start=bucket,
+            sample_count=g["count"],
+            total=g["sum"],
+            minimum=g["low"],
+            maximum=g["high"],
+        )
+        for g in groups
+    ]
 
 
 def write_minute_value(metric: str, subject: str, moment: datetime, value: float) -> None:
     """Store one value per minute for (metric, subject) (a collector's sample); a second write to
     the same minute replaces the first, so a collector that runs twice stores nothing twice."""
     Rollup.objects.update_or_create(
-        metric=metric, subject=subject, resolution_seconds=60, bucket_start=metrics.bucket_start(moment, 60),
+        metric=metric,
+        subject=subject,
+        resolution_seconds=60,
+        bucket_start=metrics.bucket_start(moment, 60),
         defaults={"sample_count": 1, "total": value, "minimum": value, "maximum": value},
     )
 
@@ -154,5 +201,6 @@ def purge_expired(now: datetime | None = None) -> dict[str, int]:
     deleted = {"raw": ServerReport.objects.filter(received_at__lt=cutoffs["raw"]).delete()[0]}
     for resolution in metrics.RESOLUTIONS_SECONDS:
         deleted[str(resolution)] = Rollup.objects.filter(
-            resolution_seconds=resolution, bucket_start__lt=cutoffs[resolution]).delete()[0]
+            resolution_seconds=resolution, bucket_start__lt=cutoffs[resolution]
+        ).delete()[0]
     return deleted

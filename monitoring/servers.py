@@ -16,8 +16,15 @@ def register_server(actor, name: str, reason: str) -> tuple[UploadServer, str]:
         token = server.issue_token()
         server.full_clean()
         server.save()
-        audit.record(actor, ServerAudit.SERVER_REGISTERED, f"server {name}", {},
-                     {"name": name, "token_prefix": server.token_prefix}, reason, server)
+        audit.record(
+            actor,
+            ServerAudit.SERVER_REGISTERED,
+            f"server {name}",
+            {},
+            {"name": name, "token_prefix": server.token_prefix},
+            reason,
+            server,
+        )
     return server, token
 
 
@@ -28,8 +35,15 @@ def rotate_token(server: UploadServer, actor, reason: str) -> str:
         token = locked.issue_token()
         locked.revoked_at = None
         locked.save(update_fields=["token_hash", "token_prefix", "revoked_at"])
-        audit.record(actor, ServerAudit.SERVER_TOKEN_ROTATED, f"server {locked.name}", before,
-                     {"token_prefix": locked.token_prefix, "revoked": False}, reason, locked)
+        audit.record(
+            actor,
+            ServerAudit.SERVER_TOKEN_ROTATED,
+            f"server {locked.name}",
+            before,
+            {"token_prefix": locked.token_prefix, "revoked": False},
+            reason,
+            locked,
+        )
     return token
 
 
@@ -38,8 +52,15 @@ def revoke_server(server: UploadServer, actor, reason: str) -> bool:
     with transaction.atomic():
         revoked = UploadServer.objects.filter(pk=server.pk, revoked_at=None).update(revoked_at=timezone.now())
         if revoked:
-            audit.record(actor, ServerAudit.SERVER_REVOKED, f"server {server.name}", {"revoked": False},
-                         {"revoked": True}, reason, server)
+            audit.record(
+                actor,
+                ServerAudit.SERVER_REVOKED,
+                f"server {server.name}",
+                {"revoked": False},
+                {"revoked": True},
+                reason,
+                server,
+            )
     if revoked:
         count_live_servers()
     return bool(revoked)

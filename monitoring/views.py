@@ -24,6 +24,7 @@ def _error(status: int, message: str, **details) -> JsonResponse:
 
 # The report API: token-authenticated, for upload servers, not people.
 
+
 @csrf_exempt
 @login_not_required
 @require_POST
@@ -48,8 +49,7 @@ def post_report(request: HttpRequest) -> JsonResponse:
         stored = reports.store_report(server, report)
     except DatabaseError:
         return _error(503, "the dashboard's database is unavailable; keep the report and retry")
-    return JsonResponse({"status": "accepted" if stored else "duplicate", "sequence": report.sequence},
-                        status=202)
+    return JsonResponse({"status": "accepted" if stored else "duplicate", "sequence": report.sequence}, status=202)
 
 
 @login_not_required
@@ -60,12 +60,15 @@ def openapi(request: HttpRequest) -> HttpResponse:
 
 # The server registry: ops register servers and hand their tokens over once.
 
+
 @require_GET
 @ops_or_engineer_required
 def server_list(request: HttpRequest) -> HttpResponse:
-    return render(request, "monitoring/server_list.html", {
-        "servers": UploadServer.objects.all(), "form": RegisterServerForm(),
-        "action_form": ServerActionForm()})
+    return render(
+        request,
+        "monitoring/server_list.html",
+        {"servers": UploadServer.objects.all(), "form": RegisterServerForm(), "action_form": ServerActionForm()},
+    )
 
 
 @require_POST
@@ -73,9 +76,12 @@ def server_list(request: HttpRequest) -> HttpResponse:
 def server_register(request: HttpRequest) -> HttpResponse:
     form = RegisterServerForm(request.POST)
     if not form.is_valid():
-        return render(request, "monitoring/server_list.html", {
-            "servers": UploadServer.objects.all(), "form": form, "action_form": ServerActionForm()},
-            status=400)
+        return render(
+            request,
+            "monitoring/server_list.html",
+            {"servers": UploadServer.objects.all(), "form": form, "action_form": ServerActionForm()},
+            status=400,
+        )
     server, token = servers.register_server(request.user, form.cleaned_data["name"], form.cleaned_data["reason"])
     return _show_token_once(request, server, token)
 
@@ -112,4 +118,3 @@ def server_revoke(request: HttpRequest, name: str) -> HttpResponse:
     if reason is not None and servers.revoke_server(server, request.user, reason):
         messages.warning(request, f"{server.name} revoked: its reports are refused from now on.")
     return redirect("monitoring:servers")
-

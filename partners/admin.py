@@ -23,8 +23,15 @@ class FleetSettingsAdmin(ReadOnlyAdmin):
 
 @admin.register(UploadLimitRow)
 class UploadLimitRowAdmin(ReadOnlyAdmin):
-    list_display = ["client_id", "version", "paused", "requests_per_minute",
-                    "max_concurrent_uploads", "live_server_count", "updated_at"]
+    list_display = [
+        "client_id",
+        "version",
+        "paused",
+        "requests_per_minute",
+        "max_concurrent_uploads",
+        "live_server_count",
+        "updated_at",
+    ]
     ordering = ["-version"]
 
 

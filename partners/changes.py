@@ -48,9 +48,15 @@ def create_partner(actor, values: dict, managers, reason: str) -> Partner:
     return partner
 
 
-def change_partner(partner: Partner, actor, values: dict, reason: str,
-                   expected_revision: int | None, managers=None,
-                   action: str = PartnerAudit.PARTNER_CHANGED) -> ChangeResult:
+def change_partner(
+    partner: Partner,
+    actor,
+    values: dict,
+    reason: str,
+    expected_revision: int | None,
+    managers=None,
+    action: str = PartnerAudit.PARTNER_CHANGED,
+) -> ChangeResult:
     """Apply field values (limits, ceilings, settings) to a partner, audited and published."""
     with transaction.atomic():
         locked = Partner.objects.select_for_update().get(pk=partner.pk)
@@ -83,20 +89,33 @@ def _only(values: dict, allowed: tuple[str, ...], what: str) -> dict:
     return values
 
 
-def change_limits(partner: Partner, actor, limits: dict, reason: str,
-                  expected_revision: int | None) -> ChangeResult:
-    return change_partner(partner, actor, _only(limits, LIMIT_FIELDS, "limits"), reason, expected_revision,
-                          action=PartnerAudit.LIMITS_CHANGED)
+def change_limits(partner: Partner, actor, limits: dict, reason: str, expected_revision: int | None) -> ChangeResult:
+    return change_partner(
+        partner,
+        actor,
+        _only(limits, LIMIT_FIELDS, "limits"),
+        reason,
+        expected_revision,
+        action=PartnerAudit.LIMITS_CHANGED,
+    )
 
 
-def change_shadow_limits(partner: Partner, actor, shadow: dict, reason: str,
-                         expected_revision: int | None) -> ChangeResult:
+def change_shadow_limits(
+    partner: Partner, actor, shadow: dict, reason: str, expected_revision: int | None
+) -> ChangeResult:
     """Set or clear shadow values (None clears one): the gates count, never enforce, them."""
-    return change_partner(partner, actor, _only(shadow, SHADOW_FIELDS, "shadow limits"), reason, expected_revision,
-                          action=PartnerAudit.SHADOW_CHANGED)
+    return change_partner(
+        partner,
+        actor,
+        _only(shadow, SHADOW_FIELDS, "shadow limits"),
+        reason,
+        expected_revision,
+        action=PartnerAudit.SHADOW_CHANGED,
+    )
 
 
 # Pauses: one partner, or all partners (partner None).
+
 
 def _lock_paused_subject(partner: Partner | None) -> Partner | None:
     """Take the row lock that serialises the pauses of this subject; the partner as locked."""
@@ -122,8 +141,14 @@ def pause(partner: Partner | None, actor, reason: str, resume_at: datetime | Non
         if current is not None:
             current.close(actor, OverrideState.ENDED_EARLY, now)
         new = Override.objects.create(
-            partner=locked, kind=OverrideKind.PAUSE, reason=reason, created_by=actor, created_at=now,
-            ends_at=resume_at, reminder_due_at=Override.reminder_due(now, resume_at, actor is not None))
+            partner=locked,
+            kind=OverrideKind.PAUSE,
+            reason=reason,
+            created_by=actor,
+            created_at=now,
+            ends_at=resume_at,
+            reminder_due_at=Override.reminder_due(now, resume_at, actor is not None),
+        )
         action = PartnerAudit.ALL_PAUSED if locked is None else PartnerAudit.PARTNER_PAUSED
         entry = audit.record(actor, action, new.subject_name, before, new.pause_state(), reason, locked)
         version = _publish_pause_of(locked)
@@ -132,8 +157,9 @@ def pause(partner: Partner | None, actor, reason: str, resume_at: datetime | Non
     return ChangeResult(entry, version)
 
 
-def resume(partner: Partner | None, actor, reason: str = "", due_by: datetime | None = None,
-           only: Override | None = None) -> ChangeResult:
+def resume(
+    partner: Partner | None, actor, reason: str = "", due_by: datetime | None = None, only: Override | None = None
+) -> ChangeResult:
     """End the pause in force. With due_by, only a pause whose resume time is at or before it
     (the system's automatic resume); with only, only that pause (not one started since)."""
     with transaction.atomic():
@@ -168,6 +194,7 @@ def resume_due_pauses(now: datetime | None = None) -> int:
 
 # The defaults (the `*` row) and the settings of load-coupled limits.
 
+
 def _save_fleet_settings(fleet: FleetSettings, values: dict, actor) -> None:
     """Store ops' new fleet-wide values; the revision makes a form opened before stale."""
     for name, value in values.items():
@@ -176,8 +203,7 @@ def _save_fleet_settings(fleet: FleetSettings, values: dict, actor) -> None:
     fleet.save()
 
 
-def change_default_limits(actor, limits: dict, reason: str,
-                          expected_revision: int | None) -> ChangeResult:
+def change_default_limits(actor, limits: dict, reason: str, expected_revision: int | None) -> ChangeResult:
     with transaction.atomic():
         fleet = FleetSettings.load(for_update=True)
         audit.check_fresh(fleet, expected_revision)
@@ -190,8 +216,7 @@ def change_default_limits(actor, limits: dict, reason: str,
     return ChangeResult(entry, version)
 
 
-def change_load_control_settings(actor, values: dict, reason: str,
-                                 expected_revision: int | None) -> ChangeResult:
+def change_load_control_settings(actor, values: dict, reason: str, expected_revision: int | None) -> ChangeResult:
     """Ops change the controller's settings. Nothing is published: the schedule applies them
     at its next run (and restores the configured limits when they are turned off)."""
     _only(values, LOAD_CONTROL_FIELDS, "load-control settings")
@@ -202,8 +227,7 @@ def change_load_control_settings(actor, values: dict, reason: str,
         if not after:
             return NOTHING_CHANGED
         _save_fleet_settings(fleet, values, actor)
-        entry = audit.record(actor, PartnerAudit.LOAD_CONTROL_CHANGED, "load-coupled limits", before, after,
-                             reason)
+        entry = audit.record(actor, PartnerAudit.LOAD_CONTROL_CHANGED, "load-coupled limits", before, after, reason)
     return ChangeResult(entry, None)
 
 
@@ -214,8 +238,13 @@ def _effective_state(partner: Partner) -> dict:
     }
 
 
-def set_effective_limits(partner: Partner, max_concurrent_uploads: int | None, max_bytes_in_flight: int | None,
-                         reason: str, changed_at: datetime | None = None) -> ChangeResult:
+def set_effective_limits(
+    partner: Partner,
+    max_concurrent_uploads: int | None,
+    max_bytes_in_flight: int | None,
+    reason: str,
+    changed_at: datetime | None = None,
+) -> ChangeResult:
     """The system lowers (or restores) a partner's limits in force, audited as "system" and
     published in one transaction. None, or a value at or above the configured one, means
     the configured limit. The partner's revision is not bumped: an editor's open form of
@@ -224,17 +253,31 @@ def set_effective_limits(partner: Partner, max_concurrent_uploads: int | None, m
         locked = Partner.objects.select_for_update().get(pk=partner.pk)
         before_state = _effective_state(locked)
         locked.effective_max_concurrent_uploads = _below_configured(
-            max_concurrent_uploads, locked.max_concurrent_uploads)
+            max_concurrent_uploads, locked.max_concurrent_uploads
+        )
         locked.effective_max_bytes_in_flight = _below_configured(max_bytes_in_flight, locked.max_bytes_in_flight)
         before, after = audit.diff(before_state, _effective_state(locked))
         if not after:
             return NOTHING_CHANGED
         locked.effective_reason = reason if locked.reduced_limits() else ""
         locked.effective_changed_at = changed_at or timezone.now()
-        locked.save(update_fields=["effective_max_concurrent_uploads", "effective_max_bytes_in_flight",
-                                   "effective_reason", "effective_changed_at"])
-        entry = audit.record(None, PartnerAudit.EFFECTIVE_LIMITS_CHANGED, locked.name, before, after,
-                             reason or "configured limits restored", locked)
+        locked.save(
+            update_fields=[
+                "effective_max_concurrent_uploads",
+                "effective_max_bytes_in_flight",
+                "effective_reason",
+                "effective_changed_at",
+            ]
+        )
+        entry = audit.record(
+            None,
+            PartnerAudit.EFFECTIVE_LIMITS_CHANGED,
+            locked.name,
+            before,
+            after,
+            reason or "configured limits restored",
+            locked,
+        )
         version = publisher.publish_partner(locked)
     partner.refresh_from_db()
     return ChangeResult(entry, version)

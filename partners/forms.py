@@ -35,9 +35,10 @@ LIMIT_LABELS = {
 
 
 def check_burst_has_rate(form: forms.Form, prefix: str = "") -> None:
-    if form.cleaned_data.get(f"{prefix}burst") is not None and form.cleaned_data.get(
-        f"{prefix}requests_per_minute"
-    ) is None:
+    if (
+        form.cleaned_data.get(f"{prefix}burst") is not None
+        and form.cleaned_data.get(f"{prefix}requests_per_minute") is None
+    ):
         form.add_error(f"{prefix}burst", "A burst needs a requests-per-minute rate to go with it.")
 
 
@@ -157,9 +158,7 @@ class PartnerForm(forms.ModelForm):
         current = getattr(self.instance, name)
         if ceiling is not None and current is not None and current > ceiling:
             shown = format_bytes_exact(current) if name in BYTE_LIMIT_FIELDS else current
-            self.add_error(
-                f"ceiling_{name}", f"Below the limit in force ({shown}): lower the limit first."
-            )
+            self.add_error(f"ceiling_{name}", f"Below the limit in force ({shown}): lower the limit first.")
 
     def partner_values(self) -> dict:
         values = {name: self.cleaned_data[name] for name in self._meta.fields if name != "managers"}
@@ -168,9 +167,7 @@ class PartnerForm(forms.ModelForm):
 
 
 class PauseForm(forms.Form):
-    reason = ReasonField(
-        error_messages={"required": "A pause needs a reason: partners see it in the 503 response."}
-    )
+    reason = ReasonField(error_messages={"required": "A pause needs a reason: partners see it in the 503 response."})
     resume_at = forms.DateTimeField(
         label="Resume automatically at (UTC)",
         required=False,
@@ -207,9 +204,13 @@ class OverrideForm(LimitsForm):
         self.covered = covered
         self.fields["ends_at"].help_text = (
             f"At most {settings.OVERRIDE_MAX_DAYS} days ahead. You get an email "
-            f"{settings.OVERRIDE_REMINDER_MINUTES} min before the end.")
-        self.fields = {**{k: v for k, v in self.fields.items() if k not in ("reason", "revision")},
-                       "reason": self.fields["reason"], "revision": self.fields["revision"]}
+            f"{settings.OVERRIDE_REMINDER_MINUTES} min before the end."
+        )
+        self.fields = {
+            **{k: v for k, v in self.fields.items() if k not in ("reason", "revision")},
+            "reason": self.fields["reason"],
+            "revision": self.fields["revision"],
+        }
 
     def clean_ends_at(self):
         ends_at = self.cleaned_data["ends_at"]
@@ -217,8 +218,9 @@ class OverrideForm(LimitsForm):
         if ends_at <= now:
             raise forms.ValidationError("The end time must be in the future.")
         if ends_at > now + timedelta(days=settings.OVERRIDE_MAX_DAYS):
-            raise forms.ValidationError(f"At most {settings.OVERRIDE_MAX_DAYS} days ahead: "
-                                        "for longer, change the limits themselves.")
+            raise forms.ValidationError(
+                f"At most {settings.OVERRIDE_MAX_DAYS} days ahead: for longer, change the limits themselves."
+            )
         return ends_at
 
     def clean(self):
@@ -231,8 +233,9 @@ class OverrideForm(LimitsForm):
         for name in changed:
             if name in self.covered:
                 other = self.covered[name]
-                self.add_error(name, f"Already under {other.label()} until "
-                                     f"{other.ends_at:%Y-%m-%d %H:%M} UTC: end that one first.")
+                self.add_error(
+                    name, f"Already under {other.label()} until {other.ends_at:%Y-%m-%d %H:%M} UTC: end that one first."
+                )
         return cleaned
 
     def _check_ceiling(self, name: str, ceiling: int | None) -> None:
@@ -241,8 +244,11 @@ class OverrideForm(LimitsForm):
             super()._check_ceiling(name, ceiling)
 
     def changed_limits(self) -> dict:
-        return {name: self.cleaned_data.get(name) for name in LIMIT_FIELDS
-                if self.cleaned_data.get(name) != self.current.get(name)}
+        return {
+            name: self.cleaned_data.get(name)
+            for name in LIMIT_FIELDS
+            if self.cleaned_data.get(name) != self.current.get(name)
+        }
 
 
 class LoadControlForm(forms.ModelForm):

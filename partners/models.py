@@ -38,9 +38,7 @@ class Priority(models.TextChoices):
 
 def _limit_field(verbose_name: str, big: bool = False, help_text: str = ""):
     field_class = models.PositiveBigIntegerField if big else models.PositiveIntegerField
-    return field_class(
-        verbose_name, null=True, blank=True, validators=[MinValueValidator(1)], help_text=help_text
-    )
+    return field_class(verbose_name, null=True, blank=True, validators=[MinValueValidator(1)], help_text=help_text)
 
 
 class UploadLimits(models.Model):
@@ -62,27 +60,26 @@ class UploadLimits(models.Model):
 class PartnerQuerySet(models.QuerySet):
     def paused(self) -> "PartnerQuerySet":
         """Partners with a pause of their own in force (the pause of all partners aside)."""
-        return self.filter(models.Exists(
-            Override.objects.active().pauses().filter(partner=models.OuterRef("pk"))))
+        return self.filter(models.Exists(Override.objects.active().pauses().filter(partner=models.OuterRef("pk"))))
 
     def with_pause(self) -> "PartnerQuerySet":
         """Prefetch each partner's pause in force, for lists that show it."""
-        return self.prefetch_related(models.Prefetch(
-            "overrides", queryset=Override.objects.active().pauses().select_related("created_by"),
-            to_attr="active_pauses"))
+        return self.prefetch_related(
+            models.Prefetch(
+                "overrides",
+                queryset=Override.objects.active().pauses().select_related("created_by"),
+                to_attr="active_pauses",
+            )
+        )
 
 
 class Partner(UploadLimits):
     name = models.CharField(max_length=120, unique=True)
     slug = models.SlugField(max_length=60, unique=True)
-    client_id = models.CharField(
-        "OAuth client id", max_length=255, unique=True, validators=[client_id_validator]
-    )
+    client_id = models.CharField("OAuth client id", max_length=255, unique=True, validators=[client_id_validator])
     contact_email = models.EmailField(blank=True)
     priority = models.CharField(max_length=16, choices=Priority.choices, default=Priority.BULK)
-    managers = models.ManyToManyField(
-        settings.AUTH_USER_MODEL, related_name="managed_partners", blank=True
-    )
+    managers = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="managed_partners", blank=True)
 
     # Ceilings: set by ops only; a partner manager's limits must stay at or below them.
     ceiling_requests_per_minute = _limit_field("ceiling: requests per minute")
@@ -105,8 +102,9 @@ class Partner(UploadLimits):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     created_at = models.DateTimeField(default=timezone.now)
-    audit_entries = GenericRelation("core.AuditEntry", content_type_field="target_type",
-                                    object_id_field="target_id", related_query_name="partner")
+    audit_entries = GenericRelation(
+        "core.AuditEntry", content_type_field="target_type", object_id_field="target_id", related_query_name="partner"
+    )
 
     # Load-coupled limits (fleet.load_coupling): the values in force while the fleet is
     # loaded. Null means the configured limit holds; never above the configured limit.
@@ -131,8 +129,11 @@ class Partner(UploadLimits):
     def active_pause(self) -> "Override | None":
         """The pause of this partner's imports in force, if any (not the pause of all partners)."""
         if "active_pauses" not in self.__dict__:
-            self.active_pauses = [] if self.pk is None else list(
-                Override.objects.active().pauses().filter(partner=self).select_related("created_by"))
+            self.active_pauses = (
+                []
+                if self.pk is None
+                else list(Override.objects.active().pauses().filter(partner=self).select_related("created_by"))
+            )
         return self.active_pauses[0] if self.active_pauses else None
 
     @property
@@ -195,22 +196,38 @@ class FleetSettings(UploadLimits):
     # Load-coupled limits: off by default; ops set them on the controls page.
     load_control_enabled = models.BooleanField("load-coupled limits on", default=False)
     load_cpu_target_percent = models.FloatField(
-        "fleet CPU target %", default=70.0, validators=[MinValueValidator(1), MaxValueValidator(100)])
+        "fleet CPU target %", default=70.0, validators=[MinValueValidator(1), MaxValueValidator(100)]
+    )
     load_window_seconds = models.PositiveIntegerField(
-        "window (seconds)", default=300, validators=[MinValueValidator(60)],
-        help_text="CPU must stay above (or below) the target this long before a step.")
+        "window (seconds)",
+        default=300,
+        validators=[MinValueValidator(60)],
+        help_text="CPU must stay above (or below) the target this long before a step.",
+    )
     load_reserved_share_percent = models.FloatField(
-        "reserved share %", default=30.0, validators=[MinValueValidator(0), MaxValueValidator(100)],
-        help_text="Of the fleet's capacity, kept for direct users and interactive partners.")
+        "reserved share %",
+        default=30.0,
+        validators=[MinValueValidator(0), MaxValueValidator(100)],
+        help_text="Of the fleet's capacity, kept for direct users and interactive partners.",
+    )
     load_decrease_factor = models.FloatField(
-        "decrease factor", default=0.7, validators=[MinValueValidator(0.05), MaxValueValidator(0.95)],
-        help_text="Effective limits are multiplied by this at each overloaded window.")
+        "decrease factor",
+        default=0.7,
+        validators=[MinValueValidator(0.05), MaxValueValidator(0.95)],
+        help_text="Effective limits are multiplied by this at each overloaded window.",
+    )
     load_increase_step_percent = models.FloatField(
-        "increase step %", default=10.0, validators=[MinValueValidator(1), MaxValueValidator(100)],
-        help_text="Of the configured limit, added back at each quiet window.")
+        "increase step %",
+        default=10.0,
+        validators=[MinValueValidator(1), MaxValueValidator(100)],
+        help_text="Of the configured limit, added back at each quiet window.",
+    )
     load_server_upload_capacity = models.PositiveIntegerField(
-        "uploads one server carries", default=80, validators=[MinValueValidator(1)],
-        help_text="Concurrent uploads one upload server carries at full CPU; sizes the reserved share.")
+        "uploads one server carries",
+        default=80,
+        validators=[MinValueValidator(1)],
+        help_text="Concurrent uploads one upload server carries at full CPU; sizes the reserved share.",
+    )
 
     class Meta:
         verbose_name = "fleet settings"
@@ -278,12 +295,10 @@ class Override(models.Model):
     someone resumes it). Its author gets a reminder email before a set end; the end is audited.
     """
 
-    partner = models.ForeignKey("Partner", null=True, blank=True, on_delete=models.PROTECT,
-                                related_name="overrides")
+    partner = models.ForeignKey("Partner", null=True, blank=True, on_delete=models.PROTECT, related_name="overrides")
     kind = models.CharField(max_length=8, choices=OverrideKind.choices)
     values = models.JSONField(default=dict, blank=True, help_text="Limits applied: field → value.")
-    replaced = models.JSONField(default=dict, blank=True,
-                                help_text="What they replaced; restored at the end.")
+    replaced = models.JSONField(default=dict, blank=True, help_text="What they replaced; restored at the end.")
     reason = models.TextField()
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
@@ -308,12 +323,15 @@ class Override(models.Model):
         ordering = ["ends_at", "id"]
         constraints = [
             # One pause in force per partner, and one of all partners (no partner: 0).
-            models.UniqueConstraint(models.functions.Coalesce("partner", models.Value(0)),
-                                    condition=models.Q(kind="pause", state="active"),
-                                    name="override_one_active_pause"),
-            models.CheckConstraint(condition=models.Q(kind="pause") | (models.Q(partner__isnull=False)
-                                                                         & models.Q(ends_at__isnull=False)),
-                                   name="override_limits_of_a_partner_with_an_end"),
+            models.UniqueConstraint(
+                models.functions.Coalesce("partner", models.Value(0)),
+                condition=models.Q(kind="pause", state="active"),
+                name="override_one_active_pause",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(kind="pause") | (models.Q(partner__isnull=False) & models.Q(ends_at__isnull=False)),
+                name="override_limits_of_a_partner_with_an_end",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -341,8 +359,15 @@ class Override(models.Model):
         plan = []
         for name, applied in self.values.items():
             current = getattr(partner, name)
-            plan.append({"name": name, "applied": applied, "current": current,
-                         "restores": self.replaced.get(name), "edited_since": current != applied})
+            plan.append(
+                {
+                    "name": name,
+                    "applied": applied,
+                    "current": current,
+                    "restores": self.replaced.get(name),
+                    "edited_since": current != applied,
+                }
+            )
         return plan
 
     @staticmethod
@@ -363,11 +388,15 @@ class Override(models.Model):
 
     def pause_state(self) -> dict:
         """The pause as the audit log shows it."""
-        return {"paused": True, "pause_reason": self.reason,
-                "resume_at": self.ends_at.isoformat() if self.ends_at else None}
+        return {
+            "paused": True,
+            "pause_reason": self.reason,
+            "resume_at": self.ends_at.isoformat() if self.ends_at else None,
+        }
 
 
 NOT_PAUSED = {"paused": False, "pause_reason": "", "resume_at": None}
+
 
 class ConfigVersion(models.Model):
     """The global version counter of the shared config table (one row).

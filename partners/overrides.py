@@ -52,8 +52,9 @@ def covered_fields(partner: Partner) -> dict[str, Override]:
     return covered
 
 
-def start_override(partner: Partner, actor, limits: dict, ends_at: datetime, reason: str,
-                   expected_revision: int | None) -> tuple[Override, ChangeResult]:
+def start_override(
+    partner: Partner, actor, limits: dict, ends_at: datetime, reason: str, expected_revision: int | None
+) -> tuple[Override, ChangeResult]:
     """Apply the limits that differ from those in force until ends_at."""
     unknown = set(limits) - set(LIMIT_FIELDS)
     if unknown:
@@ -68,12 +69,20 @@ def start_override(partner: Partner, actor, limits: dict, ends_at: datetime, rea
         _check_not_covered(locked, new_values)
         replaced = {name: getattr(locked, name) for name in new_values}
         override = Override.objects.create(
-            partner=locked, kind=OverrideKind.LIMITS, values=new_values, replaced=replaced,
-            reason=reason, created_by=actor, created_at=now, ends_at=ends_at,
-            reminder_due_at=Override.reminder_due(now, ends_at, actor is not None))
+            partner=locked,
+            kind=OverrideKind.LIMITS,
+            values=new_values,
+            replaced=replaced,
+            reason=reason,
+            created_by=actor,
+            created_at=now,
+            ends_at=ends_at,
+            reminder_due_at=Override.reminder_due(now, ends_at, actor is not None),
+        )
         until = timezone.localtime(ends_at).strftime("%Y-%m-%d %H:%M %Z")
-        result = _apply(locked, actor, new_values, PartnerAudit.OVERRIDE_STARTED,
-                        f"{override.label()} until {until}: {reason}")
+        result = _apply(
+            locked, actor, new_values, PartnerAudit.OVERRIDE_STARTED, f"{override.label()} until {until}: {reason}"
+        )
     partner.refresh_from_db()
     return override, result
 
@@ -84,8 +93,9 @@ def _check_not_covered(partner: Partner, new_values: dict) -> None:
         if name in covered:
             other = covered[name]
             until = timezone.localtime(other.ends_at).strftime("%Y-%m-%d %H:%M")
-            raise OverrideConflict(f"{name.replace('_', ' ')} is already under {other.label()} "
-                                   f"until {until} UTC: end that one first.")
+            raise OverrideConflict(
+                f"{name.replace('_', ' ')} is already under {other.label()} until {until} UTC: end that one first."
+            )
 
 
 def _apply(locked: Partner, actor, values: dict, action: str, reason: str) -> ChangeResult:
@@ -136,12 +146,16 @@ def end_due_overrides(now: datetime | None = None) -> int:
 
 # ---- reminder emails ------------------------------------------------------------------------
 
+
 def send_due_reminders(now: datetime | None = None) -> int:
     """Email each active override's author once, OVERRIDE_REMINDER_MINUTES before its end."""
     now = now or timezone.now()
     sent = 0
-    due = Override.objects.active().filter(reminder_due_at__lte=now, reminder_claimed_at=None).select_related(
-        "partner", "created_by")
+    due = (
+        Override.objects.active()
+        .filter(reminder_due_at__lte=now, reminder_claimed_at=None)
+        .select_related("partner", "created_by")
+    )
     for override in due:
         if not Override.objects.filter(id=override.id, reminder_claimed_at=None).update(reminder_claimed_at=now):
             continue  # another worker has it
@@ -167,12 +181,21 @@ def reminder_message(override: Override, now: datetime):
     address = override.created_by.email if override.created_by_id else ""
     if not address:
         raise TransportError(f"{override.author_name} has no email address.", permanent=True)
-    page = (f"{override.partner.get_absolute_url()}#overrides" if override.partner_id
-            else f"{reverse('partners:controls')}#overrides")
-    return templated_email("override-reminder", {
-        "override": override, "partner": override.partner, "now": now,
-        "minutes_left": max(0, round((override.ends_at - now).total_seconds() / 60)),
-        "plan": [] if override.is_pause else override.restore_plan(),
-        "is_pause": override.is_pause,
-        "link": dashboard_link(page),
-    }, [address])
+    page = (
+        f"{override.partner.get_absolute_url()}#overrides"
+        if override.partner_id
+        else f"{reverse('partners:controls')}#overrides"
+    )
+    return templated_email(
+        "override-reminder",
+        {
+            "override": override,
+            "partner": override.partner,
+            "now": now,
+            "minutes_left": max(0, round((override.ends_at - now).total_seconds() / 60)),
+            "plan": [] if override.is_pause else override.restore_plan(),
+            "is_pause": override.is_pause,
+            "link": dashboard_link(page),
+        },
+        [address],
+    )

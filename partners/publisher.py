@@ -59,14 +59,18 @@ def _notify_after_commit(version: int) -> None:
 
 def published_live_server_count() -> int:
     """The count the `*` row carries; before it exists, the fleet's configured size."""
-    count = UploadLimitRow.objects.filter(client_id=DEFAULTS_CLIENT_ID).values_list(
-        "live_server_count", flat=True).first()
+    count = (
+        UploadLimitRow.objects.filter(client_id=DEFAULTS_CLIENT_ID).values_list("live_server_count", flat=True).first()
+    )
     return count or max(1, settings.FLEET_CONFIGURED_SERVER_COUNT)
 
 
 def _pause_columns(pause: Override | None) -> dict:
-    return {"reason": pause.reason if pause else "", "resume_at": pause.ends_at if pause else None,
-            "paused": pause is not None}
+    return {
+        "reason": pause.reason if pause else "",
+        "resume_at": pause.ends_at if pause else None,
+        "paused": pause is not None,
+    }
 
 
 def publish_partner(partner: Partner, previous_client_id: str | None = None) -> int:
@@ -128,8 +132,12 @@ def publish_live_server_count(count: int) -> bool:
     fleet; False when the table already carries it. Runs its own transaction."""
     count = max(1, count)
     with transaction.atomic():
-        published = UploadLimitRow.objects.select_for_update().filter(client_id=DEFAULTS_CLIENT_ID).values_list(
-            "live_server_count", flat=True).first()
+        published = (
+            UploadLimitRow.objects.select_for_update()
+            .filter(client_id=DEFAULTS_CLIENT_ID)
+            .values_list("live_server_count", flat=True)
+            .first()
+        )
         if published == count:
             return False
         publish_defaults(live_server_count=count)

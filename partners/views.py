@@ -30,15 +30,20 @@ PARTNER_AUDIT_ROWS = 20
 
 # Partners
 
+
 @require_GET
 def partner_list(request: HttpRequest) -> HttpResponse:
     partners = visible_partners(request.user).prefetch_related("managers").with_pause()
-    return render(request, "partners/partner_list.html", {
-        "partners": partners,
-        "fleet": FleetSettings.load(),
-        "pause_all": Override.objects.active_pause_of(None),
-        "limit_fields": LIMIT_FIELDS,
-    })
+    return render(
+        request,
+        "partners/partner_list.html",
+        {
+            "partners": partners,
+            "fleet": FleetSettings.load(),
+            "pause_all": Override.objects.active_pause_of(None),
+            "limit_fields": LIMIT_FIELDS,
+        },
+    )
 
 
 @require_http_methods(["GET", "POST"])
@@ -46,8 +51,14 @@ def partner_list(request: HttpRequest) -> HttpResponse:
 def partner_create(request: HttpRequest) -> HttpResponse:
     form = PartnerForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        partner = save_change(form, changes.create_partner, request.user, form.partner_values(),
-                              form.cleaned_data["managers"], form.cleaned_data["reason"])
+        partner = save_change(
+            form,
+            changes.create_partner,
+            request.user,
+            form.partner_values(),
+            form.cleaned_data["managers"],
+            form.cleaned_data["reason"],
+        )
         if partner:
             messages.success(request, f"Partner {partner.name} created. Set its limits below.")
             return redirect(partner)
@@ -67,8 +78,14 @@ def _limits_form(request, partner, data=None) -> LimitsForm:
 
 def _override_form(request, partner, data=None) -> OverrideForm:
     initial = {**partner.limit_values(), "revision": partner.revision}
-    return OverrideForm(data, initial=initial, ceilings=ceilings_for(request.user, partner), prefix="override",
-                        current=partner.limit_values(), covered=overrides.covered_fields(partner))
+    return OverrideForm(
+        data,
+        initial=initial,
+        ceilings=ceilings_for(request.user, partner),
+        prefix="override",
+        current=partner.limit_values(),
+        covered=overrides.covered_fields(partner),
+    )
 
 
 def _shadow_form(request, partner, data=None) -> ShadowLimitsForm:
@@ -81,8 +98,7 @@ def _settings_form(partner, data=None) -> PartnerForm:
 
 
 def _override_rows(active) -> list[dict]:
-    return [{"override": override, "plan": [] if override.is_pause else override.restore_plan()}
-            for override in active]
+    return [{"override": override, "plan": [] if override.is_pause else override.restore_plan()} for override in active]
 
 
 def _render_detail(request, partner, status: int = 200, **forms) -> HttpResponse:
@@ -90,33 +106,40 @@ def _render_detail(request, partner, status: int = 200, **forms) -> HttpResponse
 
     def form(name, build):
         return forms.get(name) or (build() if editable else None)
-    return render(request, "partners/partner_detail.html", {
-        "partner": partner,
-        "may_change": editable,
-        "limits_form": form("limits_form", lambda: _limits_form(request, partner)),
-        "override_form": form("override_form", lambda: _override_form(request, partner)),
-        "shadow_form": form("shadow_form", lambda: _shadow_form(request, partner)),
-        "settings_form": forms.get("settings_form") or (
-            _settings_form(partner) if roles.is_ops(request.user) else None),
-        "pause_form": forms.get("pause_form") or PauseForm(prefix="pause"),
-        "resume_form": ResumeForm(prefix="resume"),
-        "overrides": _override_rows(overrides.active_overrides(partner)),
-        "covered": overrides.covered_fields(partner),
-        "reminder_minutes": settings.OVERRIDE_REMINDER_MINUTES,
-        "shadow_hours": queries.shadow_outcomes_by_hour(partner.client_id),
-        "published": UploadLimitRow.objects.filter(client_id=partner.client_id).first(),
-        "pause_all": Override.objects.active_pause_of(None),
-        "audit_entries": partner.audit_entries.all()[:PARTNER_AUDIT_ROWS],
-        "limit_fields": LIMIT_FIELDS,
-        "reduced_limits": partner.reduced_limits(),
-    }, status=status)
+
+    return render(
+        request,
+        "partners/partner_detail.html",
+        {
+            "partner": partner,
+            "may_change": editable,
+            "limits_form": form("limits_form", lambda: _limits_form(request, partner)),
+            "override_form": form("override_form", lambda: _override_form(request, partner)),
+            "shadow_form": form("shadow_form", lambda: _shadow_form(request, partner)),
+            "settings_form": forms.get("settings_form")
+            or (_settings_form(partner) if roles.is_ops(request.user) else None),
+            "pause_form": forms.get("pause_form") or PauseForm(prefix="pause"),
+            "resume_form": ResumeForm(prefix="resume"),
+            "overrides": _override_rows(overrides.active_overrides(partner)),
+            "covered": overrides.covered_fields(partner),
+            "reminder_minutes": settings.OVERRIDE_REMINDER_MINUTES,
+            "shadow_hours": queries.shadow_outcomes_by_hour(partner.client_id),
+            "published": UploadLimitRow.objects.filter(client_id=partner.client_id).first(),
+            "pause_all": Override.objects.active_pause_of(None),
+            "audit_entries": partner.audit_entries.all()[:PARTNER_AUDIT_ROWS],
+            "limit_fields": LIMIT_FIELDS,
+            "reduced_limits": partner.reduced_limits(),
+        },
+        status=status,
+    )
 
 
 def _save_limits(request, partner, form_name: str, form, change, values, what: str) -> HttpResponse:
     """Save a limits form (limits, shadow limits) and go back to the partner; else show its errors."""
     if form.is_valid():
-        result = save_change(form, change, partner, request.user, values(),
-                             form.cleaned_data["reason"], form.cleaned_data["revision"])
+        result = save_change(
+            form, change, partner, request.user, values(), form.cleaned_data["reason"], form.cleaned_data["revision"]
+        )
         if result:
             say_saved(request, result, f"{what} of {partner.name} saved")
             return redirect(partner)
@@ -135,14 +158,24 @@ def partner_override(request: HttpRequest, slug: str) -> HttpResponse:
     partner = partner_for(request, slug, write=True)
     form = _override_form(request, partner, request.POST)
     if form.is_valid():
-        started = save_change(form, overrides.start_override, partner, request.user, form.changed_limits(),
-                              form.cleaned_data["ends_at"], form.cleaned_data["reason"],
-                              form.cleaned_data["revision"])
+        started = save_change(
+            form,
+            overrides.start_override,
+            partner,
+            request.user,
+            form.changed_limits(),
+            form.cleaned_data["ends_at"],
+            form.cleaned_data["reason"],
+            form.cleaned_data["revision"],
+        )
         if started:
             override, result = started
-            messages.success(request, f"Temporary limits of {partner.name} in force until "
-                                      f"{override.ends_at:%Y-%m-%d %H:%M} UTC; published as config "
-                                      f"version {result.version}.")
+            messages.success(
+                request,
+                f"Temporary limits of {partner.name} in force until "
+                f"{override.ends_at:%Y-%m-%d %H:%M} UTC; published as config "
+                f"version {result.version}.",
+            )
             return redirect(f"{partner.get_absolute_url()}#overrides")
     return _render_detail(request, partner, status=refusal_status(form), override_form=form)
 
@@ -162,8 +195,9 @@ def partner_override_end(request: HttpRequest, slug: str, override_id: int) -> H
 def partner_shadow(request: HttpRequest, slug: str) -> HttpResponse:
     partner = partner_for(request, slug, write=True)
     form = _shadow_form(request, partner, request.POST)
-    return _save_limits(request, partner, "shadow_form", form, changes.change_shadow_limits, form.shadow_values,
-                        "Shadow limits")
+    return _save_limits(
+        request, partner, "shadow_form", form, changes.change_shadow_limits, form.shadow_values, "Shadow limits"
+    )
 
 
 @require_POST
@@ -172,9 +206,16 @@ def partner_settings(request: HttpRequest, slug: str) -> HttpResponse:
     roles.require_ops(request)
     form = _settings_form(partner, request.POST)
     if form.is_valid():
-        result = save_change(form, changes.change_partner, partner, request.user, form.partner_values(),
-                             form.cleaned_data["reason"], form.cleaned_data["revision"],
-                             managers=form.cleaned_data["managers"])
+        result = save_change(
+            form,
+            changes.change_partner,
+            partner,
+            request.user,
+            form.partner_values(),
+            form.cleaned_data["reason"],
+            form.cleaned_data["revision"],
+            managers=form.cleaned_data["managers"],
+        )
         if result:
             say_saved(request, result, f"Settings of {partner.name} saved")
             return redirect(partner)
@@ -187,8 +228,9 @@ def partner_settings(request: HttpRequest, slug: str) -> HttpResponse:
 def partner_pause(request: HttpRequest, slug: str) -> HttpResponse:
     partner = partner_for(request, slug, write=True)
     form = PauseForm(request.POST, prefix="pause")
-    result = form.is_valid() and save_change(form, changes.pause, partner, request.user,
-                                             form.cleaned_data["reason"], form.cleaned_data["resume_at"])
+    result = form.is_valid() and save_change(
+        form, changes.pause, partner, request.user, form.cleaned_data["reason"], form.cleaned_data["resume_at"]
+    )
     if not result:
         return _render_detail(request, partner, status=refusal_status(form), pause_form=form)
     messages.warning(request, f"Imports of {partner.name} paused (config version {result.version}).")
@@ -208,24 +250,30 @@ def partner_resume(request: HttpRequest, slug: str) -> HttpResponse:
 # Global controls: defaults for clients without a row, the pause of all partner imports, and
 # load-coupled limits.
 
+
 def _render_controls(request, status: int = 200, **forms) -> HttpResponse:
     fleet = FleetSettings.load()
     visible = visible_partners(request.user)
     timed = Override.objects.active().filter(Q(partner__in=visible) | Q(partner=None), ends_at__isnull=False)
-    return render(request, "partners/controls.html", {
-        "fleet": fleet,
-        "pause_all": Override.objects.active_pause_of(None),
-        "defaults_form": forms.get("defaults_form") or LimitsForm(
-            initial={**fleet.limit_values(), "revision": fleet.revision}, prefix="defaults"),
-        "pause_form": forms.get("pause_form") or PauseForm(prefix="pause"),
-        "resume_form": ResumeForm(prefix="resume"),
-        "published": UploadLimitRow.objects.filter(client_id=DEFAULTS_CLIENT_ID).first(),
-        "limit_fields": LIMIT_FIELDS,
-        "overrides": _override_rows(timed.select_related("partner", "created_by")),
-        "load_form": forms.get("load_form") or LoadControlForm(
-            instance=fleet, initial={"revision": fleet.revision}, prefix="load"),
-        "bulk_partners": [p for p in visible.filter(priority="bulk") if p.has_limits()],
-    }, status=status)
+    return render(
+        request,
+        "partners/controls.html",
+        {
+            "fleet": fleet,
+            "pause_all": Override.objects.active_pause_of(None),
+            "defaults_form": forms.get("defaults_form")
+            or LimitsForm(initial={**fleet.limit_values(), "revision": fleet.revision}, prefix="defaults"),
+            "pause_form": forms.get("pause_form") or PauseForm(prefix="pause"),
+            "resume_form": ResumeForm(prefix="resume"),
+            "published": UploadLimitRow.objects.filter(client_id=DEFAULTS_CLIENT_ID).first(),
+            "limit_fields": LIMIT_FIELDS,
+            "overrides": _override_rows(timed.select_related("partner", "created_by")),
+            "load_form": forms.get("load_form")
+            or LoadControlForm(instance=fleet, initial={"revision": fleet.revision}, prefix="load"),
+            "bulk_partners": [p for p in visible.filter(priority="bulk") if p.has_limits()],
+        },
+        status=status,
+    )
 
 
 @require_GET
@@ -238,8 +286,14 @@ def controls(request: HttpRequest) -> HttpResponse:
 def controls_defaults(request: HttpRequest) -> HttpResponse:
     form = LimitsForm(request.POST, prefix="defaults")
     if form.is_valid():
-        result = save_change(form, changes.change_default_limits, request.user, form.limits(),
-                             form.cleaned_data["reason"], form.cleaned_data["revision"])
+        result = save_change(
+            form,
+            changes.change_default_limits,
+            request.user,
+            form.limits(),
+            form.cleaned_data["reason"],
+            form.cleaned_data["revision"],
+        )
         if result:
             say_saved(request, result, "Default limits saved")
             return redirect("partners:controls")
@@ -251,8 +305,14 @@ def controls_defaults(request: HttpRequest) -> HttpResponse:
 def controls_load(request: HttpRequest) -> HttpResponse:
     form = LoadControlForm(request.POST, instance=FleetSettings.load(), prefix="load")
     if form.is_valid():
-        result = save_change(form, changes.change_load_control_settings, request.user, form.settings_values(),
-                             form.cleaned_data["reason"], form.cleaned_data["revision"])
+        result = save_change(
+            form,
+            changes.change_load_control_settings,
+            request.user,
+            form.settings_values(),
+            form.cleaned_data["reason"],
+            form.cleaned_data["revision"],
+        )
         if result:
             say_saved(request, result, "Load-coupled limits settings saved; the next run (each minute) applies them")
             return redirect("partners:controls")
@@ -263,8 +323,9 @@ def controls_load(request: HttpRequest) -> HttpResponse:
 @ops_required
 def controls_pause_all(request: HttpRequest) -> HttpResponse:
     form = PauseForm(request.POST, prefix="pause")
-    result = form.is_valid() and save_change(form, changes.pause, None, request.user,
-                                             form.cleaned_data["reason"], form.cleaned_data["resume_at"])
+    result = form.is_valid() and save_change(
+        form, changes.pause, None, request.user, form.cleaned_data["reason"], form.cleaned_data["resume_at"]
+    )
     if not result:
         return _render_controls(request, status=refusal_status(form), pause_form=form)
     messages.warning(request, f"All partner imports paused (config version {result.version}).")

@@ -59,6 +59,7 @@ def files_run_by(request) -> tuple[int, list[str]]:
             name = project_file(frame.f_code.co_filename)
             if name:
                 seen.add(name)
+
     sys.setprofile(profile)
     try:
         response = request()
@@ -76,12 +77,28 @@ def seed(client: Client) -> None:
     for sequence, name in enumerate(["upload-1", "upload-2"], start=1):
         server_and_token = servers.register_server(ops, name, "files_per_url")
         token = server_and_token[1]
-        body = {"server_id": name, "sequence": sequence, "boot_id": "b", "interval_seconds": 5,
-                "cpu_percent": 50.0, "config_version": 1,
-                "clients": {"theirstory-sdk": {"uploads_in_progress": 2, "bytes_in_flight": 10**9, "admitted": 1,
-                                               "throttled": 0, "timed_out": 0, "completed": 1, "failed": 0}}}
-        client.post("/api/v1/reports", json.dumps(body), content_type="application/json",
-                    HTTP_AUTHORIZATION=f"Bearer {token}")
+        body = {
+            "server_id": name,
+            "sequence": sequence,
+            "boot_id": "b",
+            "interval_seconds": 5,
+            "cpu_percent": 50.0,
+            "config_version": 1,
+            "clients": {
+                "theirstory-sdk": {
+                    "uploads_in_progress": 2,
+                    "bytes_in_flight": 10**9,
+                    "admitted": 1,
+                    "throttled": 0,
+                    "timed_out": 0,
+                    "completed": 1,
+                    "failed": 0,
+                }
+            },
+        }
+        client.post(
+            "/api/v1/reports", json.dumps(body), content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {token}"
+        )
 
 
 def main() -> None:
@@ -94,16 +111,30 @@ def main() -> None:
     def post_limits():
         partner = Partner.objects.get(slug="theirstory")
         rate = 100 if partner.requests_per_minute != 100 else 110
-        return client.post("/partners/theirstory/limits/", {
-            "limits-requests_per_minute": str(rate), "limits-burst": "20", "limits-max_concurrent_uploads": "10",
-            "limits-max_bytes_in_flight": "40 GB", "limits-daily_upload_bytes": "4 TB",
-            "limits-reason": "files_per_url", "limits-revision": str(partner.revision)})
+        return client.post(
+            "/partners/theirstory/limits/",
+            {
+                "limits-requests_per_minute": str(rate),
+                "limits-burst": "20",
+                "limits-max_concurrent_uploads": "10",
+                "limits-max_bytes_in_flight": "40 GB",
+                "limits-daily_upload_bytes": "4 TB",
+                "limits-reason": "files_per_url",
+                "limits-revision": str(partner.revision),
+            },
+        )
 
     def post_scale():
         desired = ScalingGroup.objects.get(name="local-fleet").desired_capacity
-        return client.post("/fleet/local-fleet/scale/", {
-            "from_capacity": str(desired), "to_capacity": str(desired + 1), "idempotency_key": str(uuid.uuid4()),
-            "reason": "files_per_url"})
+        return client.post(
+            "/fleet/local-fleet/scale/",
+            {
+                "from_capacity": str(desired),
+                "to_capacity": str(desired + 1),
+                "idempotency_key": str(uuid.uuid4()),
+                "reason": "files_per_url",
+            },
+        )
 
     requests = [
         ("POST /partners/<slug>/limits/", post_limits),

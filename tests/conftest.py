@@ -33,18 +33,34 @@ def engineer(db):
 def partner_a(ops_user, manager_a):
     """TheirStory: managed by manager A, with ceilings."""
     return make_partner(
-        "TheirStory", ops_user, [manager_a], slug="theirstory", client_id="theirstory-sdk",
-        ceiling_requests_per_minute=300, ceiling_burst=50, ceiling_max_concurrent_uploads=40,
-        ceiling_max_bytes_in_flight=100 * 10**9, ceiling_daily_upload_bytes=10 * 10**12,
-        requests_per_minute=120, burst=20, max_concurrent_uploads=16,
-        max_bytes_in_flight=40 * 10**9, daily_upload_bytes=4 * 10**12,
+        "TheirStory",
+        ops_user,
+        [manager_a],
+        slug="theirstory",
+        client_id="theirstory-sdk",
+        ceiling_requests_per_minute=300,
+        ceiling_burst=50,
+        ceiling_max_concurrent_uploads=40,
+        ceiling_max_bytes_in_flight=100 * 10**9,
+        ceiling_daily_upload_bytes=10 * 10**12,
+        requests_per_minute=120,
+        burst=20,
+        max_concurrent_uploads=16,
+        max_bytes_in_flight=40 * 10**9,
+        daily_upload_bytes=4 * 10**12,
     )
 
 
 @pytest.fixture
 def partner_b(ops_user, manager_b):
-    return make_partner("Family Archive", ops_user, [manager_b], slug="family-archive",
-                        client_id="fas-importer", max_concurrent_uploads=8)
+    return make_partner(
+        "Family Archive",
+        ops_user,
+        [manager_b],
+        slug="family-archive",
+        client_id="fas-importer",
+        max_concurrent_uploads=8,
+    )
 
 
 @pytest.fixture
@@ -53,15 +69,22 @@ def login(client):
         if user is not None:
             client.force_login(user)
         return client
+
     return log_in_as
 
 
 @pytest.fixture
 def fake_aws_environment(monkeypatch, settings):
     """Fake credentials only, and no profile, config file or instance metadata to fall back on."""
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ROLE_ARN",
-                 "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-                 "AWS_CONTAINER_CREDENTIALS_FULL_URI"):
+    for name in (
+        "AWS_PROFILE",
+        "AWS_SESSION_TOKEN",
+        "AWS_ENDPOINT_URL",
+        "AWS_ROLE_ARN",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")

@@ -62,12 +62,18 @@ def make_user(username: str, group: str | None = None, **extra):
 
 def make_partner(name: str, actor, managers=(), **fields) -> Partner:
     slug = fields.pop("slug", name.lower().replace(" ", "-"))
-    values = {"name": name, "slug": slug, "client_id": fields.pop("client_id", f"{slug}-client"),
-              "priority": fields.pop("priority", Priority.BULK), **fields}
+    values = {
+        "name": name,
+        "slug": slug,
+        "client_id": fields.pop("client_id", f"{slug}-client"),
+        "priority": fields.pop("priority", Priority.BULK),
+        **fields,
+    }
     return changes.create_partner(actor, values, list(managers), "test setup")
 
 
 # ---- the database ------------------------------------------------------------------------
+
 
 def on_postgres() -> bool:
     return connection.vendor == "postgresql"
@@ -84,9 +90,12 @@ postgres_only = pytest.mark.skipif(
 def limits_post(partner, **overrides) -> dict:
     """The partner page's limits form, as a manager fills it in."""
     data = {
-        "limits-requests_per_minute": "120", "limits-burst": "20",
-        "limits-max_concurrent_uploads": "16", "limits-max_bytes_in_flight": "40 GB",
-        "limits-daily_upload_bytes": "4 TB", "limits-reason": "backlog import",
+        "limits-requests_per_minute": "120",
+        "limits-burst": "20",
+        "limits-max_concurrent_uploads": "16",
+        "limits-max_bytes_in_flight": "40 GB",
+        "limits-daily_upload_bytes": "4 TB",
+        "limits-reason": "backlog import",
         "limits-revision": str(partner.revision),
     }
     data.update({f"limits-{k}": v for k, v in overrides.items()})
@@ -95,29 +104,52 @@ def limits_post(partner, **overrides) -> dict:
 
 def scale_post(to_capacity=3, from_capacity=2, key=None, reason="backlog import") -> dict:
     """The fleet page's scaling confirmation form."""
-    return {"from_capacity": from_capacity, "to_capacity": to_capacity,
-            "idempotency_key": str(key or uuid.uuid4()), "reason": reason}
+    return {
+        "from_capacity": from_capacity,
+        "to_capacity": to_capacity,
+        "idempotency_key": str(key or uuid.uuid4()),
+        "reason": reason,
+    }
 
 
 # ---- upload servers and their reports ----------------------------------------------------
 
+
 def report_body(server_id="upload-1", sequence=1, **overrides) -> dict:
     """A status report as an upload server posts it to the report API."""
     body = {
-        "server_id": server_id, "sequence": sequence, "boot_id": "boot-a", "interval_seconds": 5,
-        "cpu_percent": 42.5, "config_version": 3,
-        "clients": {"theirstory-sdk": {"uploads_in_progress": 4, "bytes_in_flight": 8_000_000_000,
-                                       "admitted": 2, "throttled": 1, "timed_out": 0, "completed": 1,
-                                       "failed": 0}},
+        "server_id": server_id,
+        "sequence": sequence,
+        "boot_id": "boot-a",
+        "interval_seconds": 5,
+        "cpu_percent": 42.5,
+        "config_version": 3,
+        "clients": {
+            "theirstory-sdk": {
+                "uploads_in_progress": 4,
+                "bytes_in_flight": 8_000_000_000,
+                "admitted": 2,
+                "throttled": 1,
+                "timed_out": 0,
+                "completed": 1,
+                "failed": 0,
+            }
+        },
     }
     body.update(overrides)
     return body
 
 
-def make_server(name: str, seen_at: datetime | None = None, interval: int = 5,
-                config_version: int | None = None) -> UploadServer:
-    server = UploadServer.objects.create(name=name, token_hash=name.ljust(64, "0"), token_prefix="x",
-                                         report_interval_seconds=interval, last_config_version=config_version)
+def make_server(
+    name: str, seen_at: datetime | None = None, interval: int = 5, config_version: int | None = None
+) -> UploadServer:
+    server = UploadServer.objects.create(
+        name=name,
+        token_hash=name.ljust(64, "0"),
+        token_prefix="x",
+        report_interval_seconds=interval,
+        last_config_version=config_version,
+    )
     if seen_at is not None:
         report_seen(server, seen_at, config_version)
     return server
@@ -131,28 +163,65 @@ def report_seen(server: UploadServer, seen_at: datetime, config_version: int | N
     server.save()
 
 
-def seed_fleet_metrics(servers: int, minutes: int, clients=("theirstory-sdk", "fas-importer", "someone-else"),
-                       cpu_of_server=lambda index: 50) -> None:
+def seed_fleet_metrics(
+    servers: int,
+    minutes: int,
+    clients=("theirstory-sdk", "fas-importer", "someone-else"),
+    cpu_of_server=lambda index: 50,
+) -> None:
     """`servers` live upload servers with their reports and `minutes` of rolled-up metrics."""
     now = timezone.now()
-    fleet = [UploadServer.objects.create(name=f"s{i}", token_hash=f"{i:064d}", token_prefix="x",
-                                         last_seen_at=now, silent_after=now + timedelta(seconds=15))
-             for i in range(servers)]
-    ServerReport.objects.bulk_create([
-        ServerReport(server=s, sequence=m, received_at=now - timedelta(minutes=m), interval_seconds=5,
-                     cpu_percent=cpu_of_server(i), config_version=1, uploads_in_progress=1, bytes_in_flight=10,
-                     admitted=1, throttled=0, timed_out=0, completed=1, clients={})
-        for i, s in enumerate(fleet) for m in range(min(minutes, 60))])
+    fleet = [
+        UploadServer.objects.create(
+            name=f"s{i}",
+            token_hash=f"{i:064d}",
+            token_prefix="x",
+            last_seen_at=now,
+            silent_after=now + timedelta(seconds=15),
+        )
+        for i in range(servers)
+    ]
+    ServerReport.objects.bulk_create(
+        [
+            ServerReport(
+                server=s,
+                sequence=m,
+                received_at=now - timedelta(minutes=m),
+                interval_seconds=5,
+                cpu_percent=cpu_of_server(i),
+                config_version=1,
+                uploads_in_progress=1,
+                bytes_in_flight=10,
+                admitted=1,
+                throttled=0,
+                timed_out=0,
+                completed=1,
+                clients={},
+            )
+            for i, s in enumerate(fleet)
+            for m in range(min(minutes, 60))
+        ]
+    )
     rows = []
     for m in range(minutes):
         bucket = metrics.bucket_start(now - timedelta(minutes=m), 60)
         subjects = [(metrics.CPU_PERCENT, f"server:{s.name}") for s in fleet] + [(metrics.CPU_PERCENT, "fleet")]
         subjects += [(metric, f"client:{c}") for c in clients for metric in metrics.GAUGES + metrics.COUNTS]
-        subjects += [(metrics.THROTTLED, "fleet"), (metrics.TIMED_OUT, "fleet"),
-                     (metrics.QUEUE_VISIBLE, "queue:Video")]
-        rows += [Rollup(metric=metric, subject=subject, resolution_seconds=res, bucket_start=bucket,
-                        sample_count=1, total=m % 7, minimum=0, maximum=9)
-                 for metric, subject in subjects for res in (60, 600, 3600)]
+        subjects += [(metrics.THROTTLED, "fleet"), (metrics.TIMED_OUT, "fleet"), (metrics.QUEUE_VISIBLE, "queue:Video")]
+        rows += [
+            Rollup(
+                metric=metric,
+                subject=subject,
+                resolution_seconds=res,
+                bucket_start=bucket,
+                sample_count=1,
+                total=m % 7,
+                minimum=0,
+                maximum=9,
+            )
+            for metric, subject in subjects
+            for res in (60, 600, 3600)
+        ]
     Rollup.objects.bulk_create(rows, ignore_conflicts=True)
 
 
@@ -200,28 +269,39 @@ def subjects_of_mail() -> list[str]:
 
 # ---- scaling groups ----------------------------------------------------------------------
 
+
 def make_local_group(name: str = "sim-fleet", desired: int = 2, **fields) -> ScalingGroup:
     fields = {"min_capacity": 1, "max_capacity": 5, "cooldown_seconds": 300, **fields}
-    return ScalingGroup.objects.create(name=name, backend=ScalingGroup.Backend.LOCAL,
-                                       desired_capacity=desired, **fields)
+    return ScalingGroup.objects.create(
+        name=name, backend=ScalingGroup.Backend.LOCAL, desired_capacity=desired, **fields
+    )
 
 
 def make_aws_group(aws_group_name: str = "upload-servers", **fields) -> ScalingGroup:
     fields = {"min_capacity": 1, "max_capacity": 8, "cooldown_seconds": 300, **fields}
-    return ScalingGroup.objects.create(name=fields.pop("name", "aws-uploads"),
-                                       backend=ScalingGroup.Backend.AWS, aws_group_name=aws_group_name,
-                                       **fields)
+    return ScalingGroup.objects.create(
+        name=fields.pop("name", "aws-uploads"),
+        backend=ScalingGroup.Backend.AWS,
+        aws_group_name=aws_group_name,
+        **fields,
+    )
 
 
-def scale(group: ScalingGroup, actor, to_capacity: int, from_capacity: int | None = None,
-          reason: str = "backlog import", key: uuid.UUID | None = None) -> ScalingAction:
+def scale(
+    group: ScalingGroup,
+    actor,
+    to_capacity: int,
+    from_capacity: int | None = None,
+    reason: str = "backlog import",
+    key: uuid.UUID | None = None,
+) -> ScalingAction:
     """Request and run an action as the view does; the action as it ended."""
     if from_capacity is None:
         from fleet.backends import backend_for
+
         group.refresh_from_db()
         from_capacity = backend_for(group).describe(group).desired
-    action, created = scaling.request_scaling(group, actor, from_capacity, to_capacity, reason,
-                                              key or uuid.uuid4())
+    action, created = scaling.request_scaling(group, actor, from_capacity, to_capacity, reason, key or uuid.uuid4())
     if created:
         scaling.enqueue(action)
     action.refresh_from_db()
@@ -240,14 +320,26 @@ def make_source(kind: str, name: str) -> MetricSource:
 
 # ---- worker processes --------------------------------------------------------------------
 
+
 def start_worker_process(code: str, **environment: str) -> subprocess.Popen:
     """A worker process of its own (a process group, for killpg) running `code` against the
     test's database."""
     test_database = connection.settings_dict["NAME"]
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "dashboard.settings_test",
-           "DATABASE_URL": os.environ["DATABASE_URL"].rsplit("/", 1)[0] + f"/{test_database}", **environment}
-    return subprocess.Popen([sys.executable, "-c", f"import django; django.setup(); {code}"], cwd=REPO, env=env,
-                            start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "dashboard.settings_test",
+        "DATABASE_URL": os.environ["DATABASE_URL"].rsplit("/", 1)[0] + f"/{test_database}",
+        **environment,
+    }
+    return subprocess.Popen(
+        [sys.executable, "-c", f"import django; django.setup(); {code}"],
+        cwd=REPO,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def wait_until(predicate, timeout_seconds: float = 60.0) -> bool:
@@ -338,9 +430,7 @@ class PostgresCluster:
         self._as_postgres = os.geteuid() == 0  # initdb refuses to run as root
         if self._as_postgres:
             shutil.chown(self.dir, "postgres", "postgres")
-        self._run(
-            "initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"
-        )
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8")
 
     def _run(self, program: str, *args: str) -> None:
         command = [str(self.bin / program), *args]

@@ -17,8 +17,13 @@ def tool(name: str) -> str:
 
 
 def test_imports_point_down_the_layers():
-    result = subprocess.run([tool("lint-imports"), "--config", str(ROOT / ".importlinter")], cwd=ROOT,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [tool("lint-imports"), "--config", str(ROOT / ".importlinter")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert "0 broken" in result.stdout
 
@@ -33,8 +38,11 @@ def private_imports(path: Path) -> list[str]:
     found = []
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in APP_PACKAGES:
-            found += [f"{path.relative_to(ROOT)}:{node.lineno} {node.module}.{alias.name}"
-                      for alias in node.names if alias.name.startswith("_") and not alias.name.startswith("__")]
+            found += [
+                f"{path.relative_to(ROOT)}:{node.lineno} {node.module}.{alias.name}"
+                for alias in node.names
+                if alias.name.startswith("_") and not alias.name.startswith("__")
+            ]
     return found
 
 

@@ -18,8 +18,18 @@ HeaderView = tuple["Limits", int, int, int, int, "int | None"]
 class Decision:
     """admitted, status (200 / 429 / 503), reason, retry_after_seconds, limit, lease."""
 
-    __slots__ = ("admitted", "status", "reason", "retry_after_seconds", "limit", "lease", "_view", "_headers",
-                 "shadow_lease", "problem")
+    __slots__ = (
+        "admitted",
+        "status",
+        "reason",
+        "retry_after_seconds",
+        "limit",
+        "lease",
+        "_view",
+        "_headers",
+        "shadow_lease",
+        "problem",
+    )
 
     def __init__(
         self,

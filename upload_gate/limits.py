@@ -142,9 +142,7 @@ class ClientPolicy:
         "reduced",
     )
 
-    def __init__(
-        self, row: LimitRow, defaults: LimitRow | None, snapshot: TableSnapshot, has_row: bool
-    ) -> None:
+    def __init__(self, row: LimitRow, defaults: LimitRow | None, snapshot: TableSnapshot, has_row: bool) -> None:
         servers = snapshot.live_server_count
         self.client_id = row.client_id
         self.has_row = has_row
@@ -160,9 +158,7 @@ class ClientPolicy:
             has_row and row.client_id != DEFAULTS_CLIENT_ID and defaults and defaults.all_partners_paused
         )
         self.all_pause_reason = defaults.all_partners_pause_reason if self.all_pause and defaults else ""
-        self.all_resume_us = (
-            _epoch_us_or_none(defaults.all_partners_resume_at) if self.all_pause and defaults else None
-        )
+        self.all_resume_us = _epoch_us_or_none(defaults.all_partners_resume_at) if self.all_pause and defaults else None
         self.pause_configured = self.own_pause or self.all_pause
         self.config_version = snapshot.version
         self.live_server_count = servers
@@ -230,9 +226,7 @@ def _first_set(shadow: int | None, enforced: int | None) -> int | None:
     return enforced if shadow is None else shadow
 
 
-def build_policies(
-    snapshot: TableSnapshot, fallback: LimitRow
-) -> tuple[dict[str, ClientPolicy], ClientPolicy]:
+def build_policies(snapshot: TableSnapshot, fallback: LimitRow) -> tuple[dict[str, ClientPolicy], ClientPolicy]:
     """One policy per row, plus the policy for clients without a row (the `*` row)."""
     defaults = snapshot.defaults
     policies = {

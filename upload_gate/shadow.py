@@ -15,9 +15,7 @@ from .limits import US_PER_DAY, Limits
 from .state import ClientState
 
 
-def shadow_admits(
-    state: ClientState, limits: Limits, now_us: int, wall_ns: Callable[[], int], size_bytes: int
-) -> bool:
+def shadow_admits(state: ClientState, limits: Limits, now_us: int, wall_ns: Callable[[], int], size_bytes: int) -> bool:
     """Whether the shadow limits admit this upload; takes its shadow rate and day bytes if so."""
     tat = state.shadow_tat_us
     if tat < now_us:

@@ -136,7 +136,6 @@ class SqliteSource(_DatabaseSource):
         raise NotImplementedError("SQLite has no notifications")
 
 
-
 class PostgresSource(_DatabaseSource):
     """PostgreSQL through psycopg 3: autocommit reads, plus a LISTEN connection of its own."""
 
@@ -175,7 +174,6 @@ class PostgresSource(_DatabaseSource):
             return PostgresListener(self._open(), self._psycopg)
         except (self._psycopg.Error, OSError) as exc:
             raise SourceUnavailable(f"postgresql listen: {exc}") from exc
-
 
 
 class PostgresListener:

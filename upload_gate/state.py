@@ -67,9 +67,7 @@ class RedisLease(Lease):
 
     __slots__ = ("redis_member",)
 
-    def __init__(
-        self, lease_id: int, state: ClientState, size_bytes: int, deadline_us: int, redis_member: str
-    ) -> None:
+    def __init__(self, lease_id: int, state: ClientState, size_bytes: int, deadline_us: int, redis_member: str) -> None:
         super().__init__(lease_id, state, size_bytes, deadline_us)
         self.redis_member: str | None = redis_member
 
@@ -208,12 +206,5 @@ class ClientState:
             and (self.shadow_day_bytes == 0 or self.shadow_day_index != today)
             and not self.would_have_throttled
             and (self.day_bytes == 0 or self.day_index != today)
-            and not (
-                self.admitted
-                or self.throttled
-                or self.paused
-                or self.completed
-                or self.failed
-                or self.timed_out
-            )
+            and not (self.admitted or self.throttled or self.paused or self.completed or self.failed or self.timed_out)
         )

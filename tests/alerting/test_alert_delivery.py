@@ -42,10 +42,16 @@ def smtp_port():
 
 @pytest.fixture
 def smtp_settings(smtp_port):
-    with override_settings(EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
-                           EMAIL_HOST="127.0.0.1",
-                           EMAIL_PORT=smtp_port, EMAIL_HOST_USER="", EMAIL_HOST_PASSWORD="",
-                           EMAIL_USE_TLS=False, EMAIL_USE_SSL=False, ALERT_EMAIL_TIMEOUT_SECONDS=5):
+    with override_settings(
+        EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
+        EMAIL_HOST="127.0.0.1",
+        EMAIL_PORT=smtp_port,
+        EMAIL_HOST_USER="",
+        EMAIL_HOST_PASSWORD="",
+        EMAIL_USE_TLS=False,
+        EMAIL_USE_SSL=False,
+        ALERT_EMAIL_TIMEOUT_SECONDS=5,
+    ):
         yield smtp_port
 
 
@@ -80,16 +86,23 @@ def test_the_email_arrives_over_smtp_with_both_parts(engineer, smtp_settings):
 
 
 def test_smtp_down_is_recorded_retried_with_backoff_and_sent_once_when_it_is_back(engineer, smtp_settings):
-    drive(0, [90] * 6, CPU)   # fires at minute 5; nothing listens on the port
+    drive(0, [90] * 6, CPU)  # fires at minute 5; nothing listens on the port
     first = Notification.objects.get(attempt=1)
     assert first.error and first.sent_at is None and not first.permanent_failure
     retry = Notification.objects.exclude(id=first.id).get()
     assert retry.attempt == 2 and retry.due_at == at(5) + retry_delay(1)
-    assert deliver_due(at(5, )) == 0          # not yet due
+    assert (
+        deliver_due(
+            at(
+                5,
+            )
+        )
+        == 0
+    )  # not yet due
     controller, inbox = start_smtp(smtp_settings)
     try:
         assert deliver_due(at(6)) == 1
-        assert deliver_due(at(6)) == 0        # a second run finds nothing to send
+        assert deliver_due(at(6)) == 0  # a second run finds nothing to send
         drive(6, [90] * 3, CPU)
     finally:
         controller.stop()
@@ -150,7 +163,7 @@ def test_retries_stop_after_the_last_attempt(engineer, monkeypatch):
 
 
 def test_no_recipients_is_a_permanent_failure():
-    drive(0, [90] * 6, CPU)   # no engineer exists
+    drive(0, [90] * 6, CPU)  # no engineer exists
     notification = Notification.objects.get()
     assert notification.permanent_failure and "No recipients" in notification.error
 
@@ -167,7 +180,7 @@ def test_an_email_whose_worker_died_mid_send_is_sent_again_once(engineer):
     # What a worker SIGKILLed inside the SMTP conversation leaves: a claim and no outcome.
     Notification.objects.filter(id=first.id).update(claimed_at=at(5))
     mail.outbox.clear()
-    assert deliver_due(at(6)) == 0                      # it may still be sending
+    assert deliver_due(at(6)) == 0  # it may still be sending
     stale = at(5) + timedelta(seconds=notify.ABANDONED_CLAIM_SECONDS + 1)
     assert deliver_due(stale) == 0 and deliver_due(stale) == 0
     first.refresh_from_db()

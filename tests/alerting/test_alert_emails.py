@@ -19,8 +19,7 @@ def load(minute: int, partner_client_id: str, uploads: float) -> None:
 
 
 @override_settings(DASHBOARD_BASE_URL="https://ops.example.org")
-def test_the_firing_email_says_what_is_wrong_who_loads_the_fleet_and_where_to_look(
-        engineer, partner_a, partner_b):
+def test_the_firing_email_says_what_is_wrong_who_loads_the_fleet_and_where_to_look(engineer, partner_a, partner_b):
     for minute in range(6):
         load(minute, "theirstory-sdk", 38)
         load(minute, "fas-importer", 4)
@@ -31,25 +30,44 @@ def test_the_firing_email_says_what_is_wrong_who_loads_the_fleet_and_where_to_lo
         assert "92.50" in body and "80" in body
         assert "2026-11-28 10:05" in body
         assert body.index("TheirStory") < body.index("Family Archive")
-        assert "16" in body   # TheirStory's concurrent-upload limit in force
+        assert "16" in body  # TheirStory's concurrent-upload limit in force
         assert "https://ops.example.org/alerts/?alert=" in body
         assert "runbooks.md#fleet-cpu-high" in body
     assert "FIRING" in message.subject and "CRITICAL" in message.subject
 
 
-def test_actions_taken_since_firing_are_listed_and_the_resolved_email_sums_them_up(
-        engineer, ops_user, partner_a):
+def test_actions_taken_since_firing_are_listed_and_the_resolved_email_sums_them_up(engineer, ops_user, partner_a):
     minute = drive(0, [95] * 6, CPU)
     # Ops react after the alert fired: audit entries as partners.changes writes them, dated
     # on the test's clock.
-    AuditEntry.objects.create(created_at=at(7), actor=ops_user, actor_name=ops_user.username,
-                              action=PartnerAudit.PARTNER_PAUSED, target=partner_a, subject=partner_a.name,
-                              after={"paused": True}, reason="CPU saturated by the backlog import")
-    AuditEntry.objects.create(created_at=at(7), actor=ops_user, actor_name=ops_user.username,
-                              action=ScalingAudit.SCALING_REQUESTED, subject="upload-asg",
-                              before={"desired": 4}, after={"desired": 8}, reason="more servers")
-    AuditEntry.objects.create(created_at=at(1), actor=ops_user, actor_name=ops_user.username,
-                              action=PartnerAudit.LIMITS_CHANGED, subject="before the incident", reason="x")
+    AuditEntry.objects.create(
+        created_at=at(7),
+        actor=ops_user,
+        actor_name=ops_user.username,
+        action=PartnerAudit.PARTNER_PAUSED,
+        target=partner_a,
+        subject=partner_a.name,
+        after={"paused": True},
+        reason="CPU saturated by the backlog import",
+    )
+    AuditEntry.objects.create(
+        created_at=at(7),
+        actor=ops_user,
+        actor_name=ops_user.username,
+        action=ScalingAudit.SCALING_REQUESTED,
+        subject="upload-asg",
+        before={"desired": 4},
+        after={"desired": 8},
+        reason="more servers",
+    )
+    AuditEntry.objects.create(
+        created_at=at(1),
+        actor=ops_user,
+        actor_name=ops_user.username,
+        action=PartnerAudit.LIMITS_CHANGED,
+        subject="before the incident",
+        reason="x",
+    )
     minute = drive(minute, [95, 95], CPU)
     drive(minute, [40] * 3, CPU)
     resolved = mail.outbox[-1]

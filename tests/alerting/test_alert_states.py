@@ -37,7 +37,7 @@ def test_fleet_cpu_goes_pending_then_fires_after_five_minutes_then_resolves():
     assert alert_state("fleet-cpu-high") == AlertState.FIRING
     assert len(mail.outbox) == 1 and mail.outbox[0].subject.startswith("[FIRING · CRITICAL] Fleet CPU high")
     drive(6, [50, 50], CPU)
-    assert alert_state("fleet-cpu-high") == AlertState.FIRING   # false for less than 2 minutes
+    assert alert_state("fleet-cpu-high") == AlertState.FIRING  # false for less than 2 minutes
     drive(8, [50], CPU)
     assert alert_state("fleet-cpu-high") == AlertState.RESOLVED
     assert [s.split("]")[0] for s in subjects_of_mail()] == ["[FIRING · CRITICAL", "[RESOLVED · CRITICAL"]
@@ -65,7 +65,7 @@ def test_flapping_cpu_sends_one_firing_and_one_resolved_email():
 def test_missing_data_keeps_the_current_state():
     drive(0, [90] * 6, CPU)
     assert alert_state("fleet-cpu-high") == AlertState.FIRING
-    drive(6, [None] * 10, CPU)   # reports stopped: no minute values at all
+    drive(6, [None] * 10, CPU)  # reports stopped: no minute values at all
     assert alert_state("fleet-cpu-high") == AlertState.FIRING
     assert len(mail.outbox) == 1
     # And no data while ok opens nothing.
@@ -109,8 +109,7 @@ def test_a_high_throttled_share_fires_after_ten_minutes():
 
 def test_each_deep_queue_fires_its_own_alert():
     for minute in range(12):
-        tick(at(minute), {("queue_visible", "queue:Video"): 5000,
-                          ("queue_visible", "queue:High_Priority"): 3})
+        tick(at(minute), {("queue_visible", "queue:Video"): 5000, ("queue_visible", "queue:High_Priority"): 3})
     assert alert_state("queue-deep", "queue:Video") == AlertState.FIRING
     assert alert_state("queue-deep", "queue:High_Priority") == AlertState.OK
     for minute in range(12, 20):
@@ -161,8 +160,7 @@ def test_a_server_that_catches_up_within_two_minutes_sends_nothing():
 
 
 def test_a_failing_collector_fires_and_resolves_when_it_succeeds_again():
-    source = MetricSource.objects.create(kind="sqs_queue", name="Video", last_error="AccessDenied",
-                                         last_error_at=T0)
+    source = MetricSource.objects.create(kind="sqs_queue", name="Video", last_error="AccessDenied", last_error_at=T0)
     for minute in range(3):
         tick(at(minute))
     assert alert_state("collector-failing", "source:sqs_queue:Video") == AlertState.FIRING
@@ -176,10 +174,12 @@ def test_reminders_go_out_at_the_rules_interval_until_acknowledged(engineer):
     cpu_rule = rule("fleet-cpu-high")
     cpu_rule.repeat_interval_seconds = 600
     cpu_rule.save()
-    minute = drive(0, [90] * 6, CPU)   # fires at minute 5
-    minute = drive(minute, [90] * 10, CPU)   # minute 15: one reminder
+    minute = drive(0, [90] * 6, CPU)  # fires at minute 5
+    minute = drive(minute, [90] * 10, CPU)  # minute 15: one reminder
     assert [k for k in Notification.objects.order_by("id").values_list("kind", flat=True)] == [
-        NotificationKind.FIRING, NotificationKind.REMINDER]
+        NotificationKind.FIRING,
+        NotificationKind.REMINDER,
+    ]
     assert "reminder" in mail.outbox[1].subject
     from alerting import actions
 

@@ -25,8 +25,7 @@ def rule_post(rule: AlertRule, **changes) -> dict:
 
 
 @pytest.mark.parametrize("who, status", [("ops_user", 200), ("engineer", 200), ("manager_a", 403)])
-def test_ops_and_engineers_see_the_alerts_page_and_managers_get_403(
-        request, login, who, status, firing_alert):
+def test_ops_and_engineers_see_the_alerts_page_and_managers_get_403(request, login, who, status, firing_alert):
     response = login(request.getfixturevalue(who)).get(reverse("alerting:alerts"))
     assert response.status_code == status
     if status == 200:
@@ -41,8 +40,7 @@ def test_anonymous_visitors_are_sent_to_log_in(client):
 
 def test_ops_edit_a_rule_and_the_change_is_audited(login, ops_user):
     rule = AlertRule.objects.get(slug="fleet-cpu-high")
-    response = login(ops_user).post(reverse("alerting:rule-edit", args=[rule.id]),
-                                    rule_post(rule, threshold="85"))
+    response = login(ops_user).post(reverse("alerting:rule-edit", args=[rule.id]), rule_post(rule, threshold="85"))
     assert response.status_code == 302
     rule.refresh_from_db()
     assert rule.threshold == 85
@@ -61,9 +59,14 @@ def test_a_rule_change_without_a_reason_is_refused(login, ops_user):
 
 
 def test_ops_create_a_rule(login, ops_user):
-    rule = AlertRule(slug="video-queue", name="Video queue deep", metric="queue_visible",
-                     subject="queue:Video",
-                     threshold=50, extra_recipients="oncall@example.org")
+    rule = AlertRule(
+        slug="video-queue",
+        name="Video queue deep",
+        metric="queue_visible",
+        subject="queue:Video",
+        threshold=50,
+        extra_recipients="oncall@example.org",
+    )
     response = login(ops_user).post(reverse("alerting:rule-new"), rule_post(rule))
     assert response.status_code == 302
     assert AlertRule.objects.get(slug="video-queue").extra_addresses() == ["oncall@example.org"]
@@ -74,8 +77,7 @@ def test_only_ops_edit_rules(request, login, who):
     rule = AlertRule.objects.get(slug="fleet-cpu-high")
     client = login(request.getfixturevalue(who))
     assert client.get(reverse("alerting:rule-edit", args=[rule.id])).status_code == 403
-    assert client.post(reverse("alerting:rule-edit", args=[rule.id]),
-                       rule_post(rule, threshold="1")).status_code == 403
+    assert client.post(reverse("alerting:rule-edit", args=[rule.id]), rule_post(rule, threshold="1")).status_code == 403
     rule.refresh_from_db()
     assert rule.threshold == 80
 
@@ -83,9 +85,10 @@ def test_only_ops_edit_rules(request, login, who):
 def test_ops_silence_a_rule_and_expire_the_silence(login, ops_user):
     rule = AlertRule.objects.get(slug="queue-deep")
     client = login(ops_user)
-    response = client.post(reverse("alerting:silence-create"),
-                           {"rule": rule.id, "subject": "queue:Video", "comment": "backfill",
-                            "duration_minutes": 30})
+    response = client.post(
+        reverse("alerting:silence-create"),
+        {"rule": rule.id, "subject": "queue:Video", "comment": "backfill", "duration_minutes": 30},
+    )
     assert response.status_code == 302
     silence = Silence.objects.get()
     assert silence.created_by == ops_user and silence.subject == "queue:Video"
@@ -97,8 +100,7 @@ def test_ops_silence_a_rule_and_expire_the_silence(login, ops_user):
 
 def test_a_silence_without_a_comment_is_refused(login, ops_user):
     rule = AlertRule.objects.get(slug="queue-deep")
-    response = login(ops_user).post(reverse("alerting:silence-create"),
-                                    {"rule": rule.id, "duration_minutes": 30})
+    response = login(ops_user).post(reverse("alerting:silence-create"), {"rule": rule.id, "duration_minutes": 30})
     assert response.status_code == 400 and not Silence.objects.exists()
 
 
@@ -106,8 +108,12 @@ def test_a_silence_without_a_comment_is_refused(login, ops_user):
 def test_only_ops_create_or_expire_silences(request, login, ops_user, who):
     rule = AlertRule.objects.get(slug="queue-deep")
     client = login(request.getfixturevalue(who))
-    assert client.post(reverse("alerting:silence-create"),
-                       {"rule": rule.id, "comment": "x", "duration_minutes": 30}).status_code == 403
+    assert (
+        client.post(
+            reverse("alerting:silence-create"), {"rule": rule.id, "comment": "x", "duration_minutes": 30}
+        ).status_code
+        == 403
+    )
     from datetime import timedelta
 
     from alerting import actions
@@ -134,8 +140,7 @@ def test_the_nav_shows_alerts_to_ops_and_engineers_only(login, engineer, manager
     assert b">Alerts</a>" not in login(manager_a).get(reverse("audit")).content
 
 
-def test_the_alerts_page_costs_a_fixed_number_of_queries(login, ops_user, firing_alert,
-                                                        django_assert_max_num_queries):
+def test_the_alerts_page_costs_a_fixed_number_of_queries(login, ops_user, firing_alert, django_assert_max_num_queries):
     client = login(ops_user)
     with django_assert_max_num_queries(12):
         assert client.get(reverse("alerting:alerts")).status_code == 200

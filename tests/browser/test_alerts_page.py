@@ -16,8 +16,7 @@ def test_ops_see_a_firing_alert_and_acknowledge_it(page, live_server, log_in, sc
     seed_default_rules()
     drive(0, [92] * 6, ("cpu_percent", "fleet"))
     drive(0, [99] * 3, ("cpu_percent", "server:upload-3"))
-    actions.create_silence(ops_user, rule("queue-deep"), "queue:Video", "backfill running",
-                           timedelta(hours=2))
+    actions.create_silence(ops_user, rule("queue-deep"), "queue:Video", "backfill running", timedelta(hours=2))
     drive(6, [40] * 3, ("cpu_percent", "server:upload-3"))
     log_in(ops_user.username, PASSWORD)
 

@@ -9,11 +9,16 @@ from tests.factories import PASSWORD
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_ops_scale_a_local_group_with_a_reason_and_see_the_history_row(page, live_server, log_in, screenshot,
-                                                                       ops_user):
+def test_ops_scale_a_local_group_with_a_reason_and_see_the_history_row(page, live_server, log_in, screenshot, ops_user):
     ScalingGroup.objects.all().delete()
-    ScalingGroup.objects.create(name="sim-fleet", backend=ScalingGroup.Backend.LOCAL, desired_capacity=2,
-                                min_capacity=1, max_capacity=6, cooldown_seconds=300)
+    ScalingGroup.objects.create(
+        name="sim-fleet",
+        backend=ScalingGroup.Backend.LOCAL,
+        desired_capacity=2,
+        min_capacity=1,
+        max_capacity=6,
+        cooldown_seconds=300,
+    )
     log_in(ops_user.username, PASSWORD)
 
     page.click("nav >> text=Fleet")

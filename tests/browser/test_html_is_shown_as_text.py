@@ -26,8 +26,7 @@ def assert_shown_literally_and_not_run(page, *texts: str) -> None:
     assert page.locator("main img[src=x], main img[src=y], main svg[onload]").count() == 0
 
 
-def test_markup_in_names_reasons_and_comments_is_text(page, live_server, log_in, screenshot,
-                                                      ops_user, partner_a):
+def test_markup_in_names_reasons_and_comments_is_text(page, live_server, log_in, screenshot, ops_user, partner_a):
     log_in(ops_user.username, PASSWORD)
     page.on("dialog", lambda dialog: pytest.fail(f"a script opened a dialog: {dialog.message}"))
 
@@ -46,8 +45,7 @@ def test_markup_in_names_reasons_and_comments_is_text(page, live_server, log_in,
     page.fill("#id_pause-reason", GLOBAL_REASON)
     page.click("text=Pause all partner imports")
     page.wait_for_selector(".message.warning")
-    actions.create_silence(ops_user, AlertRule.objects.order_by("id").first(), "", COMMENT,
-                           timedelta(hours=1))
+    actions.create_silence(ops_user, AlertRule.objects.order_by("id").first(), "", COMMENT, timedelta(hours=1))
     assert AuditEntry.objects.filter(reason=REASON).exists()
 
     page.goto(f"{live_server.url}/partners/{partner_a.slug}/")

@@ -10,7 +10,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_manager_lowers_concurrent_uploads_and_sees_it_in_the_audit_log(
-        page, live_server, log_in, screenshot, manager_a, partner_a, partner_b):
+    page, live_server, log_in, screenshot, manager_a, partner_a, partner_b
+):
     version_before = UploadLimitRow.objects.get(client_id="theirstory-sdk").version
     log_in(manager_a.username, PASSWORD)
 
@@ -40,8 +41,7 @@ def test_manager_lowers_concurrent_uploads_and_sees_it_in_the_audit_log(
     assert AuditEntry.objects.filter(actor=manager_a).count() == 1
 
 
-def test_a_manager_sees_a_field_error_above_the_ceiling(page, live_server, log_in, screenshot,
-                                                         manager_a, partner_a):
+def test_a_manager_sees_a_field_error_above_the_ceiling(page, live_server, log_in, screenshot, manager_a, partner_a):
     log_in(manager_a.username, PASSWORD)
     page.goto(f"{live_server.url}/partners/{partner_a.slug}/")
     page.fill("#id_limits-max_bytes_in_flight", "500 GB")

@@ -13,14 +13,16 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 def post_report(live_server, token: str, body: dict) -> int:
     request = urllib.request.Request(
-        f"{live_server.url}/api/v1/reports", data=json.dumps(body).encode(), method="POST",
-        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
+        f"{live_server.url}/api/v1/reports",
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+    )
     with urllib.request.urlopen(request, timeout=10) as response:
         return response.status
 
 
-def test_the_overview_draws_and_a_new_report_appears_without_reload(
-        page, live_server, log_in, screenshot, ops_user):
+def test_the_overview_draws_and_a_new_report_appears_without_reload(page, live_server, log_in, screenshot, ops_user):
     _, token_1 = servers.register_server(ops_user, "upload-1", "test")
     _, token_2 = servers.register_server(ops_user, "upload-2", "test")
     assert post_report(live_server, token_1, report_body("upload-1", cpu_percent=35.0)) == 202

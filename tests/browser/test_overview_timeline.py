@@ -15,8 +15,9 @@ TIMELINE_HOVER_TEXT = """() => document.querySelector('#chart-cpu').data
     .filter((trace) => trace.meta === 'timeline').flatMap((trace) => trace.hovertext)"""
 
 
-def test_the_cpu_chart_shows_a_limit_change_as_an_annotation(page, live_server, log_in, screenshot, stop_polling,
-                                                             ops_user, partner_a):
+def test_the_cpu_chart_shows_a_limit_change_as_an_annotation(
+    page, live_server, log_in, screenshot, stop_polling, ops_user, partner_a
+):
     changes.change_limits(partner_a, ops_user, {"max_concurrent_uploads": 4}, "CPU at <b>92 %</b>", None)
     changed_at_ms = int(AuditEntry.objects.get(action="limits.changed").created_at.timestamp() * 1000)
 

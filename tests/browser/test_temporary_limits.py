@@ -17,7 +17,8 @@ def published_concurrent() -> int:
 
 
 def test_manager_raises_a_limit_until_a_set_time_and_ends_it_early(
-        page, live_server, log_in, screenshot, manager_a, partner_a):
+    page, live_server, log_in, screenshot, manager_a, partner_a
+):
     log_in(manager_a.username, PASSWORD)
     page.goto(f"{live_server.url}/partners/{partner_a.slug}/")
     ends_at = timezone.now() + timedelta(hours=6)

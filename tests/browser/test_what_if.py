@@ -9,8 +9,7 @@ from tests.factories import PASSWORD
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_ops_projects_an_upload_and_applies_the_limits(page, live_server, log_in, screenshot,
-                                                        ops_user, partner_a):
+def test_ops_projects_an_upload_and_applies_the_limits(page, live_server, log_in, screenshot, ops_user, partner_a):
     log_in(ops_user.username, PASSWORD)
     page.goto(f"{live_server.url}/risk/what-if/?partner={partner_a.slug}")
     assert page.input_value("#id_max_concurrent_uploads") == "16", "prefilled from the partner's limits"

@@ -82,8 +82,11 @@ def test_failures_and_the_lockout_are_logged(ops_user, caplog):
     with caplog.at_level(logging.INFO, logger="axes"):
         fail(ops_user.username, LIMIT)
         log_in(ops_user.username, PASSWORD)
-    warnings = [record.getMessage() for record in caplog.records
-                if record.name.startswith("axes") and record.levelno >= logging.WARNING]
+    warnings = [
+        record.getMessage()
+        for record in caplog.records
+        if record.name.startswith("axes") and record.levelno >= logging.WARNING
+    ]
     assert any("login failure" in m and ops_user.username in m and "203.0.113.7" in m for m in warnings)
     assert any(m.startswith("AXES: Locking out") and ops_user.username in m for m in warnings), warnings
 
@@ -95,13 +98,16 @@ def test_the_admin_login_is_throttled_too(ops_user):
     assert is_locked_out(client.post("/admin/login/", {"username": ops_user.username, "password": PASSWORD}))
 
 
-@pytest.mark.parametrize("proxies,forwarded,expected", [
-    (0, "1.2.3.4", "10.0.0.1"),                  # no proxy: X-Forwarded-For is the client's to forge
-    (1, "1.2.3.4", "1.2.3.4"),
-    (1, "6.6.6.6, 1.2.3.4", "1.2.3.4"),          # the left part was sent by the client itself
-    (2, "1.2.3.4, 10.0.0.2", "1.2.3.4"),
-    (1, "", "10.0.0.1"),
-])
+@pytest.mark.parametrize(
+    "proxies,forwarded,expected",
+    [
+        (0, "1.2.3.4", "10.0.0.1"),  # no proxy: X-Forwarded-For is the client's to forge
+        (1, "1.2.3.4", "1.2.3.4"),
+        (1, "6.6.6.6, 1.2.3.4", "1.2.3.4"),  # the left part was sent by the client itself
+        (2, "1.2.3.4, 10.0.0.2", "1.2.3.4"),
+        (1, "", "10.0.0.1"),
+    ],
+)
 def test_the_client_address_behind_trusted_proxies(rf, settings, proxies, forwarded, expected):
     settings.TRUSTED_PROXY_COUNT = proxies
     request = rf.post("/accounts/login/", REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR=forwarded)

@@ -5,11 +5,20 @@ from hypothesis import strategies as st
 from core.units import ByteSizeError, format_bytes_exact, format_bytes_short, parse_bytes
 
 
-@pytest.mark.parametrize("text,size_bytes", [
-    ("5 GB", 5 * 10**9), ("5GB", 5 * 10**9), ("5 gb", 5 * 10**9), ("500 MB", 500 * 10**6),
-    ("2 GiB", 2 * 1024**3), ("1.5 TB", 1_500_000_000_000), ("2048", 2048), ("10 KiB", 10240),
-    (" 7 b ", 7),
-])
+@pytest.mark.parametrize(
+    "text,size_bytes",
+    [
+        ("5 GB", 5 * 10**9),
+        ("5GB", 5 * 10**9),
+        ("5 gb", 5 * 10**9),
+        ("500 MB", 500 * 10**6),
+        ("2 GiB", 2 * 1024**3),
+        ("1.5 TB", 1_500_000_000_000),
+        ("2048", 2048),
+        ("10 KiB", 10240),
+        (" 7 b ", 7),
+    ],
+)
 def test_it_parses_sizes_people_type(text, size_bytes):
     assert parse_bytes(text) == size_bytes
 

@@ -27,8 +27,9 @@ def snapshot() -> dict:
     return {
         "partners": sorted(Partner.objects.values_list("client_id", "max_concurrent_uploads")),
         "audit": sorted(AuditEntry.objects.values_list("id", "action", "reason")),
-        "limits": sorted(UploadLimitRow.objects.values_list("client_id", "max_concurrent_uploads", "version",
-                                                            "paused")),
+        "limits": sorted(
+            UploadLimitRow.objects.values_list("client_id", "max_concurrent_uploads", "version", "paused")
+        ),
     }
 
 
@@ -62,8 +63,7 @@ def test_pg_dump_and_pg_restore_keep_everything_and_the_audit_log_stays_append_o
     admin.execute(f'DROP DATABASE IF EXISTS "{restored}"')
     admin.execute(f'CREATE DATABASE "{restored}"')
     try:
-        subprocess.run(["pg_restore", "--no-owner", "--exit-on-error", *where, "-d", restored, str(dump)],
-                       check=True)
+        subprocess.run(["pg_restore", "--no-owner", "--exit-on-error", *where, "-d", restored, str(dump)], check=True)
         with psycopg.connect(host=where[1], port=where[3], user=db["USER"], dbname=restored) as copy:
             assert restored_snapshot(copy.cursor()) == history
             with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
@@ -80,9 +80,9 @@ def test_sqlite_backup_api_copies_a_consistent_database(history, tmp_path):
     connection.ensure_connection()
     backup_path = tmp_path / "backup.sqlite3"
     with sqlite3.connect(backup_path) as backup:
-        connection.connection.backup(backup)        # what `sqlite3 db.sqlite3 ".backup …"` does
+        connection.connection.backup(backup)  # what `sqlite3 db.sqlite3 ".backup …"` does
     restored_path = tmp_path / "restored.sqlite3"
-    shutil.copyfile(backup_path, restored_path)      # restore: the backup file replaces the database
+    shutil.copyfile(backup_path, restored_path)  # restore: the backup file replaces the database
     with sqlite3.connect(Path(restored_path)) as restored:
         assert restored_snapshot(restored.cursor()) == history
 
@@ -90,8 +90,9 @@ def test_sqlite_backup_api_copies_a_consistent_database(history, tmp_path):
 def test_after_restore_moves_the_version_past_what_servers_hold_and_republishes(ops_user, partner_a):
     """The restored counter is older than what servers applied: the next version must be newer."""
     restored_version = ConfigVersion.objects.get(pk=1).value
-    UploadServer.objects.create(name="upload-1", token_hash="a" * 64, token_prefix="uos_aaaa",
-                                last_config_version=restored_version + 3)
+    UploadServer.objects.create(
+        name="upload-1", token_hash="a" * 64, token_prefix="uos_aaaa", last_config_version=restored_version + 3
+    )
     call_command("after_restore", "--min-version", str(restored_version + 10), stdout=io.StringIO())
     rows = UploadLimitRow.objects.all()
     assert {row.version > restored_version + 10 for row in rows} == {True}
@@ -100,7 +101,8 @@ def test_after_restore_moves_the_version_past_what_servers_hold_and_republishes(
 
 def test_after_restore_uses_the_highest_version_a_server_reported(ops_user, partner_a):
     restored_version = ConfigVersion.objects.get(pk=1).value
-    UploadServer.objects.create(name="upload-1", token_hash="b" * 64, token_prefix="uos_bbbb",
-                                last_config_version=restored_version + 50)
+    UploadServer.objects.create(
+        name="upload-1", token_hash="b" * 64, token_prefix="uos_bbbb", last_config_version=restored_version + 50
+    )
     call_command("after_restore", stdout=io.StringIO())
     assert UploadLimitRow.objects.order_by("version").first().version > restored_version + 50

@@ -2,7 +2,6 @@
 open dashboards share. (The overview's single poll: test_overview_poll.py; the fleet status:
 test_fleet_status.py.)"""
 
-
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -13,8 +12,7 @@ from monitoring.models import ServerReport
 from monitoring.queries import RANGES_SECONDS, Window, resolution_for
 from tests.factories import seed_fleet_metrics
 
-CHARTS = ["chart-cpu", "chart-uploads", "chart-bytes",
-          "chart-outcomes", "chart-queues", "fleet-status"]
+CHARTS = ["chart-cpu", "chart-uploads", "chart-bytes", "chart-outcomes", "chart-queues", "fleet-status"]
 
 
 @pytest.mark.parametrize("url_name", CHARTS)
@@ -90,8 +88,9 @@ def test_partner_usage_follows_the_partner_access_rules(login, manager_a, manage
     assert login(manager_b).get(url).status_code == 404
 
 
-@pytest.mark.parametrize("range_name,resolution", [
-    ("15m", None), ("1h", 60), ("6h", 60), ("24h", 600), ("7d", 600), ("30d", 3600)])
+@pytest.mark.parametrize(
+    "range_name,resolution", [("15m", None), ("1h", 60), ("6h", 60), ("24h", 600), ("7d", 600), ("30d", 3600)]
+)
 def test_no_series_holds_much_more_than_a_thousand_points(range_name, resolution):
     seconds = RANGES_SECONDS[range_name]
     assert resolution_for(seconds) == resolution
@@ -141,11 +140,14 @@ def test_open_dashboards_share_one_chart_for_a_moment(login, ops_user, engineer,
     assert [(t["name"], len(t["x"])) for t in fresh["traces"]] == [("fleet average", 0)]
 
 
-def test_a_manager_never_gets_the_chart_cached_for_ops(login, ops_user, manager_a, manager_b, partner_a,
-                                                        partner_b, chart_cache):
+def test_a_manager_never_gets_the_chart_cached_for_ops(
+    login, ops_user, manager_a, manager_b, partner_a, partner_b, chart_cache
+):
     seed_fleet_metrics(servers=1, minutes=10)
-    names = lambda user: [t["name"] for t in login(user).get(  # noqa: E731
-        reverse("chart-uploads"), {"range": "6h"}).json()["traces"]]
+
+    def names(user):
+        return [t["name"] for t in login(user).get(reverse("chart-uploads"), {"range": "6h"}).json()["traces"]]
+
     assert names(ops_user) == ["Family Archive", "TheirStory", "direct users & other clients"]
     assert names(manager_a) == ["TheirStory", "direct users & other clients", "other partners"]
     url = reverse("chart-partner-usage", args=[partner_a.slug])
@@ -154,11 +156,13 @@ def test_a_manager_never_gets_the_chart_cached_for_ops(login, ops_user, manager_
 
 
 def test_the_timeline_cached_for_ops_is_never_shown_to_a_manager_or_an_engineer(
-        login, ops_user, engineer, manager_a, partner_a, partner_b, chart_cache):
+    login, ops_user, engineer, manager_a, partner_a, partner_b, chart_cache
+):
     from partners import changes
 
-    changes.change_limits(partner_b, ops_user, {"max_concurrent_uploads": 4}, "only ops and B's managers see this",
-                          None)
+    changes.change_limits(
+        partner_b, ops_user, {"max_concurrent_uploads": 4}, "only ops and B's managers see this", None
+    )
     url = reverse("chart-timeline")
     for_ops = login(ops_user).get(url, {"range": "1h"}).json()["events"]
     assert [e["title"] for e in for_ops] == [f"Limits changed: {partner_b.name}"]

@@ -17,17 +17,42 @@ from partners.forms import LimitsForm, PartnerForm, PauseForm, ResumeForm
 from partners.models import FleetSettings, Partner, UploadLimitRow
 from tests.factories import make_local_group
 
-FUZZ = settings(max_examples=25, deadline=None, derandomize=True,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=25,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 # Random text and numbers, plus the shapes that break parsers: units, exponents, dates, markup.
 field_values = st.one_of(
     st.text(max_size=40),
     st.integers(-(10**22), 10**22).map(str),
     st.floats(allow_nan=True).map(str),
-    st.sampled_from(["", " ", "0", "-1", "1", "5", "1e309", "NaN", "10 GB", "1.5 TB", "9" * 30 + " PB",
-                     "2026-13-45 25:61", "2026-12-01 10:00", "²", "<script>alert(1)</script>", "on", "bulk",
-                     "00000000-0000-0000-0000-000000000000", "ops@example.org", "https://x.example/run"]),
+    st.sampled_from(
+        [
+            "",
+            " ",
+            "0",
+            "-1",
+            "1",
+            "5",
+            "1e309",
+            "NaN",
+            "10 GB",
+            "1.5 TB",
+            "9" * 30 + " PB",
+            "2026-13-45 25:61",
+            "2026-12-01 10:00",
+            "²",
+            "<script>alert(1)</script>",
+            "on",
+            "bulk",
+            "00000000-0000-0000-0000-000000000000",
+            "ops@example.org",
+            "https://x.example/run",
+        ]
+    ),
 )
 
 
@@ -47,8 +72,10 @@ def endpoints(setup) -> dict[str, tuple[str, list[str]]]:
     return {
         "partner-create": ("/partners/new/", html_names(PartnerForm())),
         "partner-limits": (f"/partners/{partner.slug}/limits/", html_names(LimitsForm(prefix="limits"))),
-        "partner-settings": (f"/partners/{partner.slug}/settings/",
-                             html_names(PartnerForm(instance=partner, prefix="settings"))),
+        "partner-settings": (
+            f"/partners/{partner.slug}/settings/",
+            html_names(PartnerForm(instance=partner, prefix="settings")),
+        ),
         "partner-pause": (f"/partners/{partner.slug}/pause/", html_names(PauseForm(prefix="pause"))),
         "partner-resume": (f"/partners/{partner.slug}/resume/", html_names(ResumeForm(prefix="resume"))),
         "defaults": ("/controls/defaults/", html_names(LimitsForm(prefix="defaults"))),
@@ -65,9 +92,11 @@ def endpoints(setup) -> dict[str, tuple[str, list[str]]]:
 def state() -> tuple:
     """Everything a form could change, to compare when no audit entry says something changed."""
     return (
-        list(Partner.objects.order_by("pk").values()), list(FleetSettings.objects.values()),
+        list(Partner.objects.order_by("pk").values()),
+        list(FleetSettings.objects.values()),
         list(UploadLimitRow.objects.order_by("client_id").values()),
-        list(AlertRule.objects.order_by("pk").values()), list(Silence.objects.order_by("pk").values()),
+        list(AlertRule.objects.order_by("pk").values()),
+        list(Silence.objects.order_by("pk").values()),
         list(UploadServer.objects.order_by("pk").values("name", "token_hash", "revoked_at")),
         list(ScalingGroup.objects.order_by("pk").values()),
         list(ScalingPolicy.objects.order_by("pk").values()),
@@ -82,9 +111,24 @@ def shows_errors(response) -> bool:
     return 'class="error"' in page or "alert error" in page
 
 
-@pytest.mark.parametrize("endpoint", ["partner-create", "partner-limits", "partner-settings", "partner-pause",
-                                      "partner-resume", "defaults", "pause-all", "server-register",
-                                      "server-revoke", "alert-rule", "silence", "scale", "policy"])
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "partner-create",
+        "partner-limits",
+        "partner-settings",
+        "partner-pause",
+        "partner-resume",
+        "defaults",
+        "pause-all",
+        "server-register",
+        "server-revoke",
+        "alert-rule",
+        "silence",
+        "scale",
+        "policy",
+    ],
+)
 def test_a_form_never_fails_and_refuses_bad_input_without_changing_anything(login, ops_user, setup, endpoint):
     url, names = endpoints(setup)[endpoint]
     client = login(ops_user)
@@ -112,8 +156,11 @@ def test_the_scale_confirmation_page_takes_any_capacity_in_the_query(login, ops_
     assert response.status_code in (200, 400)
 
 
-@given(query=st.fixed_dictionaries({}, optional={name: field_values for name in
-                                                 ("partner", "actor", "action", "since", "until", "page")}))
+@given(
+    query=st.fixed_dictionaries(
+        {}, optional={name: field_values for name in ("partner", "actor", "action", "since", "until", "page")}
+    )
+)
 @FUZZ
 def test_the_audit_filter_takes_any_query(login, ops_user, partner_a, query):
     response = login(ops_user).get("/audit/", query)

@@ -9,13 +9,11 @@ def without_clock(body: dict) -> dict:
     """A chart or status without what moves with the request's clock (the x-axis end, "now")."""
     body = {k: v for k, v in body.items() if k != "now"}
     if "layout" in body:
-        body["layout"] = {**body["layout"], "xaxis": {k: v for k, v in body["layout"]["xaxis"].items()
-                                                      if k != "range"}}
+        body["layout"] = {**body["layout"], "xaxis": {k: v for k, v in body["layout"]["xaxis"].items() if k != "range"}}
     return body
 
 
-def test_the_overview_poll_answers_what_the_seven_endpoints_answer(login, ops_user, manager_a, partner_a,
-                                                                    partner_b):
+def test_the_overview_poll_answers_what_the_seven_endpoints_answer(login, ops_user, manager_a, partner_a, partner_b):
     seed_fleet_metrics(servers=2, minutes=10)
     for user in (ops_user, manager_a):
         client = login(user)
@@ -27,8 +25,9 @@ def test_the_overview_poll_answers_what_the_seven_endpoints_answer(login, ops_us
             assert without_clock(body[name]) == without_clock(alone), name
         status = client.get(reverse("fleet-status")).json()
         assert without_clock(body["status"]) == without_clock(status)
-    manager_traces = [t["name"] for t in login(manager_a).get(
-        reverse("overview-poll"), {"range": "15m"}).json()["uploads"]["traces"]]
+    manager_traces = [
+        t["name"] for t in login(manager_a).get(reverse("overview-poll"), {"range": "15m"}).json()["uploads"]["traces"]
+    ]
     assert partner_b.name not in manager_traces
 
 

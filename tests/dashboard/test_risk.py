@@ -27,22 +27,36 @@ def status(key: str, now=None) -> str:
     return entry(key, now).status
 
 
-def make_live_server(name: str, ops_user, cpu_percent: float = 50.0, config_version: int | None = None,
-                     clients: dict | None = None) -> UploadServer:
+def make_live_server(
+    name: str, ops_user, cpu_percent: float = 50.0, config_version: int | None = None, clients: dict | None = None
+) -> UploadServer:
     server, _ = servers.register_server(ops_user, name, "test")
     now = timezone.now()
     version = config_version if config_version is not None else newest_version()
     UploadServer.objects.filter(pk=server.pk).update(
-        last_seen_at=now, silent_after=now + timedelta(minutes=5), last_cpu_percent=cpu_percent,
-        last_config_version=version, last_uploads_in_progress=sum(
-            c["uploads_in_progress"] for c in (clients or {}).values()) + 2,
-        last_bytes_in_flight=sum(c["bytes_in_flight"] for c in (clients or {}).values()) + 10**8)
+        last_seen_at=now,
+        silent_after=now + timedelta(minutes=5),
+        last_cpu_percent=cpu_percent,
+        last_config_version=version,
+        last_uploads_in_progress=sum(c["uploads_in_progress"] for c in (clients or {}).values()) + 2,
+        last_bytes_in_flight=sum(c["bytes_in_flight"] for c in (clients or {}).values()) + 10**8,
+    )
     server.refresh_from_db()
     ServerReport.objects.create(
-        server=server, sequence=1, received_at=now, interval_seconds=5, cpu_percent=cpu_percent,
-        config_version=version, uploads_in_progress=server.last_uploads_in_progress,
-        bytes_in_flight=server.last_bytes_in_flight, admitted=0, throttled=0, timed_out=0, completed=0,
-        clients=clients or {})
+        server=server,
+        sequence=1,
+        received_at=now,
+        interval_seconds=5,
+        cpu_percent=cpu_percent,
+        config_version=version,
+        uploads_in_progress=server.last_uploads_in_progress,
+        bytes_in_flight=server.last_bytes_in_flight,
+        admitted=0,
+        throttled=0,
+        timed_out=0,
+        completed=0,
+        clients=clients or {},
+    )
     return server
 
 
@@ -53,10 +67,16 @@ def newest_version() -> int:
 def test_the_register_has_the_eight_entries_with_control_links(ops_user):
     entries = risk.register()
     assert [item.key for item in entries] == [
-        "no-scaling-policy", "single-server", "no-cpu-alert", "partner-without-limits",
-        "servers-behind-config", "collector-failing", "long-pause", "max-capacity-too-low"]
-    assert all(item.status in ("open", "ok") and item.evidence and item.control_url.startswith("/")
-               for item in entries)
+        "no-scaling-policy",
+        "single-server",
+        "no-cpu-alert",
+        "partner-without-limits",
+        "servers-behind-config",
+        "collector-failing",
+        "long-pause",
+        "max-capacity-too-low",
+    ]
+    assert all(item.status in ("open", "ok") and item.evidence and item.control_url.startswith("/") for item in entries)
 
 
 def test_no_scaling_policy_turns_on_and_off(ops_user):
@@ -84,8 +104,15 @@ def test_single_server_turns_on_and_off(ops_user):
 def test_no_cpu_alert_rule_turns_on_and_off(ops_user):
     AlertRule.objects.filter(metric="cpu_percent").update(enabled=False)
     assert status("no-cpu-alert") == "open"
-    rule = AlertRule.objects.create(slug="cpu-high", name="Fleet CPU high", kind=RuleKind.METRIC,
-                                    metric="cpu_percent", subject="fleet", threshold=80, window_seconds=300)
+    rule = AlertRule.objects.create(
+        slug="cpu-high",
+        name="Fleet CPU high",
+        kind=RuleKind.METRIC,
+        metric="cpu_percent",
+        subject="fleet",
+        threshold=80,
+        window_seconds=300,
+    )
     assert status("no-cpu-alert") == "ok"
     assert "Fleet CPU high" in entry("no-cpu-alert").evidence
     rule.enabled = False
@@ -149,9 +176,16 @@ def test_the_pause_of_all_partners_on_for_days_turns_on_and_off(ops_user):
 
 
 def cpu_minute(minute, server_name: str, cpu_percent: float) -> Rollup:
-    return Rollup.objects.create(metric="cpu_percent", subject=f"server:{server_name}", resolution_seconds=60,
-                                 bucket_start=minute, sample_count=1, total=cpu_percent,
-                                 minimum=cpu_percent, maximum=cpu_percent)
+    return Rollup.objects.create(
+        metric="cpu_percent",
+        subject=f"server:{server_name}",
+        resolution_seconds=60,
+        bucket_start=minute,
+        sample_count=1,
+        total=cpu_percent,
+        minimum=cpu_percent,
+        maximum=cpu_percent,
+    )
 
 
 def test_max_capacity_too_low_for_last_weeks_peak_turns_on_and_off():
@@ -175,8 +209,12 @@ def test_max_capacity_too_low_for_last_weeks_peak_turns_on_and_off():
 
 
 def test_headroom_and_partner_shares_come_from_the_latest_reports(ops_user, partner_a, partner_b):
-    make_live_server("upload-1", ops_user, cpu_percent=50,
-                     clients={"theirstory-sdk": {"uploads_in_progress": 6, "bytes_in_flight": 3 * 10**8}})
+    make_live_server(
+        "upload-1",
+        ops_user,
+        cpu_percent=50,
+        clients={"theirstory-sdk": {"uploads_in_progress": 6, "bytes_in_flight": 3 * 10**8}},
+    )
     make_live_server("upload-2", ops_user, cpu_percent=25)
     room = risk.headroom()
     assert room.live_servers == 2 and room.capacity_cores == 16

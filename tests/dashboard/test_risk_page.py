@@ -55,7 +55,7 @@ def test_the_risk_page_lists_the_timeline_newest_first(login, ops_user, partner_
     changes.pause(partner_a, ops_user, "risk page timeline: pause", None)
     changes.resume(partner_a, ops_user, "risk page timeline: resume")
     page = login(ops_user).get(reverse("risk")).content.decode()
-    timeline = page[page.index('id="timeline"'):]
+    timeline = page[page.index('id="timeline"') :]
     rows = [row.split('data-kind="')[1].split('"')[0] for row in timeline.split("<tr ")[1:]]
     assert rows[:2] == ["pause", "pause"]
     assert timeline.index("risk page timeline: resume") < timeline.index("risk page timeline: pause")

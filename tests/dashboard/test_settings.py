@@ -21,8 +21,13 @@ def manage(*args: str, env: dict) -> subprocess.CompletedProcess:
     # Only the machine's basics: the test run's own settings (and Playwright's
     # DJANGO_ALLOW_ASYNC_UNSAFE) must not leak into "production".
     clean_env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, capture_output=True,
-                          text=True, env={**clean_env, "DJANGO_SETTINGS_MODULE": "dashboard.settings", **env})
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**clean_env, "DJANGO_SETTINGS_MODULE": "dashboard.settings", **env},
+    )
 
 
 def test_check_deploy_is_clean_with_production_settings():
@@ -44,26 +49,42 @@ def test_models_and_migrations_agree():
 
 
 def production_setting_values(*names: str) -> dict:
-    code = ("import json; from django.conf import settings; "
-            f"print(json.dumps({{n: getattr(settings, n, None) for n in {list(names)!r}}}))")
+    code = (
+        "import json; from django.conf import settings; "
+        f"print(json.dumps({{n: getattr(settings, n, None) for n in {list(names)!r}}}))"
+    )
     result = manage("shell", "-c", code, env=PRODUCTION_ENV)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def test_production_cookies_are_secure_and_http_only():
-    values = production_setting_values("SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE",
-                                       "SESSION_COOKIE_HTTPONLY", "SESSION_COOKIE_SAMESITE",
-                                       "CSRF_COOKIE_SAMESITE")
-    assert values == {"SESSION_COOKIE_SECURE": True, "CSRF_COOKIE_SECURE": True,
-                      "SESSION_COOKIE_HTTPONLY": True, "SESSION_COOKIE_SAMESITE": "Lax",
-                      "CSRF_COOKIE_SAMESITE": "Lax"}
+    values = production_setting_values(
+        "SESSION_COOKIE_SECURE",
+        "CSRF_COOKIE_SECURE",
+        "SESSION_COOKIE_HTTPONLY",
+        "SESSION_COOKIE_SAMESITE",
+        "CSRF_COOKIE_SAMESITE",
+    )
+    assert values == {
+        "SESSION_COOKIE_SECURE": True,
+        "CSRF_COOKIE_SECURE": True,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "CSRF_COOKIE_SAMESITE": "Lax",
+    }
 
 
 def test_production_sends_strict_security_headers():
     values = production_setting_values(
-        "SECURE_HSTS_SECONDS", "SECURE_HSTS_INCLUDE_SUBDOMAINS", "SECURE_SSL_REDIRECT", "X_FRAME_OPTIONS",
-        "SECURE_REFERRER_POLICY", "SECURE_CONTENT_TYPE_NOSNIFF", "SECURE_PROXY_SSL_HEADER")
+        "SECURE_HSTS_SECONDS",
+        "SECURE_HSTS_INCLUDE_SUBDOMAINS",
+        "SECURE_SSL_REDIRECT",
+        "X_FRAME_OPTIONS",
+        "SECURE_REFERRER_POLICY",
+        "SECURE_CONTENT_TYPE_NOSNIFF",
+        "SECURE_PROXY_SSL_HEADER",
+    )
     assert values["SECURE_HSTS_SECONDS"] >= 365 * 24 * 3600
     assert values["SECURE_HSTS_INCLUDE_SUBDOMAINS"] is True
     assert values["SECURE_SSL_REDIRECT"] is True
@@ -96,8 +117,10 @@ def test_a_production_response_carries_the_security_headers():
 
 
 def test_plain_http_is_redirected_to_https_in_production():
-    code = ("from django.test import Client; "
-            "print(Client(HTTP_HOST='upload-ops.example.org').get('/accounts/login/')['Location'])")
+    code = (
+        "from django.test import Client; "
+        "print(Client(HTTP_HOST='upload-ops.example.org').get('/accounts/login/')['Location'])"
+    )
     env = {**PRODUCTION_ENV, "DATABASE_URL": "sqlite:////tmp/upload-ops-settings-test.sqlite3"}
     result = manage("shell", "-c", code, env=env)
     assert result.returncode == 0, result.stderr

@@ -75,7 +75,9 @@ def test_pause_all_and_resume_all_are_fleet_wide_pause_events(ops_user):
     events = everything()
 
     assert [(e.kind, e.title) for e in events] == [
-        ("pause", "All partner imports resumed: all partners"), ("pause", "All partner imports paused: all partners")]
+        ("pause", "All partner imports resumed: all partners"),
+        ("pause", "All partner imports paused: all partners"),
+    ]
     assert events[0].link == reverse("partners:controls")
 
 
@@ -108,8 +110,14 @@ def test_a_manager_sees_own_and_fleet_wide_events_only(ops_user, manager_a, engi
     fire_and_resolve_fleet_cpu_alert()
     rule = AlertRule.objects.get(slug="fleet-cpu-high")
     for client_id in (partner_a.client_id, partner_b.client_id):
-        Alert.objects.create(rule=rule, subject=metrics.client_subject(client_id), state=AlertState.FIRING,
-                             pending_since=T0, fired_at=T0, evaluated_at=T0)
+        Alert.objects.create(
+            rule=rule,
+            subject=metrics.client_subject(client_id),
+            state=AlertState.FIRING,
+            pending_since=T0,
+            fired_at=T0,
+            evaluated_at=T0,
+        )
 
     seen = {e.title: e for e in everything(user=manager_a)}
 
@@ -124,6 +132,7 @@ def test_a_manager_sees_own_and_fleet_wide_events_only(ops_user, manager_a, engi
 
 
 # The JSON endpoint, polled with the CPU chart.
+
 
 def test_the_endpoint_lists_events_in_the_charts_range(login, ops_user, partner_a, django_assert_max_num_queries):
     changes.change_limits(partner_a, ops_user, {"max_concurrent_uploads": 4}, "fleet is hot", None)
@@ -163,6 +172,7 @@ def test_the_endpoint_needs_a_login(client):
 
 
 # The list partial, for the risk page: {% include "partials/timeline.html" %} with timeline_events.
+
 
 def test_the_partial_lists_events_with_time_kind_title_actor_and_link(ops_user, partner_a, group):
     changes.change_limits(partner_a, ops_user, {"max_concurrent_uploads": 4}, "<b>hot</b>", None)

@@ -39,8 +39,8 @@ SECRET_PARTNER_TEXT = ("TheirStory", "theirstory-sdk")
 
 @dataclass
 class Route:
-    route: str          # as written in the URL configuration, e.g. "partners/<slug:slug>/"
-    chain: list         # the URLResolver/URLPattern path from the root to the view
+    route: str  # as written in the URL configuration, e.g. "partners/<slug:slug>/"
+    chain: list  # the URLResolver/URLPattern path from the root to the view
     kwargs: tuple[str, ...]
 
     def __str__(self) -> str:
@@ -84,16 +84,37 @@ def objects(ops_user, manager_a, manager_b, engineer, partner_a, partner_b):
     group = make_local_group("sim-fleet", desired=2, cooldown_seconds=0)
     rule = AlertRule.objects.order_by("id").first()  # the rules seeded by the migrations
     now = timezone.now()
-    silence = Silence.objects.create(rule=rule, comment="walker", created_by=ops_user,
-                                     expires_at=now + timedelta(hours=1))
-    alert = Alert.objects.create(rule=rule, subject="fleet", state=AlertState.FIRING, value=95,
-                                 threshold=80, pending_since=now, fired_at=now, evaluated_at=now)
+    silence = Silence.objects.create(
+        rule=rule, comment="walker", created_by=ops_user, expires_at=now + timedelta(hours=1)
+    )
+    alert = Alert.objects.create(
+        rule=rule,
+        subject="fleet",
+        state=AlertState.FIRING,
+        value=95,
+        threshold=80,
+        pending_since=now,
+        fired_at=now,
+        evaluated_at=now,
+    )
     override = Override.objects.create(
-        partner=partner_a, kind=OverrideKind.LIMITS, values={"max_concurrent_uploads": 20},
-        replaced={"max_concurrent_uploads": partner_a.max_concurrent_uploads}, reason="walker",
-        created_by=ops_user, ends_at=now + timedelta(hours=1))
-    return {"partner": partner_a, "server": server, "group": group, "rule": rule,
-            "silence": silence, "alert": alert, "override": override}
+        partner=partner_a,
+        kind=OverrideKind.LIMITS,
+        values={"max_concurrent_uploads": 20},
+        replaced={"max_concurrent_uploads": partner_a.max_concurrent_uploads},
+        reason="walker",
+        created_by=ops_user,
+        ends_at=now + timedelta(hours=1),
+    )
+    return {
+        "partner": partner_a,
+        "server": server,
+        "group": group,
+        "rule": rule,
+        "silence": silence,
+        "alert": alert,
+        "override": override,
+    }
 
 
 def kwarg_values(route: Route, objects: dict) -> dict[str, str]:
@@ -106,8 +127,13 @@ def kwarg_values(route: Route, objects: dict) -> dict[str, str]:
         "alert_id": objects["alert"].pk,
         "override_id": objects["override"].pk,
         # The admin's and password reset's own kwargs: any value reaches the login check.
-        "object_id": 1, "content_type_id": 1, "id": 1, "app_label": "partners",
-        "url": "no-such-page/", "uidb64": "MQ", "token": "set-password",
+        "object_id": 1,
+        "content_type_id": 1,
+        "id": 1,
+        "app_label": "partners",
+        "url": "no-such-page/",
+        "uidb64": "MQ",
+        "token": "set-password",
     }
     values = {}
     for name in route.kwargs:
@@ -119,8 +145,10 @@ def kwarg_values(route: Route, objects: dict) -> dict[str, str]:
         elif name in plain:
             values[name] = plain[name]
         else:
-            raise UnfillableKwarg(f"{route}: the URL walker cannot fill kwarg {name!r}; "
-                                  "add it to kwarg_values() in tests/dashboard/test_url_access.py")
+            raise UnfillableKwarg(
+                f"{route}: the URL walker cannot fill kwarg {name!r}; "
+                "add it to kwarg_values() in tests/dashboard/test_url_access.py"
+            )
     return values
 
 
@@ -139,14 +167,24 @@ def is_login_redirect(response, route: Route) -> bool:
 
 
 def is_json_refusal(response) -> bool:
-    return (response.status_code in (401, 403) and response["Content-Type"].startswith("application/json")
-            and "error" in response.json())
+    return (
+        response.status_code in (401, 403)
+        and response["Content-Type"].startswith("application/json")
+        and "error" in response.json()
+    )
 
 
 def test_the_walker_finds_the_urls_it_should():
     found = {route.route for route in ROUTES}
-    for expected in ("", "partners/<slug:slug>/", "partners/<slug:slug>/limits/", "api/v1/reports",
-                     "alerts/<int:alert_id>/acknowledge/", "admin/", "accounts/login/"):
+    for expected in (
+        "",
+        "partners/<slug:slug>/",
+        "partners/<slug:slug>/limits/",
+        "api/v1/reports",
+        "alerts/<int:alert_id>/acknowledge/",
+        "admin/",
+        "accounts/login/",
+    ):
         assert expected in found
     assert len(found) > 40
 
@@ -174,7 +212,8 @@ def test_every_url_needs_login(client, objects, route):
             continue  # POST-only: the POST below must be refused
         assert is_login_redirect(response, route) or is_json_refusal(response), (
             f"{method} {url} answered {response.status_code} to an anonymous visitor; if it is meant to be "
-            f"public, add {route.route!r} to ANONYMOUS_ALLOWED with the reason")
+            f"public, add {route.route!r} to ANONYMOUS_ALLOWED with the reason"
+        )
     assert AuditEntry.objects.count() == audit_before
 
 
@@ -256,8 +295,9 @@ def test_a_post_with_the_token_goes_through(ops_user, partner_a):
     client.force_login(ops_user)
     page = client.get(f"/partners/{partner_a.slug}/")
     token = page.cookies["csrftoken"].value
-    response = client.post(f"/partners/{partner_a.slug}/pause/",
-                           {"pause-reason": "with token", "csrfmiddlewaretoken": token})
+    response = client.post(
+        f"/partners/{partner_a.slug}/pause/", {"pause-reason": "with token", "csrfmiddlewaretoken": token}
+    )
     assert response.status_code == 302
     assert Partner.objects.get(pk=partner_a.pk).paused
 

@@ -34,8 +34,16 @@ IN_WEEK = MONDAY - timedelta(days=3)
 
 
 def fleet_cpu(minute, percent):
-    Rollup.objects.create(metric="cpu_percent", subject="fleet", resolution_seconds=60, bucket_start=minute,
-                          sample_count=1, total=percent, minimum=percent, maximum=percent)
+    Rollup.objects.create(
+        metric="cpu_percent",
+        subject="fleet",
+        resolution_seconds=60,
+        bucket_start=minute,
+        sample_count=1,
+        total=percent,
+        minimum=percent,
+        maximum=percent,
+    )
 
 
 @pytest.fixture
@@ -44,13 +52,27 @@ def last_week(ops_user, partner_a):
     fleet_cpu(IN_WEEK + timedelta(minutes=1), 40)
     fleet_cpu(MONDAY + timedelta(minutes=1), 99)  # this week: not counted
     rule = AlertRule.objects.create(slug="cpu-risk", name="CPU", metric="cpu_percent", subject="fleet", threshold=80)
-    Alert.objects.create(rule=rule, subject="fleet", state=AlertState.RESOLVED, pending_since=IN_WEEK,
-                         fired_at=IN_WEEK, evaluated_at=IN_WEEK, closed_at=IN_WEEK + timedelta(minutes=5))
+    Alert.objects.create(
+        rule=rule,
+        subject="fleet",
+        state=AlertState.RESOLVED,
+        pending_since=IN_WEEK,
+        fired_at=IN_WEEK,
+        evaluated_at=IN_WEEK,
+        closed_at=IN_WEEK + timedelta(minutes=5),
+    )
     group = make_local_group("weekly-fleet")
     for status in (ScalingAction.Status.SUCCEEDED, ScalingAction.Status.FAILED):
-        ScalingAction.objects.create(group=group, requested_by_name="policy", from_capacity=2, to_capacity=3,
-                                     reason="CPU high", idempotency_key=__import__("uuid").uuid4(),
-                                     status=status, requested_at=IN_WEEK)
+        ScalingAction.objects.create(
+            group=group,
+            requested_by_name="policy",
+            from_capacity=2,
+            to_capacity=3,
+            reason="CPU high",
+            idempotency_key=__import__("uuid").uuid4(),
+            status=status,
+            requested_at=IN_WEEK,
+        )
     changes.change_limits(partner_a, ops_user, {"max_concurrent_uploads": 10}, "lower", None)
     changes.pause(partner_a, ops_user, "incident", None)
     changes.resume(partner_a, ops_user, "over")  # a resume is no pause

@@ -13,8 +13,14 @@ from partners.models import Partner, PartnerAudit, UploadLimitRow
 pytestmark = pytest.mark.django_db
 
 # Small enough that each projection takes a fraction of a second.
-SMALL = {"files": 50, "size_mix": "photos", "servers": 2, "max_concurrent_uploads": 12,
-         "max_bytes_in_flight": "2 GB", "requests_per_minute": 600}
+SMALL = {
+    "files": 50,
+    "size_mix": "photos",
+    "servers": 2,
+    "max_concurrent_uploads": 12,
+    "max_bytes_in_flight": "2 GB",
+    "requests_per_minute": 600,
+}
 
 
 def what_if_url(partner, **fields) -> str:
@@ -23,14 +29,16 @@ def what_if_url(partner, **fields) -> str:
 
 def apply_data(partner, revision=None, **fields) -> dict:
     query = urlencode({"partner": partner.slug, **SMALL, **fields})
-    return {"apply-what_if": query, "apply-revision": partner.revision if revision is None else revision,
-            "apply-requests_per_minute": fields.get("requests_per_minute", SMALL["requests_per_minute"]),
-            "apply-burst": partner.burst or "",
-            "apply-max_concurrent_uploads": fields.get("max_concurrent_uploads",
-                                                       SMALL["max_concurrent_uploads"]),
-            "apply-max_bytes_in_flight": fields.get("max_bytes_in_flight", SMALL["max_bytes_in_flight"]),
-            "apply-daily_upload_bytes": partner.daily_upload_bytes or "",
-            "apply-reason": APPLY_REASON}
+    return {
+        "apply-what_if": query,
+        "apply-revision": partner.revision if revision is None else revision,
+        "apply-requests_per_minute": fields.get("requests_per_minute", SMALL["requests_per_minute"]),
+        "apply-burst": partner.burst or "",
+        "apply-max_concurrent_uploads": fields.get("max_concurrent_uploads", SMALL["max_concurrent_uploads"]),
+        "apply-max_bytes_in_flight": fields.get("max_bytes_in_flight", SMALL["max_bytes_in_flight"]),
+        "apply-daily_upload_bytes": partner.daily_upload_bytes or "",
+        "apply-reason": APPLY_REASON,
+    }
 
 
 def test_the_form_starts_from_the_partners_limits_and_the_live_servers(login, ops_user, partner_a, settings):
@@ -49,8 +57,18 @@ def test_the_form_starts_from_the_partners_limits_and_the_live_servers(login, op
 def test_the_result_is_the_simulated_projection_in_words_and_figures(login, ops_user, partner_a):
     response = login(ops_user).get(what_if_url(partner_a))
     assert response.status_code == 200
-    expected = project(WhatIf("theirstory-sdk", 50, SIZE_MIXES["photos"], 2, requests_per_minute=600,
-                              burst=20, max_concurrent_uploads=12, max_bytes_in_flight=2 * 10**9))
+    expected = project(
+        WhatIf(
+            "theirstory-sdk",
+            50,
+            SIZE_MIXES["photos"],
+            2,
+            requests_per_minute=600,
+            burst=20,
+            max_concurrent_uploads=12,
+            max_bytes_in_flight=2 * 10**9,
+        )
+    )
     assert response.context["projection"] == expected
     assert "TheirStory&#x27;s 50 files" in response.text and "would take about" in response.text
     assert f"{expected.completion_seconds:.0f} s" in response.text
@@ -60,24 +78,35 @@ def test_the_result_is_the_simulated_projection_in_words_and_figures(login, ops_
 
 def test_more_servers_show_a_shorter_completion(login, ops_user, partner_a):
     client = login(ops_user)
-    fields = {"files": 20, "size_mix": "large-videos", "max_concurrent_uploads": 24,
-              "max_bytes_in_flight": "", "requests_per_minute": ""}
+    fields = {
+        "files": 20,
+        "size_mix": "large-videos",
+        "max_concurrent_uploads": 24,
+        "max_bytes_in_flight": "",
+        "requests_per_minute": "",
+    }
     one = client.get(what_if_url(partner_a, servers=1, **fields)).context["projection"]
     four = client.get(what_if_url(partner_a, servers=4, **fields)).context["projection"]
     assert four.completion_seconds < one.completion_seconds
     assert four.mean_cpu_percent < one.mean_cpu_percent
 
 
-@pytest.mark.parametrize(("fields", "field", "message"), [
-    ({"files": 0}, "files", "greater than or equal to 1"),
-    ({"servers": 99}, "servers", "less than or equal to 16"),
-    ({"size_mix": "explicit"}, "smallest_file", "Give a size"),
-    ({"size_mix": "explicit", "smallest_file": "2 GB", "largest_file": "1 GB"}, "largest_file",
-     "at least the smallest"),
-    ({"size_mix": "explicit", "smallest_file": "12 parsecs", "largest_file": "1 GB"}, "smallest_file", ""),
-    ({"max_bytes_in_flight": "lots"}, "max_bytes_in_flight", ""),
-    ({"max_concurrent_uploads": 0}, "max_concurrent_uploads", "at least 1"),
-])
+@pytest.mark.parametrize(
+    ("fields", "field", "message"),
+    [
+        ({"files": 0}, "files", "greater than or equal to 1"),
+        ({"servers": 99}, "servers", "less than or equal to 16"),
+        ({"size_mix": "explicit"}, "smallest_file", "Give a size"),
+        (
+            {"size_mix": "explicit", "smallest_file": "2 GB", "largest_file": "1 GB"},
+            "largest_file",
+            "at least the smallest",
+        ),
+        ({"size_mix": "explicit", "smallest_file": "12 parsecs", "largest_file": "1 GB"}, "smallest_file", ""),
+        ({"max_bytes_in_flight": "lots"}, "max_bytes_in_flight", ""),
+        ({"max_concurrent_uploads": 0}, "max_concurrent_uploads", "at least 1"),
+    ],
+)
 def test_bad_input_gives_field_errors_and_no_projection(login, ops_user, partner_a, fields, field, message):
     response = login(ops_user).get(what_if_url(partner_a, **fields))
     assert response.status_code == 400
@@ -88,8 +117,9 @@ def test_bad_input_gives_field_errors_and_no_projection(login, ops_user, partner
 
 
 def test_explicit_sizes_in_human_units_are_projected(login, ops_user, partner_a):
-    response = login(ops_user).get(what_if_url(partner_a, files=10, size_mix="explicit",
-                                               smallest_file="200 MB", largest_file="0.3 GB"))
+    response = login(ops_user).get(
+        what_if_url(partner_a, files=10, size_mix="explicit", smallest_file="200 MB", largest_file="0.3 GB")
+    )
     assert response.status_code == 200
     assert 10 * 200 * 10**6 <= response.context["projection"].total_bytes <= 10 * 300 * 10**6
 
@@ -108,12 +138,14 @@ def test_ops_applies_the_proposed_limits_audited_and_published(login, ops_user, 
     assert response.status_code == 302 and response.url == partner_a.get_absolute_url()
     partner = Partner.objects.get(pk=partner_a.pk)
     assert (partner.max_concurrent_uploads, partner.max_bytes_in_flight, partner.requests_per_minute) == (
-        12, 2 * 10**9, 600)
+        12,
+        2 * 10**9,
+        600,
+    )
     assert partner.burst == 20 and partner.daily_upload_bytes == 4 * 10**12, "the other limits stay"
     entry = AuditEntry.objects.filter(action=PartnerAudit.LIMITS_CHANGED).latest("id")
     assert entry.actor == ops_user
-    assert entry.before == {"requests_per_minute": 120, "max_concurrent_uploads": 16,
-                            "max_bytes_in_flight": 40 * 10**9}
+    assert entry.before == {"requests_per_minute": 120, "max_concurrent_uploads": 16, "max_bytes_in_flight": 40 * 10**9}
     assert "what-if: 50 files of photos (2–8 MB) on 2 servers" in entry.reason
     assert "/risk/what-if/?partner=theirstory" in entry.reason
     row = UploadLimitRow.objects.get(client_id="theirstory-sdk")
@@ -151,8 +183,9 @@ def test_a_manager_within_the_ceilings_may_apply(login, manager_a, partner_a):
 
 def test_a_manager_above_the_ceilings_gets_field_errors_and_nothing_changes(login, manager_a, partner_a):
     entries = AuditEntry.objects.count()
-    response = login(manager_a).post(reverse("what-if-apply"),
-                                     apply_data(partner_a, max_concurrent_uploads=50, max_bytes_in_flight=""))
+    response = login(manager_a).post(
+        reverse("what-if-apply"), apply_data(partner_a, max_concurrent_uploads=50, max_bytes_in_flight="")
+    )
     assert response.status_code == 400
     errors = response.context["apply_form"].errors
     assert "Above the ceiling set by ops (40)" in errors["max_concurrent_uploads"][0]

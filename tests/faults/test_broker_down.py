@@ -38,7 +38,8 @@ class RedisServer:
     def start(self):
         self.process = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL)
+            stdout=subprocess.DEVNULL,
+        )
         client = redis.Redis.from_url(self.url)
         for _ in range(200):
             try:
@@ -80,8 +81,7 @@ def _run_queued_tasks() -> int:
     return ran
 
 
-def test_a_scaling_confirmed_while_redis_is_down_is_kept_and_runs_once_when_it_is_back(
-        redis_broker, login, ops_user):
+def test_a_scaling_confirmed_while_redis_is_down_is_kept_and_runs_once_when_it_is_back(redis_broker, login, ops_user):
     group = make_local_group("sim-fleet", desired=2, cooldown_seconds=0)
     redis_broker.stop()
 
@@ -113,4 +113,3 @@ def test_with_redis_up_the_action_is_queued_at_once_and_a_repeat_message_scales_
     action.refresh_from_db()
     assert action.status == ScalingAction.Status.SUCCEEDED
     assert ScalingGroup.objects.get(pk=group.pk).desired_capacity == 4
-

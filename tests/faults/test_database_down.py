@@ -37,11 +37,16 @@ def outage_client():
 
 
 def test_the_report_api_answers_503_json_with_retry_after_and_stores_nothing_while_down(
-        registered_server, outage_client):
+    registered_server, outage_client
+):
     _, token = registered_server
     with database_down():
-        response = outage_client.post("/api/v1/reports", report_body(), content_type="application/json",
-                                      headers={"Authorization": f"Bearer {token}"})
+        response = outage_client.post(
+            "/api/v1/reports",
+            report_body(),
+            content_type="application/json",
+            headers={"Authorization": f"Bearer {token}"},
+        )
     assert response.status_code == 503
     assert response["Retry-After"].isdigit()
     assert "database is unreachable" in response.json()["error"]
@@ -50,9 +55,15 @@ def test_the_report_api_answers_503_json_with_retry_after_and_stores_nothing_whi
 
 def test_the_same_report_is_accepted_once_the_database_is_back(registered_server, outage_client):
     _, token = registered_server
-    post = lambda: outage_client.post("/api/v1/reports", report_body(sequence=5),  # noqa: E731
-                                      content_type="application/json",
-                                      headers={"Authorization": f"Bearer {token}"})
+
+    def post():
+        return outage_client.post(
+            "/api/v1/reports",
+            report_body(sequence=5),
+            content_type="application/json",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+
     with database_down():
         assert post().status_code == 503
     back = post()

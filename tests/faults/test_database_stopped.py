@@ -53,8 +53,12 @@ def logged_in_browser(url):
     browser.open(url + "/accounts/login/", timeout=10).read()
     csrf = next(cookie.value for cookie in jar if cookie.name == "csrftoken")
     form = urllib.parse.urlencode({"username": "ops", "password": "ops-pass", "csrfmiddlewaretoken": csrf})
-    browser.open(urllib.request.Request(url + "/accounts/login/", data=form.encode(),
-                                        headers={"Referer": url + "/accounts/login/"}), timeout=10).read()
+    browser.open(
+        urllib.request.Request(
+            url + "/accounts/login/", data=form.encode(), headers={"Referer": url + "/accounts/login/"}
+        ),
+        timeout=10,
+    ).read()
     assert any(cookie.name == "sessionid" for cookie in jar)
     return browser
 
@@ -76,10 +80,25 @@ def dashboard(tmp_path):
     cluster.start()
     with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
         conn.execute("CREATE DATABASE dash")
-    env = {**os.environ, "DATABASE_URL": cluster.dsn("dash"), "DEBUG": "false",  # production error pages
-           "SECRET_KEY": "fault-test-" + "k" * 50, "ALLOWED_HOSTS": "127.0.0.1", "SECURE_SSL_REDIRECT": "false"}
-    run = lambda *args: subprocess.run([sys.executable, "manage.py", *args], cwd=REPO, env=env,  # noqa: E731
-                                       check=False, capture_output=True, text=True)
+    env = {
+        **os.environ,
+        "DATABASE_URL": cluster.dsn("dash"),
+        "DEBUG": "false",  # production error pages
+        "SECRET_KEY": "fault-test-" + "k" * 50,
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "SECURE_SSL_REDIRECT": "false",
+    }
+
+    def run(*args):
+        return subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=REPO,
+            env=env,
+            check=False,
+            capture_output=True,
+            text=True,
+        )
+
     collected = run("collectstatic", "--noinput", "-v0")  # pages use the manifest storage with DEBUG off
     assert collected.returncode == 0, collected.stderr[-2000:]
     migrated = run("migrate", "--noinput")
@@ -88,8 +107,13 @@ def dashboard(tmp_path):
     assert setup.returncode == 0, setup.stderr[-2000:]
     token = setup.stdout.strip().splitlines()[-1]
     port = free_port()
-    server = subprocess.Popen([sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
-                              cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "server.log", "w"))
+    server = subprocess.Popen(
+        [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp_path / "server.log", "w"),
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         assert wait_until(lambda: status_of(url + "/accounts/login/")[0] == 200)
@@ -113,9 +137,12 @@ def test_a_stopped_database_gives_503s_and_the_reporter_keeps_its_reports_until_
         try:
             status, _, page = status_of(url + "/", browser)
             assert status == 503 and "database" in page.lower()
-            status, headers, body = status_of(url + "/api/v1/reports", data=b"{}", method="POST",
-                                              headers={"Authorization": f"Bearer {token}",
-                                                       "Content-Type": "application/json"})
+            status, headers, body = status_of(
+                url + "/api/v1/reports",
+                data=b"{}",
+                method="POST",
+                headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+            )
             assert status == 503 and headers["Retry-After"].isdigit()
             assert "database is unreachable" in body
             assert reporter.send_now() == 0

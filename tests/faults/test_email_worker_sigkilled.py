@@ -80,7 +80,8 @@ def start_sender(smtp_port: int, now_iso: str) -> subprocess.Popen:
         "settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False;"
         "settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = '';"
         "settings.ALERT_EMAIL_TIMEOUT_SECONDS = 300;"
-        f"print(notify.deliver_due(datetime.fromisoformat({now_iso!r})))")
+        f"print(notify.deliver_due(datetime.fromisoformat({now_iso!r})))"
+    )
 
 
 @postgres_only
@@ -93,8 +94,9 @@ def test_an_email_worker_killed_mid_send_neither_sends_twice_nor_loses_the_email
 
     sender = start_sender(stuck_smtp.port, at(5).isoformat())
     try:
-        assert wait_until(lambda: stuck_smtp.message_sent.is_set() or sender.poll() is not None), \
+        assert wait_until(lambda: stuck_smtp.message_sent.is_set() or sender.poll() is not None), (
             "the worker never reached the end of the message"
+        )
         assert sender.poll() is None, sender.communicate()
         os.killpg(sender.pid, signal.SIGKILL)  # the worker dies waiting for SMTP's "250 OK"
     finally:

@@ -19,14 +19,17 @@ from tests.factories import make_aws_group, postgres_only, start_worker_process,
 
 def start_worker(action_id: int, endpoint: str) -> subprocess.Popen:
     """What a django-q2 worker runs for the message: scaling.run_action(action_id)."""
-    return start_worker_process(f"from fleet import scaling; print(scaling.run_action({action_id}))",
-                                AWS_ENDPOINT_URL=endpoint, AWS_READ_TIMEOUT_SECONDS="300", AWS_MAX_ATTEMPTS="1")
+    return start_worker_process(
+        f"from fleet import scaling; print(scaling.run_action({action_id}))",
+        AWS_ENDPOINT_URL=endpoint,
+        AWS_READ_TIMEOUT_SECONDS="300",
+        AWS_MAX_ATTEMPTS="1",
+    )
 
 
 @postgres_only
 @pytest.mark.django_db(transaction=True)
-def test_a_worker_killed_mid_call_neither_loses_the_action_nor_scales_twice(silent_aws, settings,
-                                                                              ops_user):
+def test_a_worker_killed_mid_call_neither_loses_the_action_nor_scales_twice(silent_aws, settings, ops_user):
     group = make_aws_group(cooldown_seconds=0)
     action, _ = scaling.request_scaling(group, ops_user, 2, 3, "import", idempotency_key=uuid.uuid4())
     endpoint = settings.AWS_ENDPOINT_URL

@@ -23,11 +23,18 @@ def group(db):
 
 
 def policy_post(group, **overrides) -> dict:
-    values = {"enabled": "on", "target_cpu_percent": 60, "tolerance_percent": 10, "evaluation_minutes": 3,
-              "stabilization_minutes": 10, "max_step": 3, "max_data_age_minutes": 5, "reason": "turn it on"}
+    values = {
+        "enabled": "on",
+        "target_cpu_percent": 60,
+        "tolerance_percent": 10,
+        "evaluation_minutes": 3,
+        "stabilization_minutes": 10,
+        "max_step": 3,
+        "max_data_age_minutes": 5,
+        "reason": "turn it on",
+    }
     values.update(overrides)
-    return {f"policy-{group.pk}-{k}" if k != "reason" else f"policy-{group.pk}-reason": v
-            for k, v in values.items()}
+    return {f"policy-{group.pk}-{k}" if k != "reason" else f"policy-{group.pk}-reason": v for k, v in values.items()}
 
 
 MATRIX = [
@@ -138,9 +145,15 @@ def test_aws_instances_show_their_latest_minute_cpu(login, ops_user, group, monk
     from fleet import backends
     from monitoring.rollups import write_minute_value
 
-    described = {"DesiredCapacity": 2, "MinSize": 1, "MaxSize": 4, "Instances": [
-        {"InstanceId": "i-0abc", "LifecycleState": "InService", "HealthStatus": "Healthy"},
-        {"InstanceId": "i-0def", "LifecycleState": "Pending", "HealthStatus": "Healthy"}]}
+    described = {
+        "DesiredCapacity": 2,
+        "MinSize": 1,
+        "MaxSize": 4,
+        "Instances": [
+            {"InstanceId": "i-0abc", "LifecycleState": "InService", "HealthStatus": "Healthy"},
+            {"InstanceId": "i-0def", "LifecycleState": "Pending", "HealthStatus": "Healthy"},
+        ],
+    }
     monkeypatch.setattr(backends.aws, "describe_autoscaling_group", lambda client, name: described)
     monkeypatch.setattr(backends.aws, "autoscaling_client", lambda: None)
     now = timezone.now()

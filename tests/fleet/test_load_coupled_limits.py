@@ -25,18 +25,33 @@ GB = 10**9
 def fleet_cpu(percent: float, minutes: int, now):
     """Rolled-up fleet CPU for the `minutes` whole minutes before now."""
     minute = metrics.bucket_start(now, 60)
-    Rollup.objects.bulk_create([
-        Rollup(metric=metrics.CPU_PERCENT, subject=metrics.FLEET, resolution_seconds=60,
-               bucket_start=minute - timedelta(minutes=m), sample_count=2, total=2 * percent,
-               minimum=percent, maximum=percent)
-        for m in range(1, minutes + 1)
-    ])
+    Rollup.objects.bulk_create(
+        [
+            Rollup(
+                metric=metrics.CPU_PERCENT,
+                subject=metrics.FLEET,
+                resolution_seconds=60,
+                bucket_start=minute - timedelta(minutes=m),
+                sample_count=2,
+                total=2 * percent,
+                minimum=percent,
+                maximum=percent,
+            )
+            for m in range(1, minutes + 1)
+        ]
+    )
 
 
 def turn_on(ops_user, **values):
     fleet = FleetSettings.load()
-    settings = {"load_control_enabled": True, "load_cpu_target_percent": 70.0, "load_window_seconds": 300,
-                "load_decrease_factor": 0.5, "load_increase_step_percent": 25.0, **values}
+    settings = {
+        "load_control_enabled": True,
+        "load_cpu_target_percent": 70.0,
+        "load_window_seconds": 300,
+        "load_decrease_factor": 0.5,
+        "load_increase_step_percent": 25.0,
+        **values,
+    }
     changes.change_load_control_settings(ops_user, settings, "protect the fleet", fleet.revision)
 
 
@@ -121,8 +136,9 @@ def test_turning_it_off_restores_the_configured_limits_as_system(ops_user, partn
     now = timezone.now()
     fleet_cpu(92, 6, now)
     load_coupling.run(now)
-    changes.change_load_control_settings(ops_user, {"load_control_enabled": False}, "enough",
-                                         FleetSettings.load().revision)
+    changes.change_load_control_settings(
+        ops_user, {"load_control_enabled": False}, "enough", FleetSettings.load().revision
+    )
     load_coupling.run(now + timedelta(minutes=1))
     row = published("theirstory-sdk")
     assert (row.max_concurrent_uploads, row.reduced_limits) == (16, None)

@@ -24,8 +24,9 @@ def simulation_start() -> datetime:
 
 
 def make_policy(desired=4, max_capacity=10, cooldown_seconds=0, **fields) -> ScalingPolicy:
-    group = make_local_group("sim-fleet", desired=desired, max_capacity=max_capacity, min_capacity=1,
-                             cooldown_seconds=cooldown_seconds)
+    group = make_local_group(
+        "sim-fleet", desired=desired, max_capacity=max_capacity, min_capacity=1, cooldown_seconds=cooldown_seconds
+    )
     return ScalingPolicy.objects.create(group=group, enabled=True, **fields)
 
 
@@ -61,11 +62,14 @@ def test_a_step_rise_scales_out_in_one_evaluation_with_the_reason_in_words():
     policy = make_policy(desired=4, max_step=2)
     cpu = {START + timedelta(minutes=m): 40.0 for m in range(12)}
     cpu.update({START + timedelta(minutes=m): 91.0 for m in range(12, 15)})
-    decision = policy_module.evaluate(policy, START + timedelta(minutes=14, seconds=20),
-                                      lambda group, since, until: cpu)
+    decision = policy_module.evaluate(
+        policy, START + timedelta(minutes=14, seconds=20), lambda group, since, until: cpu
+    )
     assert decision.outcome == Outcome.SCALE_OUT
-    assert decision.reason == ("At 10:14 fleet CPU averaged 91% over 3 min, above the 60% target: "
-                               "increasing capacity from 4 to 6 (step capped at 2).")
+    assert decision.reason == (
+        "At 10:14 fleet CPU averaged 91% over 3 min, above the 60% target: "
+        "increasing capacity from 4 to 6 (step capped at 2)."
+    )
     decision.action.refresh_from_db()
     assert decision.action.status == ScalingAction.Status.SUCCEEDED
     assert ScalingGroup.objects.get(pk=policy.group_id).desired_capacity == 6
@@ -158,8 +162,9 @@ def test_the_policy_holds_during_the_cooldown():
     policy = make_policy(desired=4, cooldown_seconds=600)
     ScalingGroup.objects.filter(pk=policy.group_id).update(last_scaled_at=timezone.now())
     policy.group.refresh_from_db()
-    decision = policy_module.evaluate(policy, timezone.now(), lambda group, since, until: {
-        timezone.now().replace(second=0, microsecond=0): 95.0})
+    decision = policy_module.evaluate(
+        policy, timezone.now(), lambda group, since, until: {timezone.now().replace(second=0, microsecond=0): 95.0}
+    )
     assert decision.outcome == Outcome.HOLD and "in cooldown until" in decision.reason
     assert not ScalingAction.objects.exists()
 
@@ -168,8 +173,13 @@ def test_an_unreadable_aws_group_is_recorded_as_an_error_and_nothing_is_done(mon
     from fleet import backends
     from monitoring.aws import AwsError
 
-    group = ScalingGroup.objects.create(name="aws-uploads", backend=ScalingGroup.Backend.AWS,
-                                        aws_group_name="upload-servers", min_capacity=1, max_capacity=8)
+    group = ScalingGroup.objects.create(
+        name="aws-uploads",
+        backend=ScalingGroup.Backend.AWS,
+        aws_group_name="upload-servers",
+        min_capacity=1,
+        max_capacity=8,
+    )
     policy = ScalingPolicy.objects.create(group=group, enabled=True)
 
     def denied(self, group):
@@ -189,11 +199,18 @@ def test_an_action_in_progress_holds_the_policy():
     from django.utils import timezone
 
     policy = make_policy(desired=4)
-    ScalingAction.objects.create(group=policy.group, requested_by_name="policy", from_capacity=4,
-                                 to_capacity=5, reason="r", idempotency_key=uuid.uuid4())
+    ScalingAction.objects.create(
+        group=policy.group,
+        requested_by_name="policy",
+        from_capacity=4,
+        to_capacity=5,
+        reason="r",
+        idempotency_key=uuid.uuid4(),
+    )
     now = timezone.now()
-    decision = policy_module.evaluate(policy, now, lambda group, since, until: {
-        now.replace(second=0, microsecond=0): 95.0})
+    decision = policy_module.evaluate(
+        policy, now, lambda group, since, until: {now.replace(second=0, microsecond=0): 95.0}
+    )
     assert decision.outcome == Outcome.HOLD and "still in progress" in decision.reason
 
 
@@ -201,8 +218,9 @@ def test_old_decisions_without_an_action_are_purged():
     from django.utils import timezone
 
     policy = make_policy(desired=4)
-    old = PolicyDecision.objects.create(group=policy.group, evaluated_minute=START - timedelta(days=400),
-                                        outcome=Outcome.NO_DATA, reason="old")
+    old = PolicyDecision.objects.create(
+        group=policy.group, evaluated_minute=START - timedelta(days=400), outcome=Outcome.NO_DATA, reason="old"
+    )
     policy_module.evaluate_all(timezone.now())
     assert not PolicyDecision.objects.filter(pk=old.pk).exists()
     assert PolicyDecision.objects.count() == 1

@@ -11,7 +11,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def test_the_live_fleet_follows_the_local_group_and_reports(live_server, settings):
     ScalingGroup.objects.update_or_create(
-        name="local-fleet", defaults={"backend": ScalingGroup.Backend.LOCAL, "desired_capacity": 2})
+        name="local-fleet", defaults={"backend": ScalingGroup.Backend.LOCAL, "desired_capacity": 2}
+    )
     ScalingGroup.objects.exclude(name="local-fleet").delete()
     # Long enough for a retried report: the test's in-memory SQLite refuses a write that meets
     # another (no busy wait there), and the reporter keeps the report and sends it again.

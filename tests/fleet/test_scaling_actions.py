@@ -37,8 +37,9 @@ def test_the_request_and_its_audit_entry_are_recorded_together(ops_user):
     assert (entry.before, entry.after) == ({"desired_capacity": 2}, {"desired_capacity": 4})
 
 
-@pytest.mark.parametrize("to_capacity,words", [(6, "6 is above the group's maximum of 5."),
-                                               (0, "0 is below the group's minimum of 1.")])
+@pytest.mark.parametrize(
+    "to_capacity,words", [(6, "6 is above the group's maximum of 5."), (0, "0 is below the group's minimum of 1.")]
+)
 def test_it_refuses_beyond_the_bounds_without_touching_the_group(ops_user, to_capacity, words):
     group = make_local_group(desired=2)
     action = scale(group, ops_user, to_capacity)
@@ -95,8 +96,14 @@ def test_it_refuses_when_the_group_changed_since_the_confirmation(ops_user):
 
 def test_transitions_only_move_forward():
     group = make_local_group()
-    action = ScalingAction.objects.create(group=group, requested_by_name="policy", from_capacity=2,
-                                          to_capacity=3, reason="r", idempotency_key=uuid.uuid4())
+    action = ScalingAction.objects.create(
+        group=group,
+        requested_by_name="policy",
+        from_capacity=2,
+        to_capacity=3,
+        reason="r",
+        idempotency_key=uuid.uuid4(),
+    )
     assert not action.succeed(), "a requested action cannot succeed before it runs"
     assert action.start() and not action.start()
     assert action.fail("boom") and not action.refuse("late")
@@ -112,11 +119,19 @@ def test_in_service_counts_live_upload_servers_of_a_local_group_or_else_desired(
     assert LocalBackend().describe(group).in_service == 3
     now = timezone.now()
     for index, silent_after in enumerate([now + timedelta(seconds=15), now - timedelta(seconds=1)]):
-        UploadServer.objects.create(name=f"sim-{index}", token_hash=str(index) * 64, token_prefix="x",
-                                    silent_after=silent_after, last_cpu_percent=40.0 + index)
-    UploadServer.objects.create(name="other-1", token_hash="z" * 64, token_prefix="x",
-                                silent_after=now + timedelta(seconds=15))
+        UploadServer.objects.create(
+            name=f"sim-{index}",
+            token_hash=str(index) * 64,
+            token_prefix="x",
+            silent_after=silent_after,
+            last_cpu_percent=40.0 + index,
+        )
+    UploadServer.objects.create(
+        name="other-1", token_hash="z" * 64, token_prefix="x", silent_after=now + timedelta(seconds=15)
+    )
     state = LocalBackend().describe(group)
     assert (state.in_service, state.pending) == (1, 2)
     assert [(m.name, m.state, m.cpu_percent) for m in state.members] == [
-        ("sim-0", "live", 40.0), ("sim-1", "silent", 41.0)]
+        ("sim-0", "live", 40.0),
+        ("sim-1", "silent", 41.0),
+    ]

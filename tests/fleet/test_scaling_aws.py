@@ -27,16 +27,23 @@ def mocked_aws(fake_aws_environment, settings):
 
 def make_asg(name: str = "upload-servers", desired: int = 2, max_size: int = 10) -> None:
     ec2 = boto3.client("ec2", region_name=REGION)
-    ec2.create_launch_template(LaunchTemplateName=f"{name}-lt",
-                               LaunchTemplateData={"ImageId": AMI_ID, "InstanceType": "t3.micro"})
+    ec2.create_launch_template(
+        LaunchTemplateName=f"{name}-lt", LaunchTemplateData={"ImageId": AMI_ID, "InstanceType": "t3.micro"}
+    )
     boto3.client("autoscaling", region_name=REGION).create_auto_scaling_group(
-        AutoScalingGroupName=name, LaunchTemplate={"LaunchTemplateName": f"{name}-lt", "Version": "$Latest"},
-        MinSize=0, MaxSize=max_size, DesiredCapacity=desired, AvailabilityZones=[f"{REGION}a"])
+        AutoScalingGroupName=name,
+        LaunchTemplate={"LaunchTemplateName": f"{name}-lt", "Version": "$Latest"},
+        MinSize=0,
+        MaxSize=max_size,
+        DesiredCapacity=desired,
+        AvailabilityZones=[f"{REGION}a"],
+    )
 
 
 def aws_desired(name: str = "upload-servers") -> int:
-    groups = boto3.client("autoscaling", region_name=REGION).describe_auto_scaling_groups(
-        AutoScalingGroupNames=[name])["AutoScalingGroups"]
+    groups = boto3.client("autoscaling", region_name=REGION).describe_auto_scaling_groups(AutoScalingGroupNames=[name])[
+        "AutoScalingGroups"
+    ]
     return groups[0]["DesiredCapacity"]
 
 
@@ -91,6 +98,7 @@ def test_an_unknown_group_fails_with_its_name(mocked_aws, ops_user):
 
 # ---- Failures moto cannot produce: injected on the client from monitoring.aws --------------
 
+
 @pytest.fixture
 def stubbed_client(mocked_aws, monkeypatch):
     """The real describe from moto, then whatever the test queues for set_desired_capacity."""
@@ -98,26 +106,38 @@ def stubbed_client(mocked_aws, monkeypatch):
     client = aws.autoscaling_client()
     described = client.describe_auto_scaling_groups(AutoScalingGroupNames=["upload-servers"])
     stubber = Stubber(client)
-    stubber.add_response("describe_auto_scaling_groups",
-                         {"AutoScalingGroups": described["AutoScalingGroups"]})
+    stubber.add_response("describe_auto_scaling_groups", {"AutoScalingGroups": described["AutoScalingGroups"]})
     monkeypatch.setattr(aws, "autoscaling_client", lambda: client)
     with stubber:
         yield client, stubber
 
 
-@pytest.mark.parametrize("code,message,words", [
-    ("ValidationError", "New SetDesiredCapacity value 12 is above max value 10 for the AutoScalingGroup.",
-     "AWS refused 12 for upload-servers: New SetDesiredCapacity value 12 is above max value 10"),
-    ("ScalingActivityInProgress", "Scaling activity in progress",
-     "AWS is still carrying out an earlier scaling activity of upload-servers"),
-    ("AccessDenied", "User is not authorized",
-     "AccessDenied: not allowed to call autoscaling:SetDesiredCapacity — check the worker's IAM role"),
-    ("Throttling", "Rate exceeded", "Throttling: AWS throttled autoscaling:SetDesiredCapacity even after retries"),
-])
+@pytest.mark.parametrize(
+    "code,message,words",
+    [
+        (
+            "ValidationError",
+            "New SetDesiredCapacity value 12 is above max value 10 for the AutoScalingGroup.",
+            "AWS refused 12 for upload-servers: New SetDesiredCapacity value 12 is above max value 10",
+        ),
+        (
+            "ScalingActivityInProgress",
+            "Scaling activity in progress",
+            "AWS is still carrying out an earlier scaling activity of upload-servers",
+        ),
+        (
+            "AccessDenied",
+            "User is not authorized",
+            "AccessDenied: not allowed to call autoscaling:SetDesiredCapacity — check the worker's IAM role",
+        ),
+        ("Throttling", "Rate exceeded", "Throttling: AWS throttled autoscaling:SetDesiredCapacity even after retries"),
+    ],
+)
 def test_each_aws_error_is_recorded_in_words(stubbed_client, ops_user, code, message, words):
     client, stubber = stubbed_client
-    stubber.add_client_error("set_desired_capacity", service_error_code=code, service_message=message,
-                             http_status_code=400)
+    stubber.add_client_error(
+        "set_desired_capacity", service_error_code=code, service_message=message, http_status_code=400
+    )
     group = make_aws_group(max_capacity=20)
     action = scale(group, ops_user, 12, from_capacity=2)
     assert action.status == Status.FAILED
@@ -126,12 +146,21 @@ def test_each_aws_error_is_recorded_in_words(stubbed_client, ops_user, code, mes
     assert group.last_scaled_at is None, "a failed call starts no cooldown"
 
 
-@pytest.mark.parametrize("error,words,outcome", [
-    (ReadTimeoutError(endpoint_url="https://autoscaling.us-east-1.amazonaws.com"),
-     "timed out after 10 s talking to Auto Scaling", "AWS may have applied it"),
-    (ConnectTimeoutError(endpoint_url="https://autoscaling.us-east-1.amazonaws.com"),
-     "could not connect to Auto Scaling within 3 s", "Nothing was changed"),
-])
+@pytest.mark.parametrize(
+    "error,words,outcome",
+    [
+        (
+            ReadTimeoutError(endpoint_url="https://autoscaling.us-east-1.amazonaws.com"),
+            "timed out after 10 s talking to Auto Scaling",
+            "AWS may have applied it",
+        ),
+        (
+            ConnectTimeoutError(endpoint_url="https://autoscaling.us-east-1.amazonaws.com"),
+            "could not connect to Auto Scaling within 3 s",
+            "Nothing was changed",
+        ),
+    ],
+)
 def test_a_timeout_is_recorded_in_words(mocked_aws, monkeypatch, ops_user, error, words, outcome):
     make_asg(desired=2)
     client = aws.autoscaling_client()

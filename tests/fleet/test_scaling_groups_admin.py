@@ -12,9 +12,17 @@ pytestmark = pytest.mark.django_db
 
 
 def group_form(**overrides) -> dict:
-    return {"name": "aws-uploads", "backend": "aws", "aws_group_name": "upload-servers",
-            "server_name_prefix": "", "min_capacity": 2, "max_capacity": 12, "cooldown_seconds": 300,
-            "change_reason": "the production upload tier", **overrides}
+    return {
+        "name": "aws-uploads",
+        "backend": "aws",
+        "aws_group_name": "upload-servers",
+        "server_name_prefix": "",
+        "min_capacity": 2,
+        "max_capacity": 12,
+        "cooldown_seconds": 300,
+        "change_reason": "the production upload tier",
+        **overrides,
+    }
 
 
 def test_ops_add_a_group_in_the_admin_and_it_is_audited(login, ops_user):
@@ -31,15 +39,16 @@ def test_an_admin_change_records_before_and_after(login, ops_user):
     client = login(ops_user)
     client.post(reverse("admin:fleet_scalinggroup_add"), group_form())
     group = ScalingGroup.objects.get(name="aws-uploads")
-    client.post(reverse("admin:fleet_scalinggroup_change", args=[group.pk]),
-                group_form(max_capacity=20, change_reason="more headroom"))
+    client.post(
+        reverse("admin:fleet_scalinggroup_change", args=[group.pk]),
+        group_form(max_capacity=20, change_reason="more headroom"),
+    )
     entry = AuditEntry.objects.filter(action=ScalingAudit.SCALING_GROUP_CHANGED).first()
     assert (entry.before, entry.after, entry.reason) == ({"max_capacity": 12}, {"max_capacity": 20}, "more headroom")
 
 
 def test_min_above_max_is_rejected(login, ops_user):
-    response = login(ops_user).post(reverse("admin:fleet_scalinggroup_add"),
-                                    group_form(min_capacity=5, max_capacity=3))
+    response = login(ops_user).post(reverse("admin:fleet_scalinggroup_add"), group_form(min_capacity=5, max_capacity=3))
     assert "The minimum must not be above the maximum." in response.content.decode()
     assert response.status_code == 200 and not ScalingGroup.objects.filter(name="aws-uploads").exists()
 

@@ -13,11 +13,17 @@ def test_it_scales_an_auto_scaling_group_over_http_and_refuses_beyond_max(moto_s
     def client(service):
         return boto3.client(service, region_name=REGION, endpoint_url=moto_server_url)
 
-    client("ec2").create_launch_template(LaunchTemplateName="upload-lt",
-                                         LaunchTemplateData={"ImageId": AMI_ID, "InstanceType": "t3.micro"})
+    client("ec2").create_launch_template(
+        LaunchTemplateName="upload-lt", LaunchTemplateData={"ImageId": AMI_ID, "InstanceType": "t3.micro"}
+    )
     client("autoscaling").create_auto_scaling_group(
-        AutoScalingGroupName="upload-servers", MinSize=0, MaxSize=10, DesiredCapacity=1,
-        LaunchTemplate={"LaunchTemplateName": "upload-lt", "Version": "$Latest"}, AvailabilityZones=[f"{REGION}a"])
+        AutoScalingGroupName="upload-servers",
+        MinSize=0,
+        MaxSize=10,
+        DesiredCapacity=1,
+        LaunchTemplate={"LaunchTemplateName": "upload-lt", "Version": "$Latest"},
+        AvailabilityZones=[f"{REGION}a"],
+    )
     group = make_aws_group(max_capacity=3, cooldown_seconds=0)
 
     assert scale(group, ops_user, 3).status == ScalingAction.Status.SUCCEEDED

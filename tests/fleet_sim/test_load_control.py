@@ -11,9 +11,15 @@ from fleet_sim.load_control import (
     cpu_trend,
 )
 
-SETTINGS = ControlSettings(cpu_target_percent=70, window_seconds=300, reserved_share_percent=30,
-                           decrease_factor=0.5, increase_step_percent=10, hysteresis_percent=10,
-                           hold_seconds=300)
+SETTINGS = ControlSettings(
+    cpu_target_percent=70,
+    window_seconds=300,
+    reserved_share_percent=30,
+    decrease_factor=0.5,
+    increase_step_percent=10,
+    hysteresis_percent=10,
+    hold_seconds=300,
+)
 
 
 def series(cpu_percent, until_seconds, every_seconds=60, since_seconds=0):
@@ -78,8 +84,9 @@ def test_a_backlog_that_keeps_the_fleet_busy_never_gets_the_reserved_share():
     # Growing back stops at the bulk share even while the CPU stays low for hours.
     state = [PartnerLimits("theirstory", 200, None, 10, None, 0)]
     for now in range(600, 6 * 3600, 60):
-        state = list(control(series(20, now, since_seconds=now - 600), now, state, SETTINGS,
-                             fleet_upload_capacity=100).partners)
+        state = list(
+            control(series(20, now, since_seconds=now - 600), now, state, SETTINGS, fleet_upload_capacity=100).partners
+        )
         assert state[0].effective_uploads <= 70
     assert state[0].effective_uploads == 70
 
@@ -87,8 +94,14 @@ def test_a_backlog_that_keeps_the_fleet_busy_never_gets_the_reserved_share():
 def test_a_steady_overload_changes_the_limits_a_bounded_number_of_times_an_hour():
     # A plant that answers the limits: CPU = 40 % + 1.5 % per upload the partner may run,
     # sampled every 10 s, the controller run every 30 s for 3 hours.
-    settings = ControlSettings(cpu_target_percent=70, window_seconds=120, decrease_factor=0.7,
-                               increase_step_percent=10, hysteresis_percent=10, hold_seconds=300)
+    settings = ControlSettings(
+        cpu_target_percent=70,
+        window_seconds=120,
+        decrease_factor=0.7,
+        increase_step_percent=10,
+        hysteresis_percent=10,
+        hold_seconds=300,
+    )
     state = [PartnerLimits("theirstory", 60, None, 60, None)]
     samples, changes, now = [], [], 0
     while now < 3 * 3600:

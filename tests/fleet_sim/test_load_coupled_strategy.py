@@ -42,8 +42,13 @@ def test_the_bench_tries_other_cpu_targets_on_the_same_strategy():
 
     rows = runs(Namespace(cpu_targets=[99, 90], seeds=[1, 2], seed=1))
     assert [(name, seed) for name, _, seed in rows] == [
-        ("target 99 %, seed 1", 1), ("target 99 %, seed 2", 2), ("target 90 %, seed 1", 1), ("target 90 %, seed 2", 2)]
+        ("target 99 %, seed 1", 1),
+        ("target 99 %, seed 2", 2),
+        ("target 90 %, seed 1", 1),
+        ("target 90 %, seed 2", 2),
+    ]
     sim = rows[-1][1].build(SCENARIOS["theirstory-backlog"], LoadModel(), seed=2)
     assert sim.scaler.settings.cpu_target_percent == 90
     assert [name for name, _, _ in runs(Namespace(cpu_targets=None, seeds=None, seed=1))] == [
-        s.name for s in STRATEGIES]
+        s.name for s in STRATEGIES
+    ]

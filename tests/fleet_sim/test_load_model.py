@@ -69,8 +69,9 @@ def test_cores_are_shared_max_min_fairly():
 
 
 def _upload(cpu_seconds: float, cores_wanted: float) -> Upload:
-    return Upload(client=None, slot=None, part=None, cpu_left=cpu_seconds, cores_wanted=cores_wanted,
-                  started_at=0.0, lease=None)
+    return Upload(
+        client=None, slot=None, part=None, cpu_left=cpu_seconds, cores_wanted=cores_wanted, started_at=0.0, lease=None
+    )
 
 
 def test_cores_an_upload_frees_part_way_through_a_step_go_to_the_others():
@@ -95,8 +96,9 @@ def test_a_server_with_room_runs_each_upload_at_what_it_wants():
 
 
 def test_a_saturated_server_turns_its_whole_capacity_into_finished_parts():
-    sim = Simulation(BACKLOG, servers=1, seed=3,
-                     limit_rows=[limit_row("*"), limit_row("theirstory-sdk", max_concurrent_uploads=24)])
+    sim = Simulation(
+        BACKLOG, servers=1, seed=3, limit_rows=[limit_row("*"), limit_row("theirstory-sdk", max_concurrent_uploads=24)]
+    )
     sim.run(until_seconds=1800)
     row = summarize(sim)
     assert row["timeouts_partner"] == 0 and row["cpu_p95"] > 99.9

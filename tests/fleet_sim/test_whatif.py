@@ -14,8 +14,9 @@ BACKLOG = SCENARIOS["theirstory-backlog"]
 
 
 def videos(files=60, servers=1, **limits) -> WhatIf:
-    return WhatIf("theirstory-sdk", files, SIZE_MIXES["large-videos"], servers,
-                  default_limits=USER_DEFAULT_LIMITS, **limits)
+    return WhatIf(
+        "theirstory-sdk", files, SIZE_MIXES["large-videos"], servers, default_limits=USER_DEFAULT_LIMITS, **limits
+    )
 
 
 def test_more_servers_finish_sooner_at_lower_cpu():
@@ -66,14 +67,18 @@ def _bench_row(strategy, files):
     row = summarize(sim)
     # CPU while the partner's upload ran, as the what-if reports it.
     done_at = sim.totals.backlog_done_at
-    row["cpu_mean"] = sum(sim.totals.cpu_samples[:int(done_at)]) / done_at
+    row["cpu_mean"] = sum(sim.totals.cpu_samples[: int(done_at)]) / done_at
     return row
 
 
-@pytest.mark.parametrize(("strategy", "what_if"), [
-    (GateLimits("limits in the gate", ""), videos(files=300, **PARTNER_LIMITS)),
-    (SdkPacing("SDK pacing", ""), replace(videos(files=300), sdk_concurrency=8, default_limits={})),
-], ids=["limits in the gate", "SDK pacing"])
+@pytest.mark.parametrize(
+    ("strategy", "what_if"),
+    [
+        (GateLimits("limits in the gate", ""), videos(files=300, **PARTNER_LIMITS)),
+        (SdkPacing("SDK pacing", ""), replace(videos(files=300), sdk_concurrency=8, default_limits={})),
+    ],
+    ids=["limits in the gate", "SDK pacing"],
+)
 def test_agrees_with_bench_incident_within_ten_percent(strategy, what_if):
     bench = _bench_row(strategy, what_if.files)
     projection = project(what_if)

@@ -47,9 +47,13 @@ def source_on_the_test_database():
     if connection.vendor == "postgresql":
         from psycopg.conninfo import make_conninfo
 
-        params = {"dbname": settings_dict["NAME"], "user": settings_dict.get("USER"),
-                  "password": settings_dict.get("PASSWORD"), "host": settings_dict.get("HOST"),
-                  "port": str(settings_dict.get("PORT") or "")}
+        params = {
+            "dbname": settings_dict["NAME"],
+            "user": settings_dict.get("USER"),
+            "password": settings_dict.get("PASSWORD"),
+            "host": settings_dict.get("HOST"),
+            "port": str(settings_dict.get("PORT") or ""),
+        }
         return PostgresSource(make_conninfo(**{name: value for name, value in params.items() if value}))
     if connection.vendor == "sqlite":
         name = str(settings_dict["NAME"])
@@ -111,8 +115,9 @@ def test_limits_and_pauses_changed_on_the_dashboard_decide_the_gates_admissions(
     for lease in leases:
         gate.release(lease)
 
-    lowered = changes.change_limits(partner_a, ops_user, {"max_concurrent_uploads": 1}, "storage is slow",
-                                    partner_a.revision)
+    lowered = changes.change_limits(
+        partner_a, ops_user, {"max_concurrent_uploads": 1}, "storage is slow", partner_a.revision
+    )
     assert wait_until(lambda: gate.config_version == lowered.version)
     first, second = gate.admit(CLIENT, 1000), gate.admit(CLIENT, 1000)
     assert first.admitted
@@ -124,7 +129,11 @@ def test_limits_and_pauses_changed_on_the_dashboard_decide_the_gates_admissions(
     gate.release(first.lease)
     decision = gate.admit(CLIENT, 1000)
     assert (decision.admitted, decision.status, decision.limit, decision.reason) == (
-        False, 503, "paused", "Storage migration until noon")
+        False,
+        503,
+        "paused",
+        "Storage migration until noon",
+    )
 
     resumed = changes.resume(partner_a, ops_user, "done")
     assert wait_until(lambda: gate.config_version == resumed.version)
@@ -158,8 +167,9 @@ def test_a_report_from_the_real_reporter_is_stored_with_the_version_the_gate_app
     gate.release(leases[0], "completed")
     gate.release(leases[1], "failed")
     gate.admit("alice", 100)  # a direct user: reported under `*`
-    reporter = StatusReporter(gate, live_server.url, "upload-1", token, interval_seconds=5,
-                              cpu_percent=lambda: 12.5, start=False)
+    reporter = StatusReporter(
+        gate, live_server.url, "upload-1", token, interval_seconds=5, cpu_percent=lambda: 12.5, start=False
+    )
     try:
         assert reporter.send_now() == 1, reporter.last_error
 
@@ -168,10 +178,24 @@ def test_a_report_from_the_real_reporter_is_stored_with_the_version_the_gate_app
         assert (stored.cpu_percent, stored.interval_seconds) == (12.5, 5)
         assert stored.sequence == reporter.last_sequence
         assert stored.clients == {
-            CLIENT: {"uploads_in_progress": 1, "bytes_in_flight": 5000, "admitted": 3, "throttled": 0,
-                     "timed_out": 0, "completed": 1, "failed": 1},
-            "*": {"uploads_in_progress": 1, "bytes_in_flight": 100, "admitted": 1, "throttled": 0,
-                  "timed_out": 0, "completed": 0, "failed": 0},
+            CLIENT: {
+                "uploads_in_progress": 1,
+                "bytes_in_flight": 5000,
+                "admitted": 3,
+                "throttled": 0,
+                "timed_out": 0,
+                "completed": 1,
+                "failed": 1,
+            },
+            "*": {
+                "uploads_in_progress": 1,
+                "bytes_in_flight": 100,
+                "admitted": 1,
+                "throttled": 0,
+                "timed_out": 0,
+                "completed": 0,
+                "failed": 0,
+            },
         }
         server.refresh_from_db()
         assert server.last_config_version == version_applied and server.boot_id == reporter.boot_id
@@ -206,10 +230,17 @@ def test_shadow_values_set_on_the_dashboard_are_counted_by_the_gate_and_shown_on
         publisher.publish_defaults()  # one configured server: the gate enforces the whole limit
     gate = make_gate()
     client = login(ops_user)
-    post = {f"shadow-shadow_{name}": "" for name in ("requests_per_minute", "burst", "max_bytes_in_flight",
-                                                     "daily_upload_bytes")}
-    post.update({"shadow-shadow_max_concurrent_uploads": "3", "shadow-reason": "would 3 be enough?",
-                 "shadow-revision": str(partner_a.revision)})
+    post = {
+        f"shadow-shadow_{name}": ""
+        for name in ("requests_per_minute", "burst", "max_bytes_in_flight", "daily_upload_bytes")
+    }
+    post.update(
+        {
+            "shadow-shadow_max_concurrent_uploads": "3",
+            "shadow-reason": "would 3 be enough?",
+            "shadow-revision": str(partner_a.revision),
+        }
+    )
     assert client.post(reverse("partners:shadow", args=[partner_a.slug]), post).status_code == 302
     assert wait_until(lambda: gate.client_config(CLIENT)["shadow_server_share"] is not None)
     share = gate.client_config(CLIENT)["server_share"]["max_concurrent_uploads"]
@@ -220,8 +251,9 @@ def test_shadow_values_set_on_the_dashboard_are_counted_by_the_gate_and_shown_on
     shadow_share = gate.client_config(CLIENT)["shadow_server_share"]["max_concurrent_uploads"]
     expected_would_have_throttled = len(decisions) - shadow_share
 
-    reporter = StatusReporter(gate, live_server.url, "upload-1", token, interval_seconds=5,
-                              cpu_percent=lambda: 10.0, start=False)
+    reporter = StatusReporter(
+        gate, live_server.url, "upload-1", token, interval_seconds=5, cpu_percent=lambda: 10.0, start=False
+    )
     try:
         assert reporter.send_now() == 1, reporter.last_error
     finally:
@@ -235,4 +267,7 @@ def test_shadow_values_set_on_the_dashboard_are_counted_by_the_gate_and_shown_on
     page = client.get(reverse("partners:detail", args=[partner_a.slug]))
     [hour] = page.context["shadow_hours"]
     assert (hour["admitted"], hour["throttled"], hour["would_have_throttled"]) == (
-        admitted, 1, expected_would_have_throttled)
+        admitted,
+        1,
+        expected_would_have_throttled,
+    )

@@ -27,8 +27,9 @@ def test_tiny_load_makes_every_kind_of_request_without_errors(live_server, demo_
     port = urlparse(live_server.url).port
 
     # A tenth of the expected load: 5 servers, 2 dashboards, at least one staff edit.
-    results, wall_seconds = load.run_load(port, tokens, slugs, scale=0.1, seconds=6,
-                                          edits_per_minute=load.EXPECTED_EDITS_PER_MINUTE * 0.1, pool_threads=4)
+    results, wall_seconds = load.run_load(
+        port, tokens, slugs, scale=0.1, seconds=6, edits_per_minute=load.EXPECTED_EDITS_PER_MINUTE * 0.1, pool_threads=4
+    )
     rows = load.summarize(results, wall_seconds)
 
     assert {kind: rows[kind]["first_errors"] for kind in load.KINDS} == {kind: [] for kind in load.KINDS}

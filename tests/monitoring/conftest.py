@@ -21,4 +21,5 @@ def post_report(client):
         payload = body if isinstance(body, (bytes, str)) else json.dumps(body)
         headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"} if token else {}
         return client.post(reverse("monitoring:reports"), payload, content_type=content_type, **headers)
+
     return post

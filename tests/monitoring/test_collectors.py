@@ -40,22 +40,35 @@ def make_group(name: str, instance_count: int) -> list[str]:
     """An Auto Scaling group in moto with `instance_count` running instances; their ids."""
     ec2 = boto3.client("ec2", region_name=REGION)
     template_name = f"{name}-template"
-    ec2.create_launch_template(LaunchTemplateName=template_name,
-                               LaunchTemplateData={"ImageId": AMI_ID, "InstanceType": "t3.micro"})
+    ec2.create_launch_template(
+        LaunchTemplateName=template_name, LaunchTemplateData={"ImageId": AMI_ID, "InstanceType": "t3.micro"}
+    )
     autoscaling = boto3.client("autoscaling", region_name=REGION)
     autoscaling.create_auto_scaling_group(
-        AutoScalingGroupName=name, LaunchTemplate={"LaunchTemplateName": template_name, "Version": "$Latest"},
-        MinSize=0, MaxSize=10, DesiredCapacity=instance_count, AvailabilityZones=[f"{REGION}a"],
+        AutoScalingGroupName=name,
+        LaunchTemplate={"LaunchTemplateName": template_name, "Version": "$Latest"},
+        MinSize=0,
+        MaxSize=10,
+        DesiredCapacity=instance_count,
+        AvailabilityZones=[f"{REGION}a"],
     )
     group = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"][0]
     return sorted(instance["InstanceId"] for instance in group["Instances"])
 
 
 def put_cpu(instance_id: str, moment: datetime, cpu_percent: float) -> None:
-    boto3.client("cloudwatch", region_name=REGION).put_metric_data(Namespace="AWS/EC2", MetricData=[{
-        "MetricName": "CPUUtilization", "Dimensions": [{"Name": "InstanceId", "Value": instance_id}],
-        "Timestamp": moment, "Value": cpu_percent, "Unit": "Percent",
-    }])
+    boto3.client("cloudwatch", region_name=REGION).put_metric_data(
+        Namespace="AWS/EC2",
+        MetricData=[
+            {
+                "MetricName": "CPUUtilization",
+                "Dimensions": [{"Name": "InstanceId", "Value": instance_id}],
+                "Timestamp": moment,
+                "Value": cpu_percent,
+                "Unit": "Percent",
+            }
+        ],
+    )
 
 
 def make_queue(name: str, message_count: int = 0, in_flight_count: int = 0) -> str:
@@ -67,8 +80,11 @@ def make_queue(name: str, message_count: int = 0, in_flight_count: int = 0) -> s
     received = 0
     while received < in_flight_count:
         batch = min(10, in_flight_count - received)
-        received += len(sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=batch,
-                                            VisibilityTimeout=600).get("Messages", []))
+        received += len(
+            sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=batch, VisibilityTimeout=600).get(
+                "Messages", []
+            )
+        )
     return queue_url
 
 
@@ -84,6 +100,7 @@ def refreshed(source: MetricSource) -> MetricSource:
 
 # ---- CloudWatch CPU of an Auto Scaling group -----------------------------------------------
 
+
 def test_it_stores_each_instance_cpu_at_the_minute_cloudwatch_reported_it(mocked_aws, now):
     first, second = make_group("upload-servers", 2)
     put_cpu(first, now - timedelta(minutes=3), 40.0)
@@ -94,9 +111,10 @@ def test_it_stores_each_instance_cpu_at_the_minute_cloudwatch_reported_it(mocked
     assert collectors.collect_all(now) == {"ok": 1, "failed": 0}
 
     assert series(metrics.CPU_PERCENT, metrics.instance_subject(first)) == {
-        minute(now - timedelta(minutes=3)): 40.0, minute(now - timedelta(minutes=2)): 55.5}
-    assert series(metrics.CPU_PERCENT, metrics.instance_subject(second)) == {
-        minute(now - timedelta(minutes=2)): 20.0}
+        minute(now - timedelta(minutes=3)): 40.0,
+        minute(now - timedelta(minutes=2)): 55.5,
+    }
+    assert series(metrics.CPU_PERCENT, metrics.instance_subject(second)) == {minute(now - timedelta(minutes=2)): 20.0}
     source = refreshed(source)
     assert (source.last_attempt_at, source.last_success_at, source.last_error) == (now, now, "")
 
@@ -111,7 +129,9 @@ def test_it_stores_the_group_average_of_the_instances_that_reported_each_minute(
     collectors.collect_all(now)
 
     assert series(metrics.CPU_PERCENT, "asg:upload-servers") == {
-        minute(now - timedelta(minutes=3)): 40.0, minute(now - timedelta(minutes=2)): 40.0}
+        minute(now - timedelta(minutes=3)): 40.0,
+        minute(now - timedelta(minutes=2)): 40.0,
+    }
 
 
 def test_a_datapoint_cloudwatch_publishes_late_still_lands_on_a_later_run(mocked_aws, now):
@@ -123,7 +143,8 @@ def test_a_datapoint_cloudwatch_publishes_late_still_lands_on_a_later_run(mocked
     collectors.collect_all(now + timedelta(minutes=1))
 
     assert series(metrics.CPU_PERCENT, metrics.instance_subject(instance_id)) == {
-        minute(now - timedelta(minutes=4)): 75.0}
+        minute(now - timedelta(minutes=4)): 75.0
+    }
 
 
 def test_datapoints_older_than_the_lookback_window_are_not_read(mocked_aws, now):
@@ -162,6 +183,7 @@ def test_an_unknown_group_records_a_clear_error_and_keeps_earlier_data(mocked_aw
 
 # ---- SQS queue depth ------------------------------------------------------------------------
 
+
 def test_it_stores_visible_and_in_flight_message_counts_of_a_queue(mocked_aws, now):
     make_queue("transcode-jobs", message_count=5, in_flight_count=2)
     source = make_source(Kind.SQS_QUEUE, "transcode-jobs")
@@ -187,14 +209,25 @@ def test_an_unknown_queue_records_a_clear_error_and_keeps_earlier_data(mocked_aw
 
 # ---- Failures are recorded, and the other sources are still collected -----------------------
 
-@pytest.mark.parametrize(("error_code", "status", "expected_message"), [
-    ("AccessDenied", 403,
-     "AccessDenied: not allowed to call cloudwatch:GetMetricData — check the worker's IAM role"),
-    ("Throttling", 400,
-     "Throttling: AWS throttled cloudwatch:GetMetricData even after retries — the next run tries again"),
-])
+
+@pytest.mark.parametrize(
+    ("error_code", "status", "expected_message"),
+    [
+        (
+            "AccessDenied",
+            403,
+            "AccessDenied: not allowed to call cloudwatch:GetMetricData — check the worker's IAM role",
+        ),
+        (
+            "Throttling",
+            400,
+            "Throttling: AWS throttled cloudwatch:GetMetricData even after retries — the next run tries again",
+        ),
+    ],
+)
 def test_an_aws_error_is_recorded_with_its_meaning_and_other_sources_still_collect(
-        mocked_aws, monkeypatch, now, error_code, status, expected_message):
+    mocked_aws, monkeypatch, now, error_code, status, expected_message
+):
     make_group("upload-servers", 1)
     make_queue("transcode-jobs", message_count=1)
     cpu_source = make_source(Kind.AUTOSCALING_CPU, "upload-servers")
@@ -202,8 +235,11 @@ def test_an_aws_error_is_recorded_with_its_meaning_and_other_sources_still_colle
     cloudwatch = aws.cloudwatch_client()
     stubber = Stubber(cloudwatch)
     stubber.add_client_error(
-        "get_metric_data", service_error_code=error_code, http_status_code=status,
-        service_message="User: arn:aws:sts::123456789012:assumed-role/worker is not authorized")
+        "get_metric_data",
+        service_error_code=error_code,
+        http_status_code=status,
+        service_message="User: arn:aws:sts::123456789012:assumed-role/worker is not authorized",
+    )
     stubber.activate()
     monkeypatch.setattr(aws, "cloudwatch_client", lambda: cloudwatch)
 
@@ -219,15 +255,18 @@ def test_an_unexplained_aws_error_is_recorded_with_its_code_and_message(mocked_a
     source = make_source(Kind.SQS_QUEUE, "transcode-jobs")
     sqs = aws.sqs_client()
     stubber = Stubber(sqs)
-    stubber.add_client_error("get_queue_url", service_error_code="InternalError",
-                             service_message="We encountered an internal error.", http_status_code=500)
+    stubber.add_client_error(
+        "get_queue_url",
+        service_error_code="InternalError",
+        service_message="We encountered an internal error.",
+        http_status_code=500,
+    )
     stubber.activate()
     monkeypatch.setattr(aws, "sqs_client", lambda: sqs)
 
     collectors.collect_all(now)
 
-    assert refreshed(source).last_error == (
-        "InternalError calling sqs:GetQueueUrl: We encountered an internal error.")
+    assert refreshed(source).last_error == ("InternalError calling sqs:GetQueueUrl: We encountered an internal error.")
 
 
 def fail_before_sending(client, operation: str, error_class) -> list[int]:
@@ -243,8 +282,7 @@ def fail_before_sending(client, operation: str, error_class) -> list[int]:
     return attempts
 
 
-def test_a_read_timeout_is_recorded_as_such_and_other_sources_still_collect(
-        mocked_aws, monkeypatch, settings, now):
+def test_a_read_timeout_is_recorded_as_such_and_other_sources_still_collect(mocked_aws, monkeypatch, settings, now):
     settings.AWS_READ_TIMEOUT_SECONDS = 10
     settings.AWS_MAX_ATTEMPTS = 1  # no retry: standard retries back off for up to seconds
     make_group("upload-servers", 1)
@@ -274,7 +312,8 @@ def test_a_connect_timeout_is_recorded_with_the_endpoint(mocked_aws, monkeypatch
     collectors.collect_all(now)
 
     assert refreshed(source).last_error == (
-        "could not connect to SQS within 3 s (https://sqs.us-east-1.amazonaws.com/)")
+        "could not connect to SQS within 3 s (https://sqs.us-east-1.amazonaws.com/)"
+    )
 
 
 def test_missing_credentials_are_recorded_as_such(mocked_aws, monkeypatch, now):
@@ -370,6 +409,7 @@ def test_the_worker_task_collects_every_enabled_source(mocked_aws):
 
 
 # ---- Sources from settings, clients from settings ---------------------------------------------
+
 
 def test_sync_sources_from_settings_creates_the_named_groups_and_queues(settings):
     settings.METRICS_AUTOSCALING_GROUPS = ["upload-servers", ""]

@@ -24,18 +24,31 @@ def client(service: str, endpoint_url: str):
 def test_it_collects_group_cpu_and_queue_depth_over_http(moto_server_url):
     now = timezone.now().replace(second=30, microsecond=0)
     client("ec2", moto_server_url).create_launch_template(
-        LaunchTemplateName="upload-servers",
-        LaunchTemplateData={"ImageId": AMI_ID, "InstanceType": "t3.micro"})
+        LaunchTemplateName="upload-servers", LaunchTemplateData={"ImageId": AMI_ID, "InstanceType": "t3.micro"}
+    )
     autoscaling = client("autoscaling", moto_server_url)
     autoscaling.create_auto_scaling_group(
-        AutoScalingGroupName="upload-servers", MinSize=0, MaxSize=2, DesiredCapacity=1,
+        AutoScalingGroupName="upload-servers",
+        MinSize=0,
+        MaxSize=2,
+        DesiredCapacity=1,
         LaunchTemplate={"LaunchTemplateName": "upload-servers", "Version": "$Latest"},
-        AvailabilityZones=[f"{REGION}a"])
+        AvailabilityZones=[f"{REGION}a"],
+    )
     (group,) = autoscaling.describe_auto_scaling_groups()["AutoScalingGroups"]
     instance_id = group["Instances"][0]["InstanceId"]
-    client("cloudwatch", moto_server_url).put_metric_data(Namespace="AWS/EC2", MetricData=[{
-        "MetricName": "CPUUtilization", "Dimensions": [{"Name": "InstanceId", "Value": instance_id}],
-        "Timestamp": now - timedelta(minutes=2), "Value": 63.0, "Unit": "Percent"}])
+    client("cloudwatch", moto_server_url).put_metric_data(
+        Namespace="AWS/EC2",
+        MetricData=[
+            {
+                "MetricName": "CPUUtilization",
+                "Dimensions": [{"Name": "InstanceId", "Value": instance_id}],
+                "Timestamp": now - timedelta(minutes=2),
+                "Value": 63.0,
+                "Unit": "Percent",
+            }
+        ],
+    )
     sqs = client("sqs", moto_server_url)
     queue_url = sqs.create_queue(QueueName="transcode-jobs")["QueueUrl"]
     sqs.send_message(QueueUrl=queue_url, MessageBody="upload 1")
@@ -60,8 +73,7 @@ def closed_local_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_an_endpoint_nobody_listens_on_is_recorded_as_unreachable(
-        fake_aws_environment, settings):
+def test_an_endpoint_nobody_listens_on_is_recorded_as_unreachable(fake_aws_environment, settings):
     endpoint_url = f"http://127.0.0.1:{closed_local_port()}"
     settings.AWS_ENDPOINT_URL = endpoint_url
     settings.AWS_MAX_ATTEMPTS = 1  # no retry: standard retries back off for up to seconds
@@ -70,5 +82,6 @@ def test_an_endpoint_nobody_listens_on_is_recorded_as_unreachable(
     assert collectors.collect_all() == {"ok": 0, "failed": 1}
 
     source.refresh_from_db()
-    assert source.last_error == (f"could not reach Auto Scaling at {endpoint_url}/ "
-                                 "— check the network, AWS_REGION and AWS_ENDPOINT_URL")
+    assert source.last_error == (
+        f"could not reach Auto Scaling at {endpoint_url}/ — check the network, AWS_REGION and AWS_ENDPOINT_URL"
+    )

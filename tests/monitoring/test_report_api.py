@@ -37,29 +37,32 @@ def test_a_restarted_server_may_start_its_sequence_again(registered_server, post
     assert ServerReport.objects.count() == 2
 
 
-@pytest.mark.parametrize("overrides,field", [
-    ({"server_id": None}, "server_id"),
-    ({"server_id": "has spaces"}, "server_id"),
-    ({"sequence": -1}, "sequence"),
-    ({"sequence": "12"}, "sequence"),
-    ({"sequence": 1.5}, "sequence"),
-    ({"sequence": True}, "sequence"),
-    ({"cpu_percent": 101}, "cpu_percent"),
-    ({"cpu_percent": -0.1}, "cpu_percent"),
-    ({"cpu_percent": "high"}, "cpu_percent"),
-    ({"cpu_percent": None}, "cpu_percent"),
-    ({"config_version": -2}, "config_version"),
-    ({"interval_seconds": 0}, "interval_seconds"),
-    ({"interval_seconds": 86400}, "interval_seconds"),
-    ({"boot_id": "x" * 65}, "boot_id"),
-    ({"clients": []}, "clients"),
-    ({"clients": {"bad id!": {}}}, "clients.bad id!"),
-    ({"clients": {"a": {"admitted": -1}}}, "clients.a.admitted"),
-    ({"clients": {"a": {"bytes_in_flight": "5 GB"}}}, "clients.a.bytes_in_flight"),
-    ({"clients": {"a": {"uploads": 3}}}, "clients.a.uploads"),
-    ({"clients": {"a": 5}}, "clients.a"),
-    ({"colour": "blue"}, "colour"),
-])
+@pytest.mark.parametrize(
+    "overrides,field",
+    [
+        ({"server_id": None}, "server_id"),
+        ({"server_id": "has spaces"}, "server_id"),
+        ({"sequence": -1}, "sequence"),
+        ({"sequence": "12"}, "sequence"),
+        ({"sequence": 1.5}, "sequence"),
+        ({"sequence": True}, "sequence"),
+        ({"cpu_percent": 101}, "cpu_percent"),
+        ({"cpu_percent": -0.1}, "cpu_percent"),
+        ({"cpu_percent": "high"}, "cpu_percent"),
+        ({"cpu_percent": None}, "cpu_percent"),
+        ({"config_version": -2}, "config_version"),
+        ({"interval_seconds": 0}, "interval_seconds"),
+        ({"interval_seconds": 86400}, "interval_seconds"),
+        ({"boot_id": "x" * 65}, "boot_id"),
+        ({"clients": []}, "clients"),
+        ({"clients": {"bad id!": {}}}, "clients.bad id!"),
+        ({"clients": {"a": {"admitted": -1}}}, "clients.a.admitted"),
+        ({"clients": {"a": {"bytes_in_flight": "5 GB"}}}, "clients.a.bytes_in_flight"),
+        ({"clients": {"a": {"uploads": 3}}}, "clients.a.uploads"),
+        ({"clients": {"a": 5}}, "clients.a"),
+        ({"colour": "blue"}, "colour"),
+    ],
+)
 def test_a_bad_field_gets_a_400_naming_it_and_stores_nothing(registered_server, post_report, overrides, field):
     server, token = registered_server
     body = report_body(**overrides)
@@ -145,6 +148,7 @@ def test_a_silent_server_stops_counting(ops_user, post_report, settings):
     from django.utils import timezone
 
     from monitoring.tasks import count_live_servers
+
     settings.FLEET_CONFIGURED_SERVER_COUNT = 5
     tokens = [servers.register_server(ops_user, f"upload-{i}", "t")[1] for i in range(2)]
     for i, token in enumerate(tokens):
@@ -156,8 +160,9 @@ def test_a_silent_server_stops_counting(ops_user, post_report, settings):
     later = timezone.now() + timedelta(seconds=16)
     with mock.patch("django.utils.timezone.now", return_value=later):
         count_live_servers()
-    assert UploadLimitRow.objects.get(client_id="*").live_server_count == 5, \
+    assert UploadLimitRow.objects.get(client_id="*").live_server_count == 5, (
         "with no server live, gates fall back to the configured fleet size"
+    )
 
 
 def test_another_servers_report_notices_a_silent_one(ops_user, post_report, settings):
@@ -166,6 +171,7 @@ def test_another_servers_report_notices_a_silent_one(ops_user, post_report, sett
     from django.utils import timezone
 
     from monitoring import reports
+
     settings.FLEET_CONFIGURED_SERVER_COUNT = 5
     tokens = [servers.register_server(ops_user, f"upload-{i}", "t")[1] for i in range(3)]
     for i, token in enumerate(tokens):

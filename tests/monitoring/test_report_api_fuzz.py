@@ -52,22 +52,26 @@ def _object(node: dict) -> st.SearchStrategy:
     properties, required = node.get("properties", {}), set(node.get("required", []))
     fixed = st.fixed_dictionaries(
         {name: from_schema(sub) for name, sub in properties.items() if name in required},
-        optional={name: from_schema(sub) for name, sub in properties.items() if name not in required})
+        optional={name: from_schema(sub) for name, sub in properties.items() if name not in required},
+    )
     extra = node.get("additionalProperties")
     if not isinstance(extra, dict):
         return fixed
-    names = (st.from_regex(node["propertyNames"]["pattern"], fullmatch=True)
-             if "propertyNames" in node else st.text())
+    names = st.from_regex(node["propertyNames"]["pattern"], fullmatch=True) if "propertyNames" in node else st.text()
     return st.tuples(fixed, st.dictionaries(names, from_schema(extra), max_size=4)).map(
-        lambda pair: {**pair[1], **pair[0]})
+        lambda pair: {**pair[1], **pair[0]}
+    )
 
 
-FUZZ = settings(max_examples=40, deadline=None, derandomize=True,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: (st.lists(children, max_size=4)
-                      | st.dictionaries(st.text(max_size=10), children, max_size=4)),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
     max_leaves=12,
 )
 TOTAL_MAXIMUMS = {name: MAX_BYTES if name == "bytes_in_flight" else MAX_COUNT for name in CLIENT_FIELDS}
@@ -75,8 +79,10 @@ REPORT_FIELDS = list(COMPONENTS["schemas"]["Report"]["properties"])
 
 
 def stored_state() -> tuple:
-    return (ServerReport.objects.count(),
-            tuple(UploadServer.objects.values_list("last_sequence", "last_seen_at", "last_config_version")))
+    return (
+        ServerReport.objects.count(),
+        tuple(UploadServer.objects.values_list("last_sequence", "last_seen_at", "last_config_version")),
+    )
 
 
 def assert_refusal_explains_itself(response) -> None:
@@ -93,8 +99,12 @@ def assert_refusal_explains_itself(response) -> None:
 @FUZZ
 def test_every_report_the_contract_allows_is_accepted(registered_server, post_report, report):
     # The contract's one rule a JSON schema cannot say: the sums over clients fit their columns.
-    assume(all(sum(figures.get(name, 0) for figures in report.get("clients", {}).values()) <= maximum
-               for name, maximum in TOTAL_MAXIMUMS.items()))
+    assume(
+        all(
+            sum(figures.get(name, 0) for figures in report.get("clients", {}).values()) <= maximum
+            for name, maximum in TOTAL_MAXIMUMS.items()
+        )
+    )
     server, token = registered_server
     report["server_id"] = server.name
     response = post_report(token, report)
@@ -105,10 +115,10 @@ def test_every_report_the_contract_allows_is_accepted(registered_server, post_re
 @given(field=st.sampled_from(REPORT_FIELDS), value=json_values)
 @FUZZ
 def test_a_report_with_one_field_replaced_by_any_json_is_accepted_or_refused_with_reasons(
-        registered_server, post_report, field, value):
+    registered_server, post_report, field, value
+):
     server, token = registered_server
-    report = {"server_id": server.name, "sequence": 10**6, "cpu_percent": 50, "config_version": 1,
-              field: value}
+    report = {"server_id": server.name, "sequence": 10**6, "cpu_percent": 50, "config_version": 1, field: value}
     before = stored_state()
     response = post_report(token, report)
     if response.status_code == 202:
@@ -139,32 +149,44 @@ def test_any_bytes_are_refused_with_reasons(registered_server, post_report, body
     assert stored_state() == before
 
 
-@given(authorization=st.text(max_size=60), content_type=st.sampled_from(
-    ["application/json", "text/plain", "application/x-www-form-urlencoded", "application/jsonx", ""]))
+@given(
+    authorization=st.text(max_size=60),
+    content_type=st.sampled_from(
+        ["application/json", "text/plain", "application/x-www-form-urlencoded", "application/jsonx", ""]
+    ),
+)
 @FUZZ
-def test_any_credentials_and_content_types_are_refused_with_reasons(registered_server, client, authorization,
-                                                                      content_type):
+def test_any_credentials_and_content_types_are_refused_with_reasons(
+    registered_server, client, authorization, content_type
+):
     server, _token = registered_server
     before = stored_state()
     headers = {"HTTP_AUTHORIZATION": authorization} if authorization.isprintable() else {}
-    response = client.post("/api/v1/reports", json.dumps({"server_id": server.name, "sequence": 1,
-                                                          "cpu_percent": 5, "config_version": 1}),
-                           content_type=content_type, **headers)
+    response = client.post(
+        "/api/v1/reports",
+        json.dumps({"server_id": server.name, "sequence": 1, "cpu_percent": 5, "config_version": 1}),
+        content_type=content_type,
+        **headers,
+    )
     assert response.status_code in (401, 415)
     assert_refusal_explains_itself(response)
     assert stored_state() == before
 
 
-@pytest.mark.parametrize("clients", [
-    # Each client's figure is in range, their sum is not: the totals must still fit their columns.
-    {f"c{i}": {"bytes_in_flight": 2**63 - 1} for i in range(3)},
-    {f"c{i}": {"uploads_in_progress": 2**31 - 1} for i in range(3)},
-    {f"c{i}": {"completed": 2**31 - 1} for i in range(3)},
-])
+@pytest.mark.parametrize(
+    "clients",
+    [
+        # Each client's figure is in range, their sum is not: the totals must still fit their columns.
+        {f"c{i}": {"bytes_in_flight": 2**63 - 1} for i in range(3)},
+        {f"c{i}": {"uploads_in_progress": 2**31 - 1} for i in range(3)},
+        {f"c{i}": {"completed": 2**31 - 1} for i in range(3)},
+    ],
+)
 def test_totals_too_large_for_storage_are_a_400_not_a_crash(registered_server, post_report, clients):
     server, token = registered_server
-    response = post_report(token, {"server_id": server.name, "sequence": 1, "cpu_percent": 5,
-                                   "config_version": 1, "clients": clients})
+    response = post_report(
+        token, {"server_id": server.name, "sequence": 1, "cpu_percent": 5, "config_version": 1, "clients": clients}
+    )
     assert response.status_code == 400
     assert_refusal_explains_itself(response)
     assert not ServerReport.objects.exists()

@@ -19,11 +19,17 @@ def server(name: str) -> UploadServer:
 
 def report(srv, at, cpu=50.0, interval=5, clients=None) -> ServerReport:
     clients = clients or {}
-    totals = {m: sum(c.get(m, 0) for c in clients.values())
-              for m in (*metrics.GAUGES, *metrics.COUNTS)}
-    return ServerReport.objects.create(server=srv, sequence=next(SEQUENCES), received_at=at,
-                                       interval_seconds=interval, cpu_percent=cpu, config_version=1,
-                                       clients=clients, **totals)
+    totals = {m: sum(c.get(m, 0) for c in clients.values()) for m in (*metrics.GAUGES, *metrics.COUNTS)}
+    return ServerReport.objects.create(
+        server=srv,
+        sequence=next(SEQUENCES),
+        received_at=at,
+        interval_seconds=interval,
+        cpu_percent=cpu,
+        config_version=1,
+        clients=clients,
+        **totals,
+    )
 
 
 def value(metric, subject, resolution=60, bucket=T0) -> Rollup:
@@ -45,7 +51,7 @@ def test_a_minute_holds_each_servers_mean_cpu_and_the_fleets():
 @pytest.mark.django_db
 def test_gauges_are_weighted_by_the_time_each_report_covers():
     a, b = server("a"), server("b")
-    for i in range(12):   # every 5 s for a whole minute, on two servers
+    for i in range(12):  # every 5 s for a whole minute, on two servers
         report(a, T0 + timedelta(seconds=5 * i), clients={"ts": {"uploads_in_progress": 4, "throttled": 1}})
         report(b, T0 + timedelta(seconds=5 * i + 2), clients={"ts": {"uploads_in_progress": 6}})
     rollups.roll_up(T0 + timedelta(minutes=2))
@@ -82,8 +88,9 @@ def test_rolling_up_twice_stores_nothing_twice():
     rollups.roll_up(T0 + timedelta(minutes=30))
     first = sorted(Rollup.objects.values_list("metric", "subject", "resolution_seconds", "bucket_start", "total"))
     rollups.roll_up(T0 + timedelta(minutes=30))
-    assert sorted(Rollup.objects.values_list(
-        "metric", "subject", "resolution_seconds", "bucket_start", "total")) == first
+    assert (
+        sorted(Rollup.objects.values_list("metric", "subject", "resolution_seconds", "bucket_start", "total")) == first
+    )
 
 
 @pytest.mark.django_db
@@ -107,9 +114,16 @@ def test_retention_purges_each_level_at_its_own_age(settings):
     kept = report(a, now - timedelta(hours=5))
     for resolution, age_days in ((60, 15), (600, 91), (3600, 401)):
         for days in (age_days, age_days - 2):
-            Rollup.objects.create(metric="m", subject="s", resolution_seconds=resolution,
-                                  bucket_start=now - timedelta(days=days), sample_count=1,
-                                  total=1, minimum=1, maximum=1)
+            Rollup.objects.create(
+                metric="m",
+                subject="s",
+                resolution_seconds=resolution,
+                bucket_start=now - timedelta(days=days),
+                sample_count=1,
+                total=1,
+                minimum=1,
+                maximum=1,
+            )
     deleted = rollups.purge_expired(now)
     assert deleted == {"raw": 1, "60": 1, "600": 1, "3600": 1}
     assert list(ServerReport.objects.all()) == [kept]

@@ -15,8 +15,7 @@ def test_who_sees_the_server_list(login, ops_user, engineer, manager_a, role, st
 
 
 def test_ops_register_a_server_and_see_its_token_once(login, ops_user):
-    response = login(ops_user).post(reverse("monitoring:server-register"),
-                                    {"name": "upload-7", "reason": "new box"})
+    response = login(ops_user).post(reverse("monitoring:server-register"), {"name": "upload-7", "reason": "new box"})
     assert response.status_code == 200 and response["Cache-Control"] == "no-store"
     token = response.context["token"]
     server = UploadServer.objects.get(name="upload-7")
@@ -26,10 +25,13 @@ def test_ops_register_a_server_and_see_its_token_once(login, ops_user):
     assert token not in listing and server.token_prefix in listing
 
 
-@pytest.mark.parametrize("data,message", [
-    ({"name": "bad name!", "reason": "x"}, "Use letters"),
-    ({"name": "upload-1", "reason": ""}, "Say why"),
-])
+@pytest.mark.parametrize(
+    "data,message",
+    [
+        ({"name": "bad name!", "reason": "x"}, "Use letters"),
+        ({"name": "upload-1", "reason": ""}, "Say why"),
+    ],
+)
 def test_a_bad_registration_gets_a_field_error(login, ops_user, data, message):
     servers.register_server(ops_user, "upload-1", "first")
     response = login(ops_user).post(reverse("monitoring:server-register"), data)

@@ -15,8 +15,7 @@ def with_shadow_count(count, client="theirstory-sdk") -> dict:
     return body
 
 
-def test_a_report_with_would_have_throttled_is_stored_and_rolled_up_per_partner(
-        registered_server, post_report):
+def test_a_report_with_would_have_throttled_is_stored_and_rolled_up_per_partner(registered_server, post_report):
     _, token = registered_server
     body = with_shadow_count(7)
     body["clients"]["*"] = {"admitted": 1, "would_have_throttled": 2}
@@ -28,8 +27,11 @@ def test_a_report_with_would_have_throttled_is_stored_and_rolled_up_per_partner(
 
     rollups.roll_up(stored.received_at + timedelta(minutes=2))
     minute = metrics.bucket_start(stored.received_at, 60)
-    by_subject = dict(Rollup.objects.filter(metric=metrics.WOULD_HAVE_THROTTLED, resolution_seconds=60,
-                                            bucket_start=minute).values_list("subject", "total"))
+    by_subject = dict(
+        Rollup.objects.filter(
+            metric=metrics.WOULD_HAVE_THROTTLED, resolution_seconds=60, bucket_start=minute
+        ).values_list("subject", "total")
+    )
     assert by_subject == {"client:theirstory-sdk": 7, "client:*": 2, metrics.FLEET: 9}
 
 

@@ -28,19 +28,30 @@ MATRIX = [
 
 def valid_post_data(url_name: str, partner) -> dict:
     if url_name == "partners:limits":
-        return {"limits-requests_per_minute": "100", "limits-burst": "10",
-                "limits-max_concurrent_uploads": "12", "limits-max_bytes_in_flight": "30 GB",
-                "limits-daily_upload_bytes": "3 TB", "limits-reason": "matrix",
-                "limits-revision": partner.revision}
+        return {
+            "limits-requests_per_minute": "100",
+            "limits-burst": "10",
+            "limits-max_concurrent_uploads": "12",
+            "limits-max_bytes_in_flight": "30 GB",
+            "limits-daily_upload_bytes": "3 TB",
+            "limits-reason": "matrix",
+            "limits-revision": partner.revision,
+        }
     if url_name == "partners:settings":
-        return {"settings-name": partner.name, "settings-slug": partner.slug,
-                "settings-client_id": partner.client_id, "settings-priority": "bulk",
-                "settings-ceiling_requests_per_minute": "300", "settings-ceiling_burst": "50",
-                "settings-ceiling_max_concurrent_uploads": "41",
-                "settings-ceiling_max_bytes_in_flight": "100 GB",
-                "settings-ceiling_daily_upload_bytes": "10 TB",
-                "settings-managers": [m.pk for m in partner.managers.all()],
-                "settings-reason": "matrix", "settings-revision": partner.revision}
+        return {
+            "settings-name": partner.name,
+            "settings-slug": partner.slug,
+            "settings-client_id": partner.client_id,
+            "settings-priority": "bulk",
+            "settings-ceiling_requests_per_minute": "300",
+            "settings-ceiling_burst": "50",
+            "settings-ceiling_max_concurrent_uploads": "41",
+            "settings-ceiling_max_bytes_in_flight": "100 GB",
+            "settings-ceiling_daily_upload_bytes": "10 TB",
+            "settings-managers": [m.pk for m in partner.managers.all()],
+            "settings-reason": "matrix",
+            "settings-revision": partner.revision,
+        }
     if url_name in ("partners:pause", "partners:controls-pause-all"):
         return {"pause-reason": "matrix"}
     if url_name == "partners:controls-defaults":
@@ -50,8 +61,7 @@ def valid_post_data(url_name: str, partner) -> dict:
 
 @pytest.fixture
 def users(ops_user, manager_a, manager_b, engineer):
-    return {"ops": ops_user, "manager_a": manager_a, "manager_b": manager_b,
-            "engineer": engineer, "anonymous": None}
+    return {"ops": ops_user, "manager_a": manager_a, "manager_b": manager_b, "engineer": engineer, "anonymous": None}
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -59,6 +69,7 @@ def users(ops_user, manager_a, manager_b, engineer):
 def test_role_matrix(login, users, partner_a, partner_b, role, url_name, scoped, method, expected):
     if url_name == "partners:resume":
         from partners import changes
+
         changes.pause(partner_a, users["ops"], "so it can be resumed", None)
         partner_a.refresh_from_db()
     url = reverse(url_name, args=[partner_a.slug] if scoped else [])
@@ -96,12 +107,18 @@ def test_engineer_sees_every_partner_but_no_edit_forms(login, engineer, partner_
 
 def test_manager_cannot_change_ceilings_through_the_limits_form(login, manager_a, partner_a):
     before = Partner.objects.get(pk=partner_a.pk).ceilings()
-    login(manager_a).post(reverse("partners:limits", args=[partner_a.slug]), {
-        "limits-ceiling_max_concurrent_uploads": "999", "limits-max_concurrent_uploads": "10",
-        "limits-requests_per_minute": "100", "limits-max_bytes_in_flight": "1 GB",
-        "limits-daily_upload_bytes": "1 TB", "limits-reason": "sneaky",
-        "limits-revision": partner_a.revision,
-    })
+    login(manager_a).post(
+        reverse("partners:limits", args=[partner_a.slug]),
+        {
+            "limits-ceiling_max_concurrent_uploads": "999",
+            "limits-max_concurrent_uploads": "10",
+            "limits-requests_per_minute": "100",
+            "limits-max_bytes_in_flight": "1 GB",
+            "limits-daily_upload_bytes": "1 TB",
+            "limits-reason": "sneaky",
+            "limits-revision": partner_a.revision,
+        },
+    )
     assert Partner.objects.get(pk=partner_a.pk).ceilings() == before
 
 

@@ -29,6 +29,7 @@ def start(partner_a):
         ends_at = timezone.now() + timedelta(hours=hours)
         override, _ = overrides.start_override(partner_a, actor, limits, ends_at, reason, None)
         return override
+
     return start_override
 
 
@@ -109,6 +110,7 @@ def test_nothing_changed_and_overlapping_overrides_are_refused(manager_a, partne
 
 # ---- reminders ----------------------------------------------------------------------------
 
+
 def test_the_author_is_reminded_once_before_the_end(manager_a, partner_a, start, settings):
     settings.OVERRIDE_REMINDER_MINUTES = 30
     override = start(manager_a, hours=2, max_concurrent_uploads=30)
@@ -119,8 +121,10 @@ def test_the_author_is_reminded_once_before_the_end(manager_a, partner_a, start,
     assert len(mail.outbox) == 1
     message = mail.outbox[0]
     assert message.to == ["mara-manager-a@example.org"]
-    assert message.subject == (f"[Upload Ops] Temporary limits of TheirStory end in 29 min "
-                               f"({timezone.localtime(override.ends_at):%Y-%m-%d %H:%M} UTC)")
+    assert message.subject == (
+        f"[Upload Ops] Temporary limits of TheirStory end in 29 min "
+        f"({timezone.localtime(override.ends_at):%Y-%m-%d %H:%M} UTC)"
+    )
     assert "Concurrent uploads: 30 → 16" in message.body
     assert "http://127.0.0.1:8000/partners/theirstory/#overrides" in message.body
 
@@ -168,6 +172,7 @@ def test_an_ended_override_sends_no_reminder(manager_a, start):
 
 
 # ---- pauses with an end time ----------------------------------------------------------------
+
 
 def test_a_pause_with_an_end_time_reminds_its_author_and_resumes_audited(manager_a, partner_a):
     resume_at = timezone.now() + timedelta(hours=3)

@@ -13,8 +13,11 @@ from partners.models import Override, OverrideState, PartnerAudit, UploadLimitRo
 
 def form_data(partner, ends_at=None, reason="backlog weekend", **limits):
     ends_at = ends_at or timezone.now() + timedelta(hours=4)
-    data = {"override-reason": reason, "override-revision": partner.revision,
-            "override-ends_at": ends_at.strftime("%Y-%m-%dT%H:%M")}
+    data = {
+        "override-reason": reason,
+        "override-revision": partner.revision,
+        "override-ends_at": ends_at.strftime("%Y-%m-%dT%H:%M"),
+    }
     values = {**partner.limit_values(), **limits}
     for name, value in values.items():
         data[f"override-{name}"] = "" if value is None else str(value)
@@ -26,8 +29,9 @@ def published(client_id="theirstory-sdk") -> UploadLimitRow:
 
 
 def test_manager_raises_a_limit_of_their_partner_until_tonight(login, manager_a, partner_a):
-    response = login(manager_a).post(reverse("partners:override", args=[partner_a.slug]),
-                                     form_data(partner_a, max_concurrent_uploads=35))
+    response = login(manager_a).post(
+        reverse("partners:override", args=[partner_a.slug]), form_data(partner_a, max_concurrent_uploads=35)
+    )
     assert response.status_code == 302
     assert published().max_concurrent_uploads == 35
     override = Override.objects.get(partner=partner_a)
@@ -38,35 +42,41 @@ def test_manager_raises_a_limit_of_their_partner_until_tonight(login, manager_a,
     assert f'href="#override-{override.pk}" class="badge paused"' in html, "the limit in force is marked"
 
 
-@pytest.mark.parametrize("change,field,message", [
-    ({"ends_at": timezone.now() - timedelta(hours=1)}, "ends_at", "must be in the future"),
-    ({"ends_at": timezone.now() + timedelta(days=31)}, "ends_at", "At most 30 days"),
-    ({"max_concurrent_uploads": 41}, "max_concurrent_uploads", "Above the ceiling"),
-    ({}, "__all__", "limits in force already"),
-    ({"reason": ""}, "reason", "Say why"),
-])
-def test_bad_input_gives_a_field_error_and_changes_nothing(login, manager_a, partner_a, change, field,
-                                                           message):
+@pytest.mark.parametrize(
+    "change,field,message",
+    [
+        ({"ends_at": timezone.now() - timedelta(hours=1)}, "ends_at", "must be in the future"),
+        ({"ends_at": timezone.now() + timedelta(days=31)}, "ends_at", "At most 30 days"),
+        ({"max_concurrent_uploads": 41}, "max_concurrent_uploads", "Above the ceiling"),
+        ({}, "__all__", "limits in force already"),
+        ({"reason": ""}, "reason", "Say why"),
+    ],
+)
+def test_bad_input_gives_a_field_error_and_changes_nothing(login, manager_a, partner_a, change, field, message):
     version = published().version
-    response = login(manager_a).post(reverse("partners:override", args=[partner_a.slug]),
-                                     form_data(partner_a, **change))
+    response = login(manager_a).post(
+        reverse("partners:override", args=[partner_a.slug]), form_data(partner_a, **change)
+    )
     assert response.status_code == 400
     assert message in " ".join(response.context["override_form"].errors[field])
     assert published().version == version and not Override.objects.exists()
 
 
 def test_ops_may_go_above_the_ceiling(login, ops_user, partner_a):
-    response = login(ops_user).post(reverse("partners:override", args=[partner_a.slug]),
-                                    form_data(partner_a, max_concurrent_uploads=60))
+    response = login(ops_user).post(
+        reverse("partners:override", args=[partner_a.slug]), form_data(partner_a, max_concurrent_uploads=60)
+    )
     assert response.status_code == 302 and published().max_concurrent_uploads == 60
 
 
 def test_a_limit_already_under_an_override_is_refused_on_its_field(login, manager_a, partner_a):
-    login(manager_a).post(reverse("partners:override", args=[partner_a.slug]),
-                          form_data(partner_a, max_concurrent_uploads=30))
+    login(manager_a).post(
+        reverse("partners:override", args=[partner_a.slug]), form_data(partner_a, max_concurrent_uploads=30)
+    )
     partner_a.refresh_from_db()
-    response = login(manager_a).post(reverse("partners:override", args=[partner_a.slug]),
-                                     form_data(partner_a, max_concurrent_uploads=35))
+    response = login(manager_a).post(
+        reverse("partners:override", args=[partner_a.slug]), form_data(partner_a, max_concurrent_uploads=35)
+    )
     assert response.status_code == 400
     assert "Already under override" in response.context["override_form"].errors["max_concurrent_uploads"][0]
     assert published().max_concurrent_uploads == 30
@@ -75,8 +85,9 @@ def test_a_limit_already_under_an_override_is_refused_on_its_field(login, manage
 @pytest.mark.parametrize("who,status", [("manager_b", 404), ("engineer", 403), (None, 302)])
 def test_others_cannot_start_an_override(login, request, partner_a, who, status):
     user = request.getfixturevalue(who) if who else None
-    response = login(user).post(reverse("partners:override", args=[partner_a.slug]),
-                                form_data(partner_a, max_concurrent_uploads=30))
+    response = login(user).post(
+        reverse("partners:override", args=[partner_a.slug]), form_data(partner_a, max_concurrent_uploads=30)
+    )
     assert response.status_code == status
     if status == 302:
         assert "/login" in response["Location"]
@@ -84,15 +95,15 @@ def test_others_cannot_start_an_override(login, request, partner_a, who, status)
 
 
 def started(partner, actor, **limits):
-    override, _ = overrides.start_override(partner, actor, limits, timezone.now() + timedelta(hours=2),
-                                           "test", None)
+    override, _ = overrides.start_override(partner, actor, limits, timezone.now() + timedelta(hours=2), "test", None)
     return override
 
 
 def test_end_now_restores_at_once_and_is_audited(login, manager_a, partner_a):
     override = started(partner_a, manager_a, burst=45)
-    response = login(manager_a).post(reverse("partners:override-end", args=[partner_a.slug, override.pk]),
-                                     {"end-reason": "done early"})
+    response = login(manager_a).post(
+        reverse("partners:override-end", args=[partner_a.slug, override.pk]), {"end-reason": "done early"}
+    )
     assert response.status_code == 302
     assert published().burst == 20
     entry = AuditEntry.objects.filter(partner=partner_a).first()
@@ -105,7 +116,8 @@ def test_end_now_restores_at_once_and_is_audited(login, manager_a, partner_a):
 def test_others_cannot_end_an_override(login, request, manager_a, partner_a, who, status):
     override = started(partner_a, manager_a, burst=45)
     response = login(request.getfixturevalue(who)).post(
-        reverse("partners:override-end", args=[partner_a.slug, override.pk]))
+        reverse("partners:override-end", args=[partner_a.slug, override.pk])
+    )
     assert response.status_code == status
     assert published().burst == 45
 
@@ -118,7 +130,8 @@ def test_an_override_of_another_partner_is_not_found_under_this_one(login, ops_u
 
 
 def test_the_controls_page_lists_active_overrides_a_manager_sees_only_theirs(
-        login, ops_user, manager_a, partner_a, partner_b):
+    login, ops_user, manager_a, partner_a, partner_b
+):
     started(partner_a, manager_a, max_concurrent_uploads=30)
     started(partner_b, ops_user, max_concurrent_uploads=12)
     ops_page = login(ops_user).get(reverse("partners:controls")).content.decode()

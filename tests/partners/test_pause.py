@@ -20,8 +20,10 @@ def row(client_id: str) -> UploadLimitRow:
 
 def test_manager_pauses_their_partner_with_a_reason(login, manager_a, partner_a):
     resume_at = (timezone.now() + timedelta(hours=2)).replace(second=0, microsecond=0)
-    response = login(manager_a).post(reverse("partners:pause", args=[partner_a.slug]), {
-        "pause-reason": "CPU at 98%", "pause-resume_at": resume_at.strftime("%Y-%m-%dT%H:%M")})
+    response = login(manager_a).post(
+        reverse("partners:pause", args=[partner_a.slug]),
+        {"pause-reason": "CPU at 98%", "pause-resume_at": resume_at.strftime("%Y-%m-%dT%H:%M")},
+    )
     assert response.status_code == 302
     published = row("theirstory-sdk")
     assert published.paused and published.pause_reason == "CPU at 98%"
@@ -30,12 +32,15 @@ def test_manager_pauses_their_partner_with_a_reason(login, manager_a, partner_a)
     assert entry.action == PartnerAudit.PARTNER_PAUSED and entry.reason == "CPU at 98%"
 
 
-@pytest.mark.parametrize("data,field,message", [
-    ({"pause-reason": ""}, "reason", "A pause needs a reason"),
-    ({"pause-reason": "   "}, "reason", "A pause needs a reason"),
-    ({"pause-reason": "x", "pause-resume_at": "2001-01-01T00:00"}, "resume_at", "in the future"),
-    ({"pause-reason": "x", "pause-resume_at": "tomorrow-ish"}, "resume_at", "valid date/time"),
-])
+@pytest.mark.parametrize(
+    "data,field,message",
+    [
+        ({"pause-reason": ""}, "reason", "A pause needs a reason"),
+        ({"pause-reason": "   "}, "reason", "A pause needs a reason"),
+        ({"pause-reason": "x", "pause-resume_at": "2001-01-01T00:00"}, "resume_at", "in the future"),
+        ({"pause-reason": "x", "pause-resume_at": "tomorrow-ish"}, "resume_at", "valid date/time"),
+    ],
+)
 def test_a_bad_pause_gives_a_field_error_and_pauses_nothing(login, ops_user, partner_a, data, field, message):
     version = row("theirstory-sdk").version
     response = login(ops_user).post(reverse("partners:pause", args=[partner_a.slug]), data)

@@ -44,18 +44,31 @@ def test_publishing_outside_a_transaction_is_refused(partner_a):
 
 
 def test_a_publish_that_fails_midway_leaves_limits_audit_and_table_unchanged(login, ops_user, partner_a):
-    before = (Partner.objects.get(pk=partner_a.pk).limit_values(), AuditEntry.objects.count(),
-              list(UploadLimitRow.objects.values().order_by("client_id")))
-    failing_write = mock.patch.object(UploadLimitRow.objects, "update_or_create",
-                                      side_effect=DatabaseError("disk full"))
+    before = (
+        Partner.objects.get(pk=partner_a.pk).limit_values(),
+        AuditEntry.objects.count(),
+        list(UploadLimitRow.objects.values().order_by("client_id")),
+    )
+    failing_write = mock.patch.object(
+        UploadLimitRow.objects, "update_or_create", side_effect=DatabaseError("disk full")
+    )
     with failing_write:
-        response = login(ops_user).post(reverse("partners:limits", args=[partner_a.slug]), {
-            "limits-requests_per_minute": "60", "limits-max_concurrent_uploads": "2",
-            "limits-reason": "tighten", "limits-revision": partner_a.revision})
+        response = login(ops_user).post(
+            reverse("partners:limits", args=[partner_a.slug]),
+            {
+                "limits-requests_per_minute": "60",
+                "limits-max_concurrent_uploads": "2",
+                "limits-reason": "tighten",
+                "limits-revision": partner_a.revision,
+            },
+        )
     assert response.status_code == 503
     assert "could not be saved and published" in response.content.decode()
-    after = (Partner.objects.get(pk=partner_a.pk).limit_values(), AuditEntry.objects.count(),
-             list(UploadLimitRow.objects.values().order_by("client_id")))
+    after = (
+        Partner.objects.get(pk=partner_a.pk).limit_values(),
+        AuditEntry.objects.count(),
+        list(UploadLimitRow.objects.values().order_by("client_id")),
+    )
     assert after == before
 
 
@@ -69,9 +82,9 @@ def test_a_failed_pause_publish_keeps_the_partner_running(ops_user, partner_a):
 
 def test_republish_all_repairs_a_drifted_table(ops_user, partner_a):
     from django.db import transaction
+
     UploadLimitRow.objects.filter(client_id="theirstory-sdk").update(max_concurrent_uploads=999)
-    UploadLimitRow.objects.create(client_id="ghost", priority="bulk", version=1,
-                                  updated_at="2026-01-01T00:00Z")
+    UploadLimitRow.objects.create(client_id="ghost", priority="bulk", version=1, updated_at="2026-01-01T00:00Z")
     with transaction.atomic():
         publisher.republish_all()
     assert UploadLimitRow.objects.get(client_id="theirstory-sdk").max_concurrent_uploads == 16
@@ -90,8 +103,7 @@ def test_versions_stay_strictly_increasing_under_concurrent_saves(ops_user):
         try:
             start.wait()
             for n in range(15):
-                result = changes.change_limits(partner, ops_user, {"max_concurrent_uploads": n + 1},
-                                               f"load {n}", None)
+                result = changes.change_limits(partner, ops_user, {"max_concurrent_uploads": n + 1}, f"load {n}", None)
                 versions.append(result.version)
         except BaseException as error:  # noqa: BLE001 - reported below
             errors.append(error)
@@ -116,10 +128,16 @@ def test_versions_stay_strictly_increasing_under_concurrent_saves(ops_user):
 @pytest.mark.django_db(transaction=True)
 def test_a_commit_notifies_listeners_with_its_version(ops_user, partner_a):
     import psycopg
+
     settings_dict = connection.settings_dict
     listener = psycopg.connect(
-        host=settings_dict["HOST"], port=settings_dict["PORT"], user=settings_dict["USER"],
-        password=settings_dict["PASSWORD"] or None, dbname=settings_dict["NAME"], autocommit=True)
+        host=settings_dict["HOST"],
+        port=settings_dict["PORT"],
+        user=settings_dict["USER"],
+        password=settings_dict["PASSWORD"] or None,
+        dbname=settings_dict["NAME"],
+        autocommit=True,
+    )
     try:
         listener.execute("LISTEN upload_limits")
         version = changes.change_limits(partner_a, ops_user, {"burst": 7}, "notify", None).version
@@ -133,10 +151,16 @@ def test_a_commit_notifies_listeners_with_its_version(ops_user, partner_a):
 @pytest.mark.django_db(transaction=True)
 def test_a_rolled_back_change_notifies_nobody(ops_user, partner_a):
     import psycopg
+
     settings_dict = connection.settings_dict
     listener = psycopg.connect(
-        host=settings_dict["HOST"], port=settings_dict["PORT"], user=settings_dict["USER"],
-        password=settings_dict["PASSWORD"] or None, dbname=settings_dict["NAME"], autocommit=True)
+        host=settings_dict["HOST"],
+        port=settings_dict["PORT"],
+        user=settings_dict["USER"],
+        password=settings_dict["PASSWORD"] or None,
+        dbname=settings_dict["NAME"],
+        autocommit=True,
+    )
     try:
         listener.execute("LISTEN upload_limits")
         with mock.patch.object(AuditEntry.objects, "create", side_effect=DatabaseError("boom")):

@@ -24,12 +24,12 @@ def table_row(partner):
     return UploadLimitRow.objects.get(client_id=partner.client_id)
 
 
-def test_a_manager_sets_a_shadow_value_it_is_audited_and_published_beside_the_limit(
-        login, manager_a, partner_a):
+def test_a_manager_sets_a_shadow_value_it_is_audited_and_published_beside_the_limit(login, manager_a, partner_a):
     old_version = table_row(partner_a).version
-    response = login(manager_a).post(reverse("partners:shadow", args=[partner_a.slug]),
-                                     shadow_post(partner_a, max_concurrent_uploads="8",
-                                                 max_bytes_in_flight="20 GB"))
+    response = login(manager_a).post(
+        reverse("partners:shadow", args=[partner_a.slug]),
+        shadow_post(partner_a, max_concurrent_uploads="8", max_bytes_in_flight="20 GB"),
+    )
     assert response.status_code == 302
     row = table_row(partner_a)
     assert (row.shadow_max_concurrent_uploads, row.shadow_max_bytes_in_flight) == (8, 20 * 10**9)
@@ -44,8 +44,7 @@ def test_a_manager_sets_a_shadow_value_it_is_audited_and_published_beside_the_li
 
 def test_emptying_the_fields_clears_the_shadow_values(login, ops_user, partner_a):
     client = login(ops_user)
-    client.post(reverse("partners:shadow", args=[partner_a.slug]),
-                shadow_post(partner_a, requests_per_minute="30"))
+    client.post(reverse("partners:shadow", args=[partner_a.slug]), shadow_post(partner_a, requests_per_minute="30"))
     partner_a.refresh_from_db()
     assert table_row(partner_a).shadow_requests_per_minute == 30
     response = client.post(reverse("partners:shadow", args=[partner_a.slug]), shadow_post(partner_a))
@@ -54,15 +53,17 @@ def test_emptying_the_fields_clears_the_shadow_values(login, ops_user, partner_a
     assert not Partner.objects.get(pk=partner_a.pk).has_shadow()
 
 
-@pytest.mark.parametrize("field,value,message", [
-    ("max_concurrent_uploads", "0", "at least 1"),
-    ("max_concurrent_uploads", "many", "whole number"),
-    ("max_bytes_in_flight", "5 parsecs", ""),
-    ("max_concurrent_uploads", "41", "Above the ceiling set by ops (40)"),
-    ("reason", "", "Say why"),
-])
-def test_bad_input_gives_a_field_error_and_changes_nothing(
-        login, manager_a, partner_a, field, value, message):
+@pytest.mark.parametrize(
+    "field,value,message",
+    [
+        ("max_concurrent_uploads", "0", "at least 1"),
+        ("max_concurrent_uploads", "many", "whole number"),
+        ("max_bytes_in_flight", "5 parsecs", ""),
+        ("max_concurrent_uploads", "41", "Above the ceiling set by ops (40)"),
+        ("reason", "", "Say why"),
+    ],
+)
+def test_bad_input_gives_a_field_error_and_changes_nothing(login, manager_a, partner_a, field, value, message):
     row_before, audit_before = table_row(partner_a).version, AuditEntry.objects.count()
     name = field if field == "reason" else f"shadow_{field}"
     data = shadow_post(partner_a)
@@ -74,14 +75,14 @@ def test_bad_input_gives_a_field_error_and_changes_nothing(
 
 
 def test_ops_may_set_shadow_values_above_the_ceiling(login, ops_user, partner_a):
-    response = login(ops_user).post(reverse("partners:shadow", args=[partner_a.slug]),
-                                    shadow_post(partner_a, max_concurrent_uploads="100"))
+    response = login(ops_user).post(
+        reverse("partners:shadow", args=[partner_a.slug]), shadow_post(partner_a, max_concurrent_uploads="100")
+    )
     assert response.status_code == 302
     assert table_row(partner_a).shadow_max_concurrent_uploads == 100
 
 
-def test_a_manager_of_another_partner_and_an_engineer_cannot_set_shadow_values(
-        login, manager_b, engineer, partner_a):
+def test_a_manager_of_another_partner_and_an_engineer_cannot_set_shadow_values(login, manager_b, engineer, partner_a):
     url = reverse("partners:shadow", args=[partner_a.slug])
     assert login(manager_b).post(url, shadow_post(partner_a, max_concurrent_uploads="2")).status_code == 404
     assert login(engineer).post(url, shadow_post(partner_a, max_concurrent_uploads="2")).status_code == 403
@@ -105,9 +106,16 @@ def minute(hours_ago: int, minute_of_hour: int = 5):
 
 
 def rolled(partner, metric: str, at, value: float) -> Rollup:
-    return Rollup.objects.create(metric=metric, subject=metrics.client_subject(partner.client_id),
-                                 resolution_seconds=60, bucket_start=at, sample_count=1,
-                                 total=value, minimum=value, maximum=value)
+    return Rollup.objects.create(
+        metric=metric,
+        subject=metrics.client_subject(partner.client_id),
+        resolution_seconds=60,
+        bucket_start=at,
+        sample_count=1,
+        total=value,
+        minimum=value,
+        maximum=value,
+    )
 
 
 def test_the_page_shows_admitted_throttled_and_would_have_throttled_per_hour(login, engineer, partner_a):
@@ -119,9 +127,10 @@ def test_the_page_shows_admitted_throttled_and_would_have_throttled_per_hour(log
     response = login(engineer).get(reverse("partners:detail", args=[partner_a.slug]))
     rows = response.context["shadow_hours"]
     assert [(r["hour"], r["admitted"], r["throttled"], r["would_have_throttled"]) for r in rows] == [
-        (metrics.bucket_start(minute(2), 3600), 42, 3, 17)]
+        (metrics.bucket_start(minute(2), 3600), 42, 3, 17)
+    ]
     page = response.content.decode()
-    assert "Would have throttled" in page and "<td class=\"num\">17</td>" in page
+    assert "Would have throttled" in page and '<td class="num">17</td>' in page
     assert response.context["shadow_form"] is None  # an engineer sees, but cannot change
 
 
@@ -133,7 +142,6 @@ def test_the_page_says_when_nothing_was_reported(login, manager_a, partner_a):
 
 def test_the_audit_log_shows_shadow_changes_in_human_units(login, ops_user, partner_a):
     client = login(ops_user)
-    client.post(reverse("partners:shadow", args=[partner_a.slug]),
-                shadow_post(partner_a, max_bytes_in_flight="20 GB"))
+    client.post(reverse("partners:shadow", args=[partner_a.slug]), shadow_post(partner_a, max_bytes_in_flight="20 GB"))
     page = client.get(reverse("audit") + f"?partner={partner_a.slug}").content.decode()
     assert '<span class="name">Shadow: bytes in flight</span>: — → <strong>20 GB</strong>' in page

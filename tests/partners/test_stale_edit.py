@@ -7,15 +7,15 @@ from partners.models import FleetSettings, Partner, UploadLimitRow
 from tests.factories import limits_post
 
 
-def test_the_second_save_from_a_stale_form_is_refused_and_overwrites_nothing(
-        client, ops_user, manager_a, partner_a):
-    opened_revision = partner_a.revision            # both open the form now
+def test_the_second_save_from_a_stale_form_is_refused_and_overwrites_nothing(client, ops_user, manager_a, partner_a):
+    opened_revision = partner_a.revision  # both open the form now
     client.force_login(ops_user)
-    client.post(reverse("partners:limits", args=[partner_a.slug]),
-                limits_post(partner_a, max_concurrent_uploads="10"))
+    client.post(reverse("partners:limits", args=[partner_a.slug]), limits_post(partner_a, max_concurrent_uploads="10"))
     client.force_login(manager_a)
-    response = client.post(reverse("partners:limits", args=[partner_a.slug]), {
-        **limits_post(partner_a, max_concurrent_uploads="30"), "limits-revision": opened_revision})
+    response = client.post(
+        reverse("partners:limits", args=[partner_a.slug]),
+        {**limits_post(partner_a, max_concurrent_uploads="30"), "limits-revision": opened_revision},
+    )
 
     assert response.status_code == 400
     message = " ".join(response.context["limits_form"].non_field_errors())
@@ -29,19 +29,25 @@ def test_settings_and_limits_forms_share_the_revision(client, ops_user, partner_
     opened_revision = partner_a.revision
     client.force_login(ops_user)
     from partners import changes
+
     changes.change_partner(partner_a, ops_user, {"contact_email": "new@example.org"}, "t", opened_revision)
-    response = client.post(reverse("partners:limits", args=[partner_a.slug]), {
-        **limits_post(partner_a, burst="5"), "limits-revision": opened_revision})
+    response = client.post(
+        reverse("partners:limits", args=[partner_a.slug]),
+        {**limits_post(partner_a, burst="5"), "limits-revision": opened_revision},
+    )
     assert response.status_code == 400
     assert Partner.objects.get(pk=partner_a.pk).burst == 20
 
 
 def test_stale_default_limits_are_refused(client, ops_user):
     from partners import changes
+
     changes.change_default_limits(ops_user, {"requests_per_minute": 100}, "first", None)
     client.force_login(ops_user)
-    response = client.post(reverse("partners:controls-defaults"), {
-        "defaults-requests_per_minute": "900", "defaults-reason": "second", "defaults-revision": 0})
+    response = client.post(
+        reverse("partners:controls-defaults"),
+        {"defaults-requests_per_minute": "900", "defaults-reason": "second", "defaults-revision": 0},
+    )
     assert response.status_code == 400
     assert "since you opened it" in response.content.decode()
     assert FleetSettings.load().requests_per_minute == 100

@@ -14,8 +14,7 @@ US = 1_000_000
 DAY_US = 86_400 * US
 REDUCED = {
     "max_concurrent_uploads": ("too many uploads in progress for the fleet's reduced capacity", "inflight"),
-    "max_bytes_in_flight": ("too many bytes of uploads in progress for the fleet's reduced capacity",
-                            "inflight-bytes"),
+    "max_bytes_in_flight": ("too many bytes of uploads in progress for the fleet's reduced capacity", "inflight-bytes"),
 }
 RULE_ORDER = ["requests_per_minute", "max_concurrent_uploads", "max_bytes_in_flight", "daily_upload_bytes"]
 
@@ -35,9 +34,7 @@ def ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
 
-SHADOW_LIMITS = (
-    "requests_per_minute", "burst", "max_concurrent_uploads", "max_bytes_in_flight", "daily_upload_bytes"
-)
+SHADOW_LIMITS = ("requests_per_minute", "burst", "max_concurrent_uploads", "max_bytes_in_flight", "daily_upload_bytes")
 
 
 def has_shadow(row: dict) -> bool:
@@ -69,12 +66,16 @@ class ReferenceGate:
         self.paused_retry_after_seconds = paused_retry_after_seconds
         self.clients: dict[str, dict] = {}
         self.leases: dict[str, dict] = {}
-        self.shadow = None if is_shadow else ReferenceGate(
-            [],
-            lease_timeout_seconds=lease_timeout_seconds,
-            busy_retry_after_seconds=busy_retry_after_seconds,
-            paused_retry_after_seconds=paused_retry_after_seconds,
-            is_shadow=True,
+        self.shadow = (
+            None
+            if is_shadow
+            else ReferenceGate(
+                [],
+                lease_timeout_seconds=lease_timeout_seconds,
+                busy_retry_after_seconds=busy_retry_after_seconds,
+                paused_retry_after_seconds=paused_retry_after_seconds,
+                is_shadow=True,
+            )
         )
         self.set_rows(rows)
 
@@ -138,11 +139,7 @@ class ReferenceGate:
         own_resume = iso_to_us(row.get("resume_at"))
         own = bool(row.get("paused")) and (own_resume is None or wall < own_resume)
         every_resume = iso_to_us(star.get("all_partners_resume_at"))
-        every = (
-            has_row
-            and bool(star.get("all_partners_paused"))
-            and (every_resume is None or wall < every_resume)
-        )
+        every = has_row and bool(star.get("all_partners_paused")) and (every_resume is None or wall < every_resume)
         if not (own or every):
             return None
         resumes = ([own_resume] if own else []) + ([every_resume] if every else [])
@@ -200,9 +197,7 @@ class ReferenceGate:
             limit = next(name for name in RULE_ORDER if waits.get(name) == longest)
             retry = max(1, ceil_div(longest, US))
             state["counts"]["throttled"] += 1
-            headers = self._headers(
-                lim, gap, uploads, in_flight, state["day_bytes"], wall, interval, tolerance
-            )
+            headers = self._headers(lim, gap, uploads, in_flight, state["day_bytes"], wall, interval, tolerance)
             headers["Retry-After"] = str(retry)
             row, _ = self._row(client)
             lowered = [name.strip() for name in (row.get("reduced_limits") or "").split(",")]
@@ -240,9 +235,7 @@ class ReferenceGate:
             "live": True,
         }
         state["counts"]["admitted"] += 1
-        headers = self._headers(
-            lim, gap, uploads + 1, in_flight + size, state["day_bytes"], wall, interval, tolerance
-        )
+        headers = self._headers(lim, gap, uploads + 1, in_flight + size, state["day_bytes"], wall, interval, tolerance)
         return {
             "admitted": True,
             "status": 200,
@@ -271,9 +264,7 @@ class ReferenceGate:
         for client, state in self.clients.items():
             self._expire(client, now)
             live = self._live_leases(client)
-            entry = dict(
-                state["counts"], uploads_in_flight=len(live), bytes_in_flight=sum(x["size"] for x in live)
-            )
+            entry = dict(state["counts"], uploads_in_flight=len(live), bytes_in_flight=sum(x["size"] for x in live))
             state["counts"] = {name: 0 for name in state["counts"] if name != "would_have_throttled"}
             if any(entry.values()):
                 report[client] = entry

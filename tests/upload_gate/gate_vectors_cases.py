@@ -89,9 +89,7 @@ def counters(t_ms: int, **hand) -> dict:
     return {"t_ms": t_ms, "op": "counters", "_hand": hand}
 
 
-def case(
-    name: str, description: str, rows: list[dict], events: list[dict], *, start: str = NOON, **config
-) -> dict:
+def case(name: str, description: str, rows: list[dict], events: list[dict], *, start: str = NOON, **config) -> dict:
     return {
         "name": name,
         "description": description,
@@ -662,8 +660,12 @@ CASES = [
         "shadow_daily_bytes",
         "A shadow daily quota of 100 bytes beside 1000: the second 60-byte upload would have been refused.",
         [row(), row("p", daily_upload_bytes=1000, shadow_daily_upload_bytes=100)],
-        [admit(0, "p", 60, "ok"), admit(10, "p", 60, "ok"), admit(20, "p", 30, "ok"),
-         counters(30, p={"admitted": 3, "would_have_throttled": 1})],
+        [
+            admit(0, "p", 60, "ok"),
+            admit(10, "p", 60, "ok"),
+            admit(20, "p", 30, "ok"),
+            counters(30, p={"admitted": 3, "would_have_throttled": 1}),
+        ],
     ),
     case(
         "shadow_upload_rejected_for_real_still_holds_a_shadow_slot",
@@ -681,16 +683,22 @@ CASES = [
         "shadow_not_counted_while_paused",
         "A pause rejects in both worlds: nothing counts as would have throttled.",
         [row(), row("p", paused=True, pause_reason="maintenance", shadow_max_concurrent_uploads=1)],
-        [admit(0, "p", 1, 503, PAUSED, 60), admit(10, "p", 1, 503, PAUSED, 60),
-         counters(20, p={"paused": 2, "would_have_throttled": 0})],
+        [
+            admit(0, "p", 1, 503, PAUSED, 60),
+            admit(10, "p", 1, 503, PAUSED, 60),
+            counters(20, p={"paused": 2, "would_have_throttled": 0}),
+        ],
     ),
     case(
         "shadow_values_on_the_defaults_row_count_for_direct_users",
         "Shadow values on `*` apply to each client without a row, with its own buckets.",
         [row(shadow_max_concurrent_uploads=1)],
-        [admit(0, "u", 1, "ok"), admit(0, "u", 1, "ok"), admit(0, "v", 1, "ok"),
-         counters(10, u={"admitted": 2, "would_have_throttled": 1},
-                  v={"admitted": 1, "would_have_throttled": 0})],
+        [
+            admit(0, "u", 1, "ok"),
+            admit(0, "u", 1, "ok"),
+            admit(0, "v", 1, "ok"),
+            counters(10, u={"admitted": 2, "would_have_throttled": 1}, v={"admitted": 1, "would_have_throttled": 0}),
+        ],
     ),
     # -- load-coupled limits (reduced_limits) -------------------------------------------
     case(
@@ -709,8 +717,7 @@ CASES = [
     case(
         "a_limit_not_reduced_still_answers_429_beside_a_reduced_one",
         "Only concurrency is lowered; running over the configured bytes in flight stays a 429.",
-        [row(), row("p", max_concurrent_uploads=5, max_bytes_in_flight=100,
-                    reduced_limits="max_concurrent_uploads")],
+        [row(), row("p", max_concurrent_uploads=5, max_bytes_in_flight=100, reduced_limits="max_concurrent_uploads")],
         [admit(0, "p", 60, "ok"), admit(10, "p", 60, 429, BYTES, 5)],
     ),
     case(

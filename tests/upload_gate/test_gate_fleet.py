@@ -73,9 +73,7 @@ def test_redis_mode_holds_exact_fleet_wide_caps(fleet_table, fleet, redis_server
     assert gates[2].admit("partner", 1).admitted  # a slot freed on s1 is usable on s3
 
 
-def test_redis_mode_holds_exact_fleet_wide_bytes_daily_bytes_and_burst(
-    fleet_table, fleet, redis_server, redis_prefix
-):
+def test_redis_mode_holds_exact_fleet_wide_bytes_daily_bytes_and_burst(fleet_table, fleet, redis_server, redis_prefix):
     gates = fleet(
         fleet_table(requests_per_minute=60, burst=7, max_bytes_in_flight=500, daily_upload_bytes=800),
         redis_url=redis_server.url,
@@ -108,9 +106,7 @@ def test_a_crashed_servers_leases_expire_in_redis(fleet_table, fleet, redis_serv
 
 
 def test_each_admit_and_each_release_is_one_evalsha(fleet_table, fleet, redis_server, redis_prefix):
-    gates = fleet(
-        fleet_table(max_concurrent_uploads=50), redis_url=redis_server.url, redis_key_prefix=redis_prefix
-    )
+    gates = fleet(fleet_table(max_concurrent_uploads=50), redis_url=redis_server.url, redis_key_prefix=redis_prefix)
     client = redis.Redis.from_url(redis_server.url)
 
     def evalsha_calls() -> int:
@@ -126,9 +122,7 @@ def test_each_admit_and_each_release_is_one_evalsha(fleet_table, fleet, redis_se
 def test_redis_mode_falls_back_to_shares_and_returns_when_redis_is_back(
     fleet_table, fleet, own_redis_server, redis_prefix, clock
 ):
-    gates = fleet(
-        fleet_table(max_concurrent_uploads=9), redis_url=own_redis_server.url, redis_key_prefix=redis_prefix
-    )
+    gates = fleet(fleet_table(max_concurrent_uploads=9), redis_url=own_redis_server.url, redis_key_prefix=redis_prefix)
     before_outage, _ = admit_round_robin(gates, 3)  # one upload per server, counted in Redis
     own_redis_server.stop()
     # Redis is gone: each server enforces its share, ceil(9 / 3) = 3, counting its own uploads.
@@ -168,9 +162,7 @@ def test_releases_that_missed_redis_are_replayed_when_it_returns(
     db = fleet_table(max_concurrent_uploads=1)
     flaky = FlakyNetworkRedis.from_url(redis_server.url)
     s1 = make_gate(source=SqliteSource(db), server_id="s1", redis_client=flaky, redis_key_prefix=redis_prefix)
-    s2 = make_gate(
-        source=SqliteSource(db), server_id="s2", redis_url=redis_server.url, redis_key_prefix=redis_prefix
-    )
+    s2 = make_gate(source=SqliteSource(db), server_id="s2", redis_url=redis_server.url, redis_key_prefix=redis_prefix)
     held = s1.admit("partner", 1)
     assert held.admitted and not s2.admit("partner", 1).admitted
     flaky.cut = True

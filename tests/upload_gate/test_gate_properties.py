@@ -39,9 +39,7 @@ step = st.one_of(
         st.sampled_from(["completed", "failed", "timed_out"]),
         st.integers(0, 2_000_000),
     ),
-    st.tuples(
-        st.just("wait"), st.just(""), st.just(0), st.sampled_from([10_000_000, 61_000_000, 3_600_000_000])
-    ),
+    st.tuples(st.just("wait"), st.just(""), st.just(0), st.sampled_from([10_000_000, 61_000_000, 3_600_000_000])),
 )
 PROPERTY_SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -62,9 +60,7 @@ def make_rows(star: dict, partner: dict, servers: int, paused: bool) -> list[dic
 def run(rows: list[dict], steps: list[tuple]):
     """Play steps on a gate and on the reference model; yield (step, decision, expected, gate)."""
     clock = ManualClock(START)
-    gate = UploadGate(
-        source=StaticSource(rows), clock=clock, start=False, jitter_fraction=0, lease_timeout_seconds=120
-    )
+    gate = UploadGate(source=StaticSource(rows), clock=clock, start=False, jitter_fraction=0, lease_timeout_seconds=120)
     model = ReferenceGate(rows, lease_timeout_seconds=120)
     leases: list = []
     elapsed_us = 0
@@ -150,9 +146,7 @@ def test_paused_client_is_never_admitted(star, partner, servers, steps, pause_ki
             all_partners_pause_reason="recovering",
             all_partners_resume_at=(START + timedelta(days=30)).isoformat(),
         )
-    steps = [
-        ("admit", "p", size, dt) if kind == "admit" else (kind, a, size, dt) for kind, a, size, dt in steps
-    ]
+    steps = [("admit", "p", size, dt) if kind == "admit" else (kind, a, size, dt) for kind, a, size, dt in steps]
     for _event, decision, _expected, _gate in run(rows, steps):
         assert not decision.admitted and decision.status == 503
 

@@ -92,9 +92,7 @@ def test_global_pause_rejects_partners_but_not_clients_on_the_defaults(make_gate
 
 def test_a_pause_whose_resume_at_has_passed_is_over(make_gate, clock):
     resume = NOON + timedelta(seconds=10)
-    gate = make_gate(
-        [star_row(), {"client_id": "p", "paused": True, "resume_at": resume.isoformat(), "version": 1}]
-    )
+    gate = make_gate([star_row(), {"client_id": "p", "paused": True, "resume_at": resume.isoformat(), "version": 1}])
     assert gate.admit("p", 1).retry_after_seconds == 10
     clock.advance(10)
     assert gate.admit("p", 1).admitted
@@ -267,9 +265,7 @@ def test_idle_clients_are_forgotten_after_a_report(make_gate, clock):
 
 
 def test_concurrent_threads_never_exceed_the_concurrency_cap():
-    gate = UploadGate(
-        source=StaticSource([star_row(max_concurrent_uploads=3, max_bytes_in_flight=300)]), start=False
-    )
+    gate = UploadGate(source=StaticSource([star_row(max_concurrent_uploads=3, max_bytes_in_flight=300)]), start=False)
     held, peak, guard = [0], [0], threading.Lock()
 
     def worker():
@@ -296,13 +292,26 @@ def test_concurrent_threads_never_exceed_the_concurrency_cap():
 
 
 def test_a_limit_lowered_for_load_answers_503_temporary_reduced_capacity(make_gate):
-    gate = make_gate([star_row(), {"client_id": "archive", "version": 1, "priority": "bulk",
-                                   "max_concurrent_uploads": 1, "reduced_limits": "max_concurrent_uploads"}])
+    gate = make_gate(
+        [
+            star_row(),
+            {
+                "client_id": "archive",
+                "version": 1,
+                "priority": "bulk",
+                "max_concurrent_uploads": 1,
+                "reduced_limits": "max_concurrent_uploads",
+            },
+        ]
+    )
     assert gate.admit("archive", 10).admitted
     decision = gate.admit("archive", 10)
     body = decision.as_dict()
     assert (decision.status, body["type"], body["title"], body["violated-policies"]) == (
-        503, "https://iana.org/assignments/http-problem-types#temporary-reduced-capacity",
-        "Temporary Reduced Capacity", ["inflight"])
+        503,
+        "https://iana.org/assignments/http-problem-types#temporary-reduced-capacity",
+        "Temporary Reduced Capacity",
+        ["inflight"],
+    )
     assert decision.headers()["RateLimit-Policy"] == '"inflight";q=1;qu="concurrent-requests"'
     assert gate.admit("someone", 10).admitted  # direct users are not touched

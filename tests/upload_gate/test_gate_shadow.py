@@ -18,9 +18,7 @@ from upload_gate.limits import shadow_row
 from upload_gate.table import row_from_mapping
 
 START = datetime(2025, 3, 10, 23, 58, tzinfo=UTC)  # close to midnight: days roll over
-LIMIT_NAMES = (
-    "requests_per_minute", "burst", "max_concurrent_uploads", "max_bytes_in_flight", "daily_upload_bytes"
-)
+LIMIT_NAMES = ("requests_per_minute", "burst", "max_concurrent_uploads", "max_bytes_in_flight", "daily_upload_bytes")
 optional_small = st.one_of(st.none(), st.integers(0, 5))
 limits = st.fixed_dictionaries(
     {
@@ -39,9 +37,7 @@ step = st.one_of(
         st.sampled_from(["completed", "failed", "timed_out"]),
         st.integers(0, 2_000_000),
     ),
-    st.tuples(
-        st.just("wait"), st.just(0), st.just(""), st.sampled_from([10_000_000, 61_000_000, 3_600_000_000])
-    ),
+    st.tuples(st.just("wait"), st.just(0), st.just(""), st.sampled_from([10_000_000, 61_000_000, 3_600_000_000])),
 )
 
 
@@ -103,9 +99,7 @@ NO_LIMITS = dict.fromkeys(LIMIT_NAMES)
     + [("admit", 5, "", 2_000_000)] * 3
     + [("release", 1, "completed", 0), ("admit", 5, "", 1_000_000)],
 )
-def test_would_have_throttled_equals_what_enforcing_the_shadow_values_rejects(
-    enforced, shadow, servers, steps
-):
+def test_would_have_throttled_equals_what_enforcing_the_shadow_values_rejects(enforced, shadow, servers, steps):
     with_shadow = Replay({**enforced, **shadow_columns(shadow)}, servers)
     row = row_from_mapping({"client_id": "p", **enforced, **shadow_columns(shadow)})
     as_enforced = {name: getattr(shadow_row(row), name) for name in LIMIT_NAMES}
@@ -131,8 +125,7 @@ def test_a_tighter_shadow_concurrency_counts_without_rejecting(clock):
         source=StaticSource(
             [
                 {"client_id": "*", "version": 1},
-                {"client_id": "p", "version": 1, "max_concurrent_uploads": 5,
-                 "shadow_max_concurrent_uploads": 2},
+                {"client_id": "p", "version": 1, "max_concurrent_uploads": 5, "shadow_max_concurrent_uploads": 2},
             ]
         ),
         clock=clock,
@@ -173,8 +166,7 @@ def test_an_upload_only_the_shadow_limits_admit_holds_a_shadow_slot_until_it_end
         source=StaticSource(
             [
                 {"client_id": "*", "version": 1},
-                {"client_id": "p", "version": 1, "max_concurrent_uploads": 1,
-                 "shadow_max_concurrent_uploads": 2},
+                {"client_id": "p", "version": 1, "max_concurrent_uploads": 1, "shadow_max_concurrent_uploads": 2},
             ]
         ),
         clock=clock,

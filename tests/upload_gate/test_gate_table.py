@@ -86,9 +86,7 @@ def test_the_background_poller_applies_a_change_without_being_asked(tmp_path, ma
 
 
 def test_a_missing_database_means_fallback_limits_and_a_stale_since(tmp_path, make_gate, clock):
-    gate = make_gate(
-        source=SqliteSource(tmp_path / "absent.sqlite3"), fallback_limits={"max_concurrent_uploads": 1}
-    )
+    gate = make_gate(source=SqliteSource(tmp_path / "absent.sqlite3"), fallback_limits={"max_concurrent_uploads": 1})
     assert gate.config_version is None and gate.stale_since == clock.now()
     assert "unable to open" in gate.refresher.last_error
     assert [gate.admit("c", 1).admitted for _ in range(2)] == [True, False]

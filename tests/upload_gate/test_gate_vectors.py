@@ -18,9 +18,7 @@ SINGLE_SERVER_CASES = [
     if all((row.get("live_server_count") or 1) <= 1 for row in case["rows"])
     and not any(event["op"] == "table" for event in case["events"])
     # Redis mode counts fleet-wide and does not evaluate shadow limits (docs/upload-gate.md).
-    and not any(
-        key.startswith("shadow_") and value is not None for row in case["rows"] for key, value in row.items()
-    )
+    and not any(key.startswith("shadow_") and value is not None for row in case["rows"] for key, value in row.items())
 ]
 
 

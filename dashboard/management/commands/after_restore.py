@@ -23,14 +23,20 @@ class Command(BaseCommand):
     help = "After a restore: raise the config version above what upload servers hold, and republish."
 
     def add_arguments(self, parser):
-        parser.add_argument("--min-version", type=int, default=0,
-                            help="the highest config version any upload server applied before the restore")
+        parser.add_argument(
+            "--min-version",
+            type=int,
+            default=0,
+            help="the highest config version any upload server applied before the restore",
+        )
 
     def handle(self, *args, min_version: int, **options):
         with transaction.atomic():
             counter, _ = ConfigVersion.objects.select_for_update().get_or_create(pk=1)
-            reported = max(UploadServer.objects.values_list("last_config_version", flat=True)
-                           .exclude(last_config_version=None), default=0)
+            reported = max(
+                UploadServer.objects.values_list("last_config_version", flat=True).exclude(last_config_version=None),
+                default=0,
+            )
             floor = max(counter.value, min_version, reported)
             ConfigVersion.objects.filter(pk=1).update(value=floor)
             version = publisher.republish_all()

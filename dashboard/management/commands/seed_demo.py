@@ -23,32 +23,66 @@ DEMO_USERS = [
 
 DEMO_PARTNERS = [
     {
-        "name": "TheirStory", "slug": "theirstory", "client_id": "theirstory-sdk",
-        "contact_email": "ops@theirstory.example", "priority": Priority.BULK,
+        "name": "TheirStory",
+        "slug": "theirstory",
+        "client_id": "theirstory-sdk",
+        "contact_email": "ops@theirstory.example",
+        "priority": Priority.BULK,
         "managers": ["theirstory-manager"],
-        "limits": {"requests_per_minute": 120, "burst": 20, "max_concurrent_uploads": 16,
-                   "max_bytes_in_flight": "40 GB", "daily_upload_bytes": "4 TB"},
-        "ceilings": {"requests_per_minute": 300, "burst": 50, "max_concurrent_uploads": 40,
-                     "max_bytes_in_flight": "100 GB", "daily_upload_bytes": "10 TB"},
+        "limits": {
+            "requests_per_minute": 120,
+            "burst": 20,
+            "max_concurrent_uploads": 16,
+            "max_bytes_in_flight": "40 GB",
+            "daily_upload_bytes": "4 TB",
+        },
+        "ceilings": {
+            "requests_per_minute": 300,
+            "burst": 50,
+            "max_concurrent_uploads": 40,
+            "max_bytes_in_flight": "100 GB",
+            "daily_upload_bytes": "10 TB",
+        },
     },
     {
-        "name": "Family Archive Scans", "slug": "family-archive-scans", "client_id": "fas-importer",
-        "contact_email": "it@familyarchive.example", "priority": Priority.BULK,
+        "name": "Family Archive Scans",
+        "slug": "family-archive-scans",
+        "client_id": "fas-importer",
+        "contact_email": "it@familyarchive.example",
+        "priority": Priority.BULK,
         "managers": ["archive-manager"],
-        "limits": {"requests_per_minute": 60, "max_concurrent_uploads": 8,
-                   "max_bytes_in_flight": "5 GB", "daily_upload_bytes": "500 GB"},
-        "ceilings": {"requests_per_minute": 120, "max_concurrent_uploads": 16,
-                     "max_bytes_in_flight": "20 GB", "daily_upload_bytes": "2 TB"},
+        "limits": {
+            "requests_per_minute": 60,
+            "max_concurrent_uploads": 8,
+            "max_bytes_in_flight": "5 GB",
+            "daily_upload_bytes": "500 GB",
+        },
+        "ceilings": {
+            "requests_per_minute": 120,
+            "max_concurrent_uploads": 16,
+            "max_bytes_in_flight": "20 GB",
+            "daily_upload_bytes": "2 TB",
+        },
     },
     {
-        "name": "Permanent Mobile", "slug": "permanent-mobile", "client_id": "permanent-mobile-app",
-        "contact_email": "", "priority": Priority.INTERACTIVE, "managers": [],
-        "limits": {}, "ceilings": {},
+        "name": "Permanent Mobile",
+        "slug": "permanent-mobile",
+        "client_id": "permanent-mobile-app",
+        "contact_email": "",
+        "priority": Priority.INTERACTIVE,
+        "managers": [],
+        "limits": {},
+        "ceilings": {},
     },
 ]
 
-DEFAULT_LIMITS = {"requests_per_minute": 600, "burst": 100, "max_concurrent_uploads": 20,
-                  "max_bytes_in_flight": "20 GB", "daily_upload_bytes": None}
+DEFAULT_LIMITS = {
+    "requests_per_minute": 600,
+    "burst": 100,
+    "max_concurrent_uploads": 20,
+    "max_bytes_in_flight": "20 GB",
+    "daily_upload_bytes": None,
+}
 
 
 def _values(spec: dict) -> dict:
@@ -75,7 +109,8 @@ class Command(BaseCommand):
         users = {}
         for username, password, role in DEMO_USERS:
             user, _ = get_user_model().objects.get_or_create(
-                username=username, defaults={"email": f"{username}@upload-ops.example"})
+                username=username, defaults={"email": f"{username}@upload-ops.example"}
+            )
             user.set_password(password)
             user.is_staff = role == "ops"
             user.save()
@@ -94,8 +129,9 @@ class Command(BaseCommand):
         managers = [users[name] for name in spec["managers"]]
         partner = changes.create_partner(ops, values, managers, "Demo seed")
         if spec["limits"]:
-            changes.change_limits(partner, ops, {**dict.fromkeys(partner.limit_values()),
-                                                 **_values(spec["limits"])}, "Demo seed", None)
+            changes.change_limits(
+                partner, ops, {**dict.fromkeys(partner.limit_values()), **_values(spec["limits"])}, "Demo seed", None
+            )
 
     def _print_logins(self) -> None:
         self.stdout.write("\nDemo logins (http://127.0.0.1:8000/):")

@@ -42,13 +42,19 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--dashboard-url", default="http://127.0.0.1:8000")
-        parser.add_argument("--seconds", type=float, default=None,
-                            help="stop after this long (default: run until Ctrl-C)")
+        parser.add_argument(
+            "--seconds", type=float, default=None, help="stop after this long (default: run until Ctrl-C)"
+        )
         parser.add_argument("--backlog-every-minutes", type=float, default=20)
 
     def handle(self, *args, dashboard_url: str, seconds: float | None, backlog_every_minutes: float, **options):
-        fleet = LiveFleet(gate_database_url(), dashboard_url, register, desired_capacity,
-                          backlog_every_seconds=backlog_every_minutes * 60)
+        fleet = LiveFleet(
+            gate_database_url(),
+            dashboard_url,
+            register,
+            desired_capacity,
+            backlog_every_seconds=backlog_every_minutes * 60,
+        )
         self.stdout.write(f"Simulated fleet reporting to {dashboard_url} (follows the local scaling group)")
         try:
             fleet.run(seconds)

@@ -22,8 +22,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--scenario", default="theirstory-backlog", choices=sorted(SCENARIOS))
-        parser.add_argument("--servers", type=int, default=None,
-                            help="upload servers (default: the live server count in the table)")
+        parser.add_argument(
+            "--servers", type=int, default=None, help="upload servers (default: the live server count in the table)"
+        )
         parser.add_argument("--hours", type=float, default=None, help="simulated hours (default: the scenario's)")
         parser.add_argument("--seed", type=int, default=1)
 
@@ -37,5 +38,4 @@ class Command(BaseCommand):
         sim = Simulation(SCENARIOS[scenario], LoadModel(), servers=servers, limit_rows=rows, seed=seed)
         sim.run(until_seconds=hours * 3600 if hours else None)
         label = f"limits in force, {servers} server{'s' if servers != 1 else ''}"
-        print_table(scenario, [(label, summarize(sim))], time.perf_counter() - started,
-                    write=self.stdout.write)
+        print_table(scenario, [(label, summarize(sim))], time.perf_counter() - started, write=self.stdout.write)
