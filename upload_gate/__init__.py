@@ -12,7 +12,7 @@ for PostgreSQL.
 
 from .clock import ManualClock, SystemClock
 from .decision import Decision
-from .gate import STATUS_ADMITTED, STATUS_PAUSED, STATUS_THROTTLED, UploadGate
+from .gate import STATUS_ADMITTED, UploadGate
 from .limits import (
     LIMIT_ALL_PARTNERS_PAUSED,
     LIMIT_BYTES_IN_FLIGHT,
@@ -23,6 +23,7 @@ from .limits import (
     Limits,
     share,
 )
+from .rejections import STATUS_PAUSED, STATUS_THROTTLED
 from .sources import PostgresSource, SourceUnavailable, SqliteSource, StaticSource, source_from_url
 from .state import COMPLETED, FAILED, OUTCOMES, TIMED_OUT, Lease, ShadowLease
 from .table import COLUMNS, LimitRow, TableSnapshot

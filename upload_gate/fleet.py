@@ -42,9 +42,7 @@ class FleetMode:
         max_backoff_seconds: float = 30.0,
     ) -> None:
         self._gate = gate
-        self._counts = RedisCounts(
-            redis_url, client=client, key_prefix=key_prefix, timeout_seconds=timeout_seconds
-        )
+        self._counts = RedisCounts(redis_url, client=client, key_prefix=key_prefix, timeout_seconds=timeout_seconds)
         self._health_lock = threading.Lock()
         self._recovery_lock = threading.Lock()
         self.healthy = True
@@ -134,8 +132,9 @@ class FleetMode:
             with gate._lock:
                 state = self._state(client_id)
                 state.throttled += 1
-            return gate.throttled_decision(RATE_RULES_IN_ORDER[result.limit_index - 1], result.wait_us, view,
-                                           state.policy.reduced)
+            return gate.rejections.throttled(
+                RATE_RULES_IN_ORDER[result.limit_index - 1], result.wait_us, view, state.policy.reduced
+            )
         lease = self._record_lease(client_id, lease_id, size_bytes, member, wall)
         return Admitted(lease, view)
 
@@ -150,9 +149,7 @@ class FleetMode:
             state.redis_keys = self._counts.client_keys(client_id)
         return state
 
-    def _record_lease(
-        self, client_id: str, lease_id: int, size_bytes: int, member: str, wall_us: int
-    ) -> RedisLease:
+    def _record_lease(self, client_id: str, lease_id: int, size_bytes: int, member: str, wall_us: int) -> RedisLease:
         """Keep a local copy of the lease: for this server's report and for share fallback."""
         gate = self._gate
         with gate._lock:

@@ -28,15 +28,14 @@ from .decision import Admitted, Decision
 from .fleet import FleetMode
 from .limits import US_PER_DAY, US_PER_SECOND, ClientPolicy, build_policies
 from .refresh import TableRefresher
-from .rules import REASONS, REDUCED_REASONS, binding_limit, reduced_capacity_problem
+from .rejections import Rejections
+from .rules import binding_limit
 from .shadow import shadow_admits, take_shadow_slot
 from .sources import StaticSource, TableSource, source_from_url
 from .state import COMPLETED, FAILED, OUTCOMES, ClientState, Lease, ShadowLease
 from .table import LimitRow, TableSnapshot, fallback_row
 
 STATUS_ADMITTED = 200
-STATUS_THROTTLED = 429
-STATUS_PAUSED = 503
 
 
 class UploadGate:
@@ -67,8 +66,6 @@ class UploadGate:
         if source is None:
             source = source_from_url(database_url) if database_url else StaticSource()
         clock = clock or SystemClock()
-        if not 0.0 <= jitter_fraction <= 1.0:
-            raise ValueError("jitter_fraction must be within 0..1")
         self._monotonic_ns: Callable[[], int] = clock.monotonic_ns
         self._wall_ns: Callable[[], int] = clock.wall_ns
         self._lock = threading.Lock()
@@ -79,8 +76,7 @@ class UploadGate:
         self._lease_timeout_us = int(lease_timeout_seconds * US_PER_SECOND)
         self._busy_wait_us = busy_retry_after_seconds * US_PER_SECOND
         self._paused_retry_after_seconds = paused_retry_after_seconds
-        self._jitter_fraction = jitter_fraction
-        self._random = random
+        self.rejections = Rejections(jitter_fraction, random)
         self.server_id = server_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self._fallback_row = fallback_row(fallback_limits)
         self._policies: dict[str, ClientPolicy] = {}
@@ -232,9 +228,7 @@ class UploadGate:
         """Expire every overdue lease now (the hot path only checks the client it touches)."""
         with self._lock:
             now = self._monotonic_ns() // 1000
-            return sum(
-                state.expire_due(now) for state in self._states.values() if now >= state.expiry_check_us
-            )
+            return sum(state.expire_due(now) for state in self._states.values() if now >= state.expiry_check_us)
 
     # -- helpers of the decision path (under the lock) ------------------------------
     def _new_state(self, client_id: str) -> ClientState:
@@ -277,7 +271,7 @@ class UploadGate:
         else:
             base = max(1, -(-(resume_us - wall) // US_PER_SECOND))
         state.paused += 1
-        return Decision(False, STATUS_PAUSED, reason, self._jittered(base), limit, None, None)
+        return self.rejections.paused(limit, reason, base)
 
     def _throttle(self, state: ClientState, limits: Any, now: int, size_bytes: int) -> Decision:
         wall = None
@@ -288,26 +282,7 @@ class UploadGate:
         view = (limits, gap, state.uploads_in_flight, state.bytes_in_flight, state.day_bytes, wall)
         limit, wait_us = binding_limit(*view, size_bytes, self._busy_wait_us)  # type: ignore[misc]
         state.throttled += 1
-        return self.throttled_decision(limit, wait_us, view, state.policy.reduced)
-
-    def throttled_decision(self, limit: str, wait_us: int, view: Any, reduced: frozenset = frozenset()) -> Decision:
-        if limit in reduced and limit in REDUCED_REASONS:
-            return self.reduced_capacity_decision(limit, wait_us, view)
-        base = max(1, -(-wait_us // US_PER_SECOND))
-        return Decision(False, STATUS_THROTTLED, REASONS[limit], self._jittered(base), limit, None, view)
-
-    def reduced_capacity_decision(self, limit: str, wait_us: int, view: Any) -> Decision:
-        """Over a limit the dashboard lowered because the fleet is loaded: 503, and the
-        headers carry the lowered quota (the configured one is not what holds now)."""
-        base = max(1, -(-wait_us // US_PER_SECOND))
-        return Decision(False, STATUS_PAUSED, REDUCED_REASONS[limit], self._jittered(base), limit, None, view,
-                        reduced_capacity_problem(limit))
-
-    def _jittered(self, base_seconds: int) -> int:
-        """base + floor(base * jitter * u), u in [0, 1): spreads retries by +0..jitter."""
-        if not self._jitter_fraction:
-            return base_seconds
-        return base_seconds + int(base_seconds * self._jitter_fraction * self._random())
+        return self.rejections.throttled(limit, wait_us, view, state.policy.reduced)
 
     # -- table reloads ----------------------------------------------------------------
     def _apply_snapshot(self, snapshot: TableSnapshot) -> None:

@@ -20,19 +20,18 @@ from __future__ import annotations
 
 import collections
 import http.client
-import itertools
 import json
 import logging
-import os
 import random
 import re
 import threading
 import time
 import urllib.parse
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+
+from .host import ProcStatCpu, next_sequence, process_boot_id
 
 log = logging.getLogger("upload_gate.reporter")
 
@@ -42,61 +41,6 @@ DEFAULTS_CLIENT_ID = "*"
 MAX_COUNT = 2**31 - 1
 MAX_BYTES = 2**63 - 1
 RETRY_STATUSES = frozenset({408, 425, 429})  # and every 5xx
-
-_process_lock = threading.Lock()
-_process_boot: tuple[int, str] | None = None
-_sequences: dict[str, Any] = {}
-
-
-def process_boot_id() -> str:
-    """One id per process (a forked child gets its own): `<UTC start>-<pid>-<random>`."""
-    global _process_boot
-    with _process_lock:
-        if _process_boot is None or _process_boot[0] != os.getpid():
-            started = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-            _process_boot = (os.getpid(), f"{started}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-        return _process_boot[1]
-
-
-def _next_sequence(boot_id: str) -> int:
-    """Sequences are per boot id, not per reporter: a second reporter never repeats one."""
-    with _process_lock:
-        counter = _sequences.setdefault(boot_id, itertools.count(0))
-        return next(counter)
-
-
-class ProcStatCpu:
-    """CPU use of all cores since the previous call, in percent, from /proc/stat deltas.
-
-    Where /proc/stat is missing (not Linux), the 1-minute load average divided by the core
-    count, capped at 100, stands in.
-    """
-
-    def __init__(self, path: str = "/proc/stat") -> None:
-        self.path = path
-        self._last = self._read()
-
-    def _read(self) -> tuple[int, int] | None:
-        try:
-            with open(self.path, encoding="ascii") as stat:
-                fields = [int(value) for value in stat.readline().split()[1:9]]
-        except (OSError, ValueError):
-            return None
-        # user nice system idle iowait irq softirq steal (guest time is inside user already)
-        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
-        return sum(fields), idle
-
-    def __call__(self) -> float:
-        current = self._read()
-        if current is None or self._last is None:
-            self._last = current
-            try:
-                return min(100.0, 100.0 * os.getloadavg()[0] / (os.cpu_count() or 1))
-            except OSError:
-                return 0.0
-        total, idle = current[0] - self._last[0], current[1] - self._last[1]
-        self._last = current
-        return 0.0 if total <= 0 else max(0.0, min(100.0, 100.0 * (total - idle) / total))
 
 
 class StatusReporter:
@@ -171,10 +115,16 @@ class StatusReporter:
     def stats(self) -> dict:
         with self._lock:
             return {
-                "sent": self.sent, "duplicates": self.duplicates, "queued": len(self._queue),
-                "dropped": self.dropped, "dropped_overflow": self.dropped_overflow,
-                "rejected": self.rejected, "failures": self.failures, "last_error": self.last_error,
-                "last_status": self.last_status, "last_sequence": self.last_sequence,
+                "sent": self.sent,
+                "duplicates": self.duplicates,
+                "queued": len(self._queue),
+                "dropped": self.dropped,
+                "dropped_overflow": self.dropped_overflow,
+                "rejected": self.rejected,
+                "failures": self.failures,
+                "last_error": self.last_error,
+                "last_status": self.last_status,
+                "last_sequence": self.last_sequence,
             }
 
     # -- building a report -------------------------------------------------------------
@@ -185,9 +135,21 @@ class StatusReporter:
             # Clients without a row of their own are reported together as `*`, as are ids
             # the dashboard would refuse (one bad id would otherwise cost the whole report).
             key = client_id if self._has_row(client_id) and CLIENT_ID_RE.match(client_id) else "*"
-            figures = clients.setdefault(key, dict.fromkeys(
-                ("uploads_in_progress", "bytes_in_flight", "admitted", "throttled", "timed_out",
-                 "completed", "failed"), 0))
+            figures = clients.setdefault(
+                key,
+                dict.fromkeys(
+                    (
+                        "uploads_in_progress",
+                        "bytes_in_flight",
+                        "admitted",
+                        "throttled",
+                        "timed_out",
+                        "completed",
+                        "failed",
+                    ),
+                    0,
+                ),
+            )
             figures["uploads_in_progress"] += counts.get("uploads_in_flight", 0)
             figures["bytes_in_flight"] += counts.get("bytes_in_flight", 0)
             figures["admitted"] += counts.get("admitted", 0)
@@ -196,8 +158,9 @@ class StatusReporter:
             for name in ("timed_out", "completed", "failed"):
                 figures[name] += counts.get(name, 0)
             if counts.get("would_have_throttled"):  # optional: only clients with shadow limits
-                figures["would_have_throttled"] = figures.get("would_have_throttled", 0) + counts[
-                    "would_have_throttled"]
+                figures["would_have_throttled"] = (
+                    figures.get("would_have_throttled", 0) + counts["would_have_throttled"]
+                )
         for figures in clients.values():
             for name, value in figures.items():
                 figures[name] = max(0, min(MAX_BYTES if name == "bytes_in_flight" else MAX_COUNT, value))
@@ -227,7 +190,7 @@ class StatusReporter:
 
     def collect(self) -> int:
         """Take the gate's counters (resetting them) and queue one report; returns its sequence."""
-        sequence = _next_sequence(self.boot_id)
+        sequence = next_sequence(self.boot_id)
         report = self.build_report(self.gate.snapshot_counters(reset=True), sequence)
         body = json.dumps(report, separators=(",", ":")).encode()
         with self._lock:
@@ -286,8 +249,12 @@ class StatusReporter:
         connection_class = http.client.HTTPSConnection if https else http.client.HTTPConnection
         connection = connection_class(url.hostname, url.port, timeout=self.timeout_seconds)
         path = url.path + (f"?{url.query}" if url.query else "")
-        headers = {"Authorization": f"Bearer {self._token}", "Content-Type": "application/json",
-                   "Accept": "application/json", "Connection": "close"}
+        headers = {
+            "Authorization": f"Bearer {self._token}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "Connection": "close",
+        }
         self.sending = True
         try:
             connection.request("POST", path, body=body, headers=headers)
@@ -324,8 +291,12 @@ class StatusReporter:
         if retry:
             log.log(level, "status report %s not delivered, will retry: %s", sequence, self.last_error)
         else:
-            log.log(logging.ERROR if level == logging.WARNING else logging.DEBUG,
-                    "status report %s refused by the dashboard and dropped: %s", sequence, self.last_error)
+            log.log(
+                logging.ERROR if level == logging.WARNING else logging.DEBUG,
+                "status report %s refused by the dashboard and dropped: %s",
+                sequence,
+                self.last_error,
+            )
 
     # -- the background thread ----------------------------------------------------------
     def start(self) -> None:

@@ -16,7 +16,8 @@ import pytest
 from test_gate_table import wait_until
 
 from tests.factories import star_row
-from upload_gate.reporter import StatusReporter, process_boot_id
+from upload_gate.host import process_boot_id
+from upload_gate.reporter import StatusReporter
 
 OPENAPI_PATH = Path(__file__).resolve().parents[2] / "docs" / "status-report.openapi.json"
 OPENAPI = json.loads(OPENAPI_PATH.read_text())
@@ -32,9 +33,12 @@ def schema_errors(value, schema: dict, path: str = "$") -> list[str]:
             target = target[part]
         return schema_errors(value, target, path)
     kind = schema.get("type")
-    checks = {"object": lambda v: isinstance(v, dict), "string": lambda v: isinstance(v, str),
-              "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
-              "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)}
+    checks = {
+        "object": lambda v: isinstance(v, dict),
+        "string": lambda v: isinstance(v, str),
+        "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+        "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    }
     if kind and not checks[kind](value):
         return [f"{path}: not {kind}"]
     errors = []
@@ -166,8 +170,9 @@ def test_the_report_matches_the_schema_and_carries_the_gates_figures(make_gate, 
     assert not gate.admit("theirstory-sdk", 1000).admitted  # 429
     assert not gate.admit("paused-client", 10).admitted  # 503
     gate.release(leases[0], "completed")
-    direct = [gate.admit(client, size).lease for client, size in (("alice", 50), ("bob@example.org", 70),
-                                                                  ("not valid!", 5))]
+    direct = [
+        gate.admit(client, size).lease for client, size in (("alice", 50), ("bob@example.org", 70), ("not valid!", 5))
+    ]
     gate.release(direct[0], "failed")
     reporter = make_reporter(gate, dashboard.url, interval_seconds=5, boot_id="boot-1")
 
@@ -180,17 +185,42 @@ def test_the_report_matches_the_schema_and_carries_the_gates_figures(make_gate, 
     assert dashboard.headers[0]["Content-Type"] == "application/json"
     top = ("server_id", "boot_id", "interval_seconds", "cpu_percent", "config_version")
     assert {k: report[k] for k in top} == {
-        "server_id": "upload-1", "boot_id": "boot-1", "interval_seconds": 5, "cpu_percent": 37.5,
-        "config_version": 7}
+        "server_id": "upload-1",
+        "boot_id": "boot-1",
+        "interval_seconds": 5,
+        "cpu_percent": 37.5,
+        "config_version": 7,
+    }
     assert report["clients"] == {
-        "theirstory-sdk": {"uploads_in_progress": 1, "bytes_in_flight": 1000, "admitted": 2, "throttled": 1,
-                           "timed_out": 0, "completed": 1, "failed": 0},
+        "theirstory-sdk": {
+            "uploads_in_progress": 1,
+            "bytes_in_flight": 1000,
+            "admitted": 2,
+            "throttled": 1,
+            "timed_out": 0,
+            "completed": 1,
+            "failed": 0,
+        },
         # a 503 (pause) has no field of its own: it is reported as throttled
-        "paused-client": {"uploads_in_progress": 0, "bytes_in_flight": 0, "admitted": 0, "throttled": 1,
-                          "timed_out": 0, "completed": 0, "failed": 0},
+        "paused-client": {
+            "uploads_in_progress": 0,
+            "bytes_in_flight": 0,
+            "admitted": 0,
+            "throttled": 1,
+            "timed_out": 0,
+            "completed": 0,
+            "failed": 0,
+        },
         # clients without a row (and ids the dashboard would refuse) are reported as `*`
-        "*": {"uploads_in_progress": 2, "bytes_in_flight": 75, "admitted": 3, "throttled": 0,
-              "timed_out": 0, "completed": 0, "failed": 1},
+        "*": {
+            "uploads_in_progress": 2,
+            "bytes_in_flight": 75,
+            "admitted": 3,
+            "throttled": 0,
+            "timed_out": 0,
+            "completed": 0,
+            "failed": 1,
+        },
     }
     assert (reporter.sent, reporter.queued, reporter.dropped, reporter.last_error) == (1, 0, 0, None)
 
@@ -206,9 +236,17 @@ def test_counters_are_reset_by_a_report_and_sequences_increase(make_gate, make_r
 
     first, second, third = dashboard.requests
     assert first["clients"]["theirstory-sdk"]["admitted"] == 1
-    assert second["clients"] == {"theirstory-sdk": {
-        "uploads_in_progress": 0, "bytes_in_flight": 0, "admitted": 0, "throttled": 0, "timed_out": 0,
-        "completed": 1, "failed": 0}}
+    assert second["clients"] == {
+        "theirstory-sdk": {
+            "uploads_in_progress": 0,
+            "bytes_in_flight": 0,
+            "admitted": 0,
+            "throttled": 0,
+            "timed_out": 0,
+            "completed": 1,
+            "failed": 0,
+        }
+    }
     assert third["clients"] == {}
     assert second["sequence"] == first["sequence"] + 1 and third["sequence"] == second["sequence"] + 1
     assert gate.snapshot_counters(reset=False)["clients"] == {}
@@ -226,9 +264,7 @@ def test_the_config_version_is_0_while_the_gate_runs_on_fallback_limits(make_gat
     assert schema_errors(dashboard.requests[0], REPORT_SCHEMA) == []
 
 
-def test_boot_id_is_made_once_per_process_and_sequences_never_repeat_within_it(
-    make_gate, make_reporter, dashboard
-):
+def test_boot_id_is_made_once_per_process_and_sequences_never_repeat_within_it(make_gate, make_reporter, dashboard):
     gate = make_gate(table_rows())
     make_reporter(gate, dashboard.url).send_now()
     make_reporter(gate, dashboard.url).send_now()  # a second reporter in the same process
@@ -239,9 +275,7 @@ def test_boot_id_is_made_once_per_process_and_sequences_never_repeat_within_it(
 
 
 # -- the dashboard down, wrong answers, the queue ---------------------------------------------------
-def test_reports_wait_while_the_dashboard_is_down_then_arrive_in_order_with_their_sequences(
-    make_gate, make_reporter
-):
+def test_reports_wait_while_the_dashboard_is_down_then_arrive_in_order_with_their_sequences(make_gate, make_reporter):
     gate = make_gate(table_rows())
     down = FakeDashboard()
     down.respond = lambda report: (503, {"error": "the dashboard's database is unavailable"})
@@ -368,9 +402,7 @@ def test_admit_and_release_never_wait_for_a_hanging_dashboard(make_gate, make_re
     assert wait_until(lambda: reporter.sent == 1)
 
 
-def test_the_thread_backs_off_between_attempts_and_sends_in_order_when_back(
-    make_gate, make_reporter, dashboard
-):
+def test_the_thread_backs_off_between_attempts_and_sends_in_order_when_back(make_gate, make_reporter, dashboard):
     """Driven on a fake clock: each sleep of the reporter's thread advances it and waits for the test."""
     dashboard.respond = lambda report: (503, {"error": "down"})
     now, sleeps, step = [0.0], [], threading.Semaphore(0)
@@ -380,8 +412,15 @@ def test_the_thread_backs_off_between_attempts_and_sends_in_order_when_back(
         now[0] += seconds
         step.acquire()
 
-    reporter = make_reporter(make_gate(table_rows()), dashboard.url, interval_seconds=5, clock=lambda: now[0],
-                             sleep=sleep, min_backoff_seconds=1, max_backoff_seconds=60)
+    reporter = make_reporter(
+        make_gate(table_rows()),
+        dashboard.url,
+        interval_seconds=5,
+        clock=lambda: now[0],
+        sleep=sleep,
+        min_backoff_seconds=1,
+        max_backoff_seconds=60,
+    )
     reporter.start()
     try:
         assert wait_until(lambda: len(sleeps) == 1)
@@ -421,7 +460,7 @@ def test_stop_sends_the_last_figures(make_gate, make_reporter, dashboard):
 
 
 def test_cpu_percent_defaults_to_a_proc_stat_delta_within_0_to_100(tmp_path):
-    from upload_gate.reporter import ProcStatCpu
+    from upload_gate.host import ProcStatCpu
 
     stat = tmp_path / "stat"
     stat.write_text("cpu  100 0 100 800 0 0 0 0 0 0\ncpu0 1 2 3\n")
@@ -432,14 +471,19 @@ def test_cpu_percent_defaults_to_a_proc_stat_delta_within_0_to_100(tmp_path):
     assert 0.0 <= ProcStatCpu()() <= 100.0  # the real /proc/stat (or the load average)
 
 
-def test_would_have_throttled_is_reported_only_for_clients_with_shadow_limits(
-        make_gate, make_reporter, dashboard):
-    gate = make_gate([
-        star_row(version=7),
-        {"client_id": "theirstory-sdk", "version": 6, "max_concurrent_uploads": 4,
-         "shadow_max_concurrent_uploads": 1},
-        {"client_id": "other", "version": 6, "max_concurrent_uploads": 1},
-    ])
+def test_would_have_throttled_is_reported_only_for_clients_with_shadow_limits(make_gate, make_reporter, dashboard):
+    gate = make_gate(
+        [
+            star_row(version=7),
+            {
+                "client_id": "theirstory-sdk",
+                "version": 6,
+                "max_concurrent_uploads": 4,
+                "shadow_max_concurrent_uploads": 1,
+            },
+            {"client_id": "other", "version": 6, "max_concurrent_uploads": 1},
+        ]
+    )
     for _ in range(3):
         gate.admit("theirstory-sdk", 10)
         gate.admit("other", 10)
