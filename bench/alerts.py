@@ -53,27 +53,14 @@ def child(sizes: Sizes) -> dict:
 
     from alerting import evaluation
     from alerting.models import AlertRule, Notification
-    from bench.dashboard import insert_many
+    from bench.dashboard import insert_many, live_servers
     from monitoring import metrics
-    from monitoring.models import Rollup, UploadServer
+    from monitoring.models import Rollup
 
     engineer = get_user_model().objects.create_user("bench-engineer", "eng@example.org", "bench-password-123")
     engineer.groups.add(Group.objects.get_or_create(name="engineers")[0])
     now = timezone.now()
-    UploadServer.objects.bulk_create(
-        [
-            UploadServer(
-                name=f"upload-{i}",
-                token_hash=f"{i:064d}",
-                token_prefix="bench",
-                last_seen_at=now,
-                silent_after=now + timedelta(seconds=15),
-                last_cpu_percent=50,
-                last_config_version=1,
-            )
-            for i in range(sizes.servers)
-        ]
-    )
+    live_servers(sizes.servers, now)
     # Five hot servers, the rest busy but below every threshold.
     series = [
         (metrics.CPU_PERCENT, metrics.server_subject(f"upload-{i}"), 97.0 if i < 5 else 40.0 + i % 30)

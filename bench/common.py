@@ -62,3 +62,11 @@ def _psql(url: str, sql: str) -> None:
 
     with psycopg.connect(url, autocommit=True) as connection:
         connection.execute(sql)
+
+
+def start_gunicorn(env: dict, port: int, workers: int, worker_threads: int, worker_class: str) -> subprocess.Popen:
+    """The dashboard under gunicorn on 127.0.0.1:port, as production runs it (keep-alive on)."""
+    command = [str(ROOT / ".venv/bin/gunicorn"), "dashboard.wsgi", "--bind", f"127.0.0.1:{port}"]
+    command += ["--workers", str(workers), "--threads", str(worker_threads), "--worker-class", worker_class]
+    command += ["--log-level", "warning", "--keep-alive", "30"]
+    return subprocess.Popen(command, cwd=ROOT, env=env)

@@ -52,6 +52,25 @@ class Sizes:
 SMOKE = Sizes(servers=3, days=1, partners=1)
 
 
+def live_servers(count: int, now) -> list:
+    """`count` upload servers that reported just now (upload-0, upload-1, ...), by id."""
+    from monitoring.models import UploadServer
+
+    UploadServer.objects.bulk_create(
+        UploadServer(
+            name=f"upload-{i}",
+            token_hash=f"{i:064d}",
+            token_prefix="bench",
+            last_seen_at=now,
+            silent_after=now + timedelta(seconds=15),
+            last_cpu_percent=50,
+            last_config_version=1,
+        )
+        for i in range(count)
+    )
+    return list(UploadServer.objects.order_by("id"))
+
+
 def insert_many(model, columns: list[str], rows) -> int:
     """Plain INSERTs in large batches: the ORM's per-object work would dominate seeding."""
     from django.db import connection, transaction
@@ -96,7 +115,7 @@ def seed(sizes: Sizes) -> dict:
     from django.utils import timezone
 
     from monitoring import metrics
-    from monitoring.models import Rollup, ServerReport, UploadServer
+    from monitoring.models import Rollup, ServerReport
     from partners import changes
 
     started = time.perf_counter()
@@ -113,21 +132,7 @@ def seed(sizes: Sizes) -> dict:
             "bench",
         )
     now = timezone.now()
-    servers = UploadServer.objects.bulk_create(
-        [
-            UploadServer(
-                name=f"upload-{i}",
-                token_hash=f"{i:064d}",
-                token_prefix="bench",
-                last_seen_at=now,
-                silent_after=now + timedelta(seconds=15),
-                last_cpu_percent=50,
-                last_config_version=1,
-            )
-            for i in range(sizes.servers)
-        ]
-    )
-    servers = list(UploadServer.objects.order_by("id"))
+    servers = live_servers(sizes.servers, now)
 
     raw_start = now - timedelta(hours=settings.METRICS_RAW_RETENTION_HOURS)
     clients_json = json.dumps(

@@ -28,7 +28,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.common import fresh_database, manage, postgres_from_environment  # noqa: E402
+from bench.common import fresh_database, manage, postgres_from_environment, start_gunicorn  # noqa: E402
 
 SERVERS = 50
 TARGET_REPORTS_PER_SECOND = 500
@@ -262,26 +262,7 @@ def main() -> None:
         env = fresh_database(Path(tmp), "ingest", postgres_from_environment())
         tokens = register_servers(env, 8 if args.smoke else SERVERS)
         port = free_port()
-        gunicorn = subprocess.Popen(
-            [
-                str(ROOT / ".venv/bin/gunicorn"),
-                "dashboard.wsgi",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                str(args.workers),
-                "--threads",
-                str(args.worker_threads),
-                "--worker-class",
-                args.worker_class,
-                "--log-level",
-                "warning",
-                "--keep-alive",
-                "30",
-            ],
-            cwd=ROOT,
-            env=env,
-        )
+        gunicorn = start_gunicorn(env, port, args.workers, args.worker_threads, args.worker_class)
         try:
             wait_for(port)
             drive(port, tokens, warm_up_reports, 10, args.threads)  # warm-up: imports, connections

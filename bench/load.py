@@ -47,7 +47,7 @@ from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.common import PYTHON, fresh_database, manage, postgres_from_environment  # noqa: E402
+from bench.common import PYTHON, fresh_database, manage, postgres_from_environment, start_gunicorn  # noqa: E402
 from bench.ingest import free_port, report, wait_for  # noqa: E402
 
 EXPECTED_SERVERS = 50
@@ -392,26 +392,7 @@ def load_average() -> str:
 
 
 def start_servers(env: dict, port: int, args) -> list[subprocess.Popen]:
-    gunicorn = subprocess.Popen(
-        [
-            str(ROOT / ".venv/bin/gunicorn"),
-            "dashboard.wsgi",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(args.workers),
-            "--threads",
-            str(args.worker_threads),
-            "--worker-class",
-            args.worker_class,
-            "--log-level",
-            "warning",
-            "--keep-alive",
-            "30",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
+    gunicorn = start_gunicorn(env, port, args.workers, args.worker_threads, args.worker_class)
     # The worker's every-minute jobs (rollups, alert rules, load control) are a burst of
     # CPU at 10x; run below the web's priority, as docs/operations.md says production does,
     # they wait for idle cores instead of holding up requests.
