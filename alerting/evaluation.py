@@ -27,6 +27,7 @@ from alerting.models import (
     Silence,
 )
 from alerting.rules import recipients
+from fleet import membership
 from monitoring import metrics, queries
 from monitoring.models import MetricSource, UploadServer
 from partners.models import UploadLimitRow
@@ -192,11 +193,14 @@ def _throttled_share(rule: AlertRule, now: datetime) -> dict[str, float]:
 
 def _silent_servers(now: datetime) -> dict[str, float]:
     """Report intervals since each server's last report. A server that never reported has no
-    value (registering one must not page anyone)."""
+    value (registering one must not page anyone), nor has one that is gone: first the fleet
+    marks gone the servers its scale-ins terminated (fleet.membership)."""
+    if membership.has_silent_enrolled_servers(now):
+        membership.mark_terminated_servers_gone(now)
     return {
         metrics.server_subject(name): (now - seen).total_seconds() / interval
         for name, seen, interval in UploadServer.objects.filter(
-            revoked_at=None, last_seen_at__isnull=False
+            revoked_at=None, gone_at=None, last_seen_at__isnull=False
         ).values_list("name", "last_seen_at", "report_interval_seconds")
     }
 

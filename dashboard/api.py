@@ -194,7 +194,8 @@ def fleet_status_for(user) -> dict:
     """The servers table, what is paused, collector health. A fixed handful of queries."""
     now = timezone.now()
     newest_version = UploadLimitRow.published_version()
-    rows = [_server_row(server, now, newest_version) for server in UploadServer.objects.filter(revoked_at=None)]
+    listed = UploadServer.objects.filter(revoked_at=None, gone_at=None)
+    rows = [_server_row(server, now, newest_version) for server in listed]
     pause_all = Override.objects.active_pause_of(None)
     paused = [
         {

@@ -189,6 +189,10 @@ else:
 
 # The fleet's size before any upload server has reported: the share each gate enforces.
 FLEET_CONFIGURED_SERVER_COUNT = env.int("FLEET_CONFIGURED_SERVER_COUNT", default=2)
+# Hosts enrolling with a wrong fleet enrolment secret (monitoring/enrolment.py): after
+# ENROLMENT_FAILURE_LIMIT failures from one address, its enrolments wait ENROLMENT_LOCKOUT_MINUTES.
+ENROLMENT_FAILURE_LIMIT = env.int("ENROLMENT_FAILURE_LIMIT", default=10)
+ENROLMENT_LOCKOUT_MINUTES = env.int("ENROLMENT_LOCKOUT_MINUTES", default=15)
 
 # AWS (boto3): region, optional endpoint (moto's server in tests), and what the worker polls.
 AWS_REGION = env.str("AWS_REGION", default="us-east-1")

@@ -26,6 +26,7 @@ def _after_migrate(**kwargs) -> None:
         {
             "fleet: evaluate scaling policies": schedules.every_minute("fleet.tasks.evaluate_scaling_policies"),
             LOAD_SCHEDULE_NAME: schedules.every_minute("fleet.tasks.run_load_coupled_limits"),
+            "fleet: mark terminated servers gone": schedules.every_minute("fleet.tasks.mark_terminated_servers_gone"),
         }
     )
     # The local simulated fleet, so a fresh install has a group to look at; AWS groups are added

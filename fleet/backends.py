@@ -36,7 +36,9 @@ class GroupState:
 
 class LocalBackend:
     def describe(self, group: ScalingGroup) -> GroupState:
-        servers = list(UploadServer.objects.filter(revoked_at=None, name__startswith=group.server_name_prefix))
+        servers = list(
+            UploadServer.objects.filter(revoked_at=None, gone_at=None, name__startswith=group.server_name_prefix)
+        )
         now = timezone.now()
         live = [server for server in servers if not server.is_silent(now)]
         # Before any server reports, the simulated fleet is taken to run what was asked for.

@@ -1,6 +1,6 @@
 """django-q2 entry points: thin wrappers the worker and the scheduler call."""
 
-from fleet import load_coupling, policy, scaling
+from fleet import load_coupling, membership, policy, scaling
 
 
 def run_scaling_action(action_id: int) -> str:
@@ -17,3 +17,7 @@ def evaluate_scaling_policies() -> dict:
 def run_load_coupled_limits() -> str:
     tick = load_coupling.run()
     return "off" if tick is None else f"{tick.trend}: {len(tick.changed)} partner(s) changed"
+
+
+def mark_terminated_servers_gone() -> list[str]:
+    return membership.mark_terminated_servers_gone()

@@ -21,3 +21,25 @@ class RegisterServerForm(forms.Form):
 
 class ServerActionForm(forms.Form):
     reason = ReasonField()
+
+
+class EnrolmentSecretForm(forms.Form):
+    """Create or replace the fleet enrolment secret."""
+
+    prefix = "secret"  # the register form on the same page has a reason too
+
+    PREVIOUS_VALID_CHOICES = [
+        (0, "stops at once (it leaked)"),
+        (3600, "stays valid 1 hour"),
+        (86400, "stays valid 24 hours (time to update launch templates)"),
+    ]
+    previous_valid_seconds = forms.TypedChoiceField(
+        label="The replaced secret",
+        choices=PREVIOUS_VALID_CHOICES,
+        coerce=int,
+        required=False,
+        empty_value=0,
+        initial=0,
+        help_text="Hosts enrolling with the replaced secret: refused at once, or still enrolled for a while.",
+    )
+    reason = ReasonField()

@@ -30,6 +30,11 @@ class ServerAudit(models.TextChoices):
     SERVER_REGISTERED = "server.registered", "Upload server registered"
     SERVER_TOKEN_ROTATED = "server.token_rotated", "Upload server token replaced"
     SERVER_REVOKED = "server.revoked", "Upload server revoked"
+    SERVER_ENROLLED = "server.enrolled", "Upload server enrolled itself"
+    SERVER_DEREGISTERED = "server.deregistered", "Upload server deregistered itself"
+    SERVER_GONE = "server.gone", "Upload server gone (terminated)"
+    ENROLMENT_SECRET_CREATED = "enrolment.secret_created", "Fleet enrolment secret created"
+    ENROLMENT_SECRET_ROTATED = "enrolment.secret_rotated", "Fleet enrolment secret rotated"
 
 
 def hash_token(token: str) -> str:
@@ -38,9 +43,25 @@ def hash_token(token: str) -> str:
 
 
 class UploadServer(models.Model):
-    """An upload server allowed to post status reports, with its latest report's figures."""
+    """An upload server allowed to post status reports, with its latest report's figures.
+
+    Registered by hand (host_id empty) or enrolled by the host itself with the fleet enrolment
+    secret (monitoring.enrolment): one entry per host, however many worker processes it runs.
+    A server is gone once it deregistered at an orderly shutdown or a scale-in terminated it
+    (fleet.membership): its token is refused, it no longer counts, and no alert watches it.
+    """
 
     name = models.CharField(max_length=100, unique=True, validators=[server_name_validator])
+    # Who the host says it is at enrolment (instance id or host name); unique, so two enrolments
+    # of one host at the same moment still make one entry.
+    host_id = models.CharField(max_length=255, null=True, blank=True, unique=True)
+    instance_id = models.CharField(max_length=100, blank=True)
+    # The scaling group the host named at enrolment, or the fleet saw it in (fleet.membership):
+    # a group's name or its AWS group name, not a key (monitoring knows nothing of the fleet).
+    scaling_group = models.CharField(max_length=255, blank=True)
+    enrolled_at = models.DateTimeField(null=True, blank=True)
+    gone_at = models.DateTimeField(null=True, blank=True)
+    gone_reason = models.CharField(max_length=300, blank=True)
     token_hash = models.CharField(max_length=64, unique=True, editable=False)
     token_prefix = models.CharField(max_length=TOKEN_PREFIX_CHARS, editable=False)
     created_at = models.DateTimeField(default=timezone.now)
@@ -68,7 +89,7 @@ class UploadServer(models.Model):
     @classmethod
     def live(cls, now=None) -> models.QuerySet:
         now = now or timezone.now()
-        return cls.objects.filter(revoked_at=None, silent_after__gt=now)
+        return cls.objects.filter(revoked_at=None, gone_at=None, silent_after__gt=now)
 
     @classmethod
     def live_count(cls, now=None) -> int:
@@ -89,6 +110,10 @@ class UploadServer(models.Model):
 
     def token_matches(self, token: str) -> bool:
         return hmac.compare_digest(self.token_hash, hash_token(token))
+
+    @property
+    def is_enrolled(self) -> bool:
+        return self.host_id is not None
 
     def is_silent(self, now=None) -> bool:
         return self.silent_after is None or self.silent_after <= (now or timezone.now())
@@ -189,3 +214,52 @@ class MetricSource(models.Model):
         return bool(self.last_error) and (
             self.last_success_at is None or (self.last_error_at and self.last_error_at > self.last_success_at)
         )
+
+
+ENROLMENT_SECRET_PREFIX_CHARS = 8
+
+
+class EnrolmentSecret(models.Model):
+    """The fleet enrolment secret hosts enrol with (only its hash is kept).
+
+    One is current; a rotated one may stay valid a while (`valid_until`) so hosts starting with
+    the old secret still enrol until their launch configuration carries the new one.
+    """
+
+    secret_hash = models.CharField(max_length=64, unique=True, editable=False)
+    secret_prefix = models.CharField(max_length=ENROLMENT_SECRET_PREFIX_CHARS, editable=False)
+    # True for the current secret, NULL for earlier ones: a unique column allows one True.
+    current = models.BooleanField(null=True, unique=True, default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    valid_until = models.DateTimeField(null=True, blank=True, help_text="Empty while current.")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"enrolment secret {self.secret_prefix}…"
+
+    @classmethod
+    def valid(cls, now=None) -> models.QuerySet:
+        now = now or timezone.now()
+        return cls.objects.filter(models.Q(current=True) | models.Q(valid_until__gt=now))
+
+    def issue(self) -> str:
+        """A new secret, shown once; only its hash is kept."""
+        secret = f"uoe_{secrets.token_urlsafe(32)}"
+        self.secret_hash = hash_token(secret)
+        self.secret_prefix = secret[:ENROLMENT_SECRET_PREFIX_CHARS]
+        return secret
+
+
+class EnrolmentFailure(models.Model):
+    """One enrolment with a wrong secret, by address: enough of them and the address waits."""
+
+    address = models.CharField(max_length=64)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["address", "at"], name="enrolment_failure_idx")]

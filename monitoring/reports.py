@@ -175,12 +175,12 @@ def _clients(clients, errors) -> dict[str, dict[str, int]]:
 
 _AUTHENTICATE_SQL = (
     f"SELECT id, name, token_hash, silent_after FROM {UploadServer._meta.db_table} "
-    "WHERE token_hash = %s AND revoked_at IS NULL"
+    "WHERE token_hash = %s AND revoked_at IS NULL AND gone_at IS NULL"
 )
 
 
 def authenticate(authorization_header: str) -> UploadServer | None:
-    """The server whose token is in `Authorization: Bearer <token>`, unless revoked."""
+    """The server whose token is in `Authorization: Bearer <token>`, unless revoked or gone."""
     scheme, _, token = (authorization_header or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None

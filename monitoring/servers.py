@@ -34,7 +34,9 @@ def rotate_token(server: UploadServer, actor, reason: str) -> str:
         before = {"token_prefix": locked.token_prefix, "revoked": locked.revoked_at is not None}
         token = locked.issue_token()
         locked.revoked_at = None
-        locked.save(update_fields=["token_hash", "token_prefix", "revoked_at"])
+        # A gone server that ops give a token by hand may report again.
+        locked.gone_at, locked.gone_reason = None, ""
+        locked.save(update_fields=["token_hash", "token_prefix", "revoked_at", "gone_at", "gone_reason"])
         audit.record(
             actor,
             ServerAudit.SERVER_TOKEN_ROTATED,
@@ -64,6 +66,23 @@ def revoke_server(server: UploadServer, actor, reason: str) -> bool:
     if revoked:
         count_live_servers()
     return bool(revoked)
+
+
+def mark_gone(server: UploadServer, why: str, action: str = ServerAudit.SERVER_GONE, now=None) -> bool:
+    """The server deregistered or was terminated: refuse its token, stop counting it, and let no
+    "server silent" alert watch it. False when it was gone or revoked already."""
+    now = now or timezone.now()
+    why = why[: UploadServer._meta.get_field("gone_reason").max_length]
+    with transaction.atomic():
+        marked = UploadServer.objects.filter(pk=server.pk, gone_at=None, revoked_at=None).update(
+            gone_at=now, gone_reason=why
+        )
+        if marked:
+            audit.record(None, action, f"server {server.name}", {"gone": False}, {"gone": True}, why, server)
+    if marked:
+        server.gone_at, server.gone_reason = now, why
+        count_live_servers()
+    return bool(marked)
 
 
 def count_live_servers(now=None) -> int:
