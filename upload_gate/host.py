@@ -1,18 +1,47 @@
-"""What a host knows about itself for its status reports: a boot id per process, report
-sequences per boot id, and the CPU use of all its cores. Standard library only."""
+"""What a host knows about itself for its status reports: who it is (for enrolment), a boot id
+per process, report sequences per boot id, and the CPU use of all its cores. Standard library only."""
 
 from __future__ import annotations
 
 import itertools
 import os
+import re
+import socket
 import threading
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+HOST_ID_ENV = "UPLOAD_GATE_HOST_ID"
+INSTANCE_ID_ENV = "UPLOAD_GATE_INSTANCE_ID"
+# cloud-init writes the EC2 instance id here at boot: no metadata request needed.
+CLOUD_INIT_INSTANCE_ID = "/var/lib/cloud/data/instance-id"
+_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,254}")
+
 _process_lock = threading.Lock()
 _process_boot: tuple[int, str] | None = None
 _sequences: dict[str, Any] = {}
+
+
+def instance_id(path: str = CLOUD_INIT_INSTANCE_ID) -> str:
+    """The cloud instance id ($UPLOAD_GATE_INSTANCE_ID, else cloud-init's record), or ""."""
+    value = os.environ.get(INSTANCE_ID_ENV, "").strip()
+    if not value:
+        try:
+            with open(path, encoding="ascii") as recorded:
+                value = recorded.read().strip()
+        except (OSError, ValueError):
+            value = ""
+    return value if _ID_RE.fullmatch(value) else ""
+
+
+def host_id() -> str:
+    """Who this host is when it enrols: $UPLOAD_GATE_HOST_ID, else its instance id, else its host
+    name. The same on every start and in every process of the host, so the host counts once."""
+    value = os.environ.get(HOST_ID_ENV, "").strip() or instance_id() or socket.gethostname()
+    if not _ID_RE.fullmatch(value):
+        raise ValueError(f"host id {value!r} is not letters, digits and . _ : - (set ${HOST_ID_ENV})")
+    return value
 
 
 def process_boot_id() -> str:

@@ -14,6 +14,18 @@ When the dashboard is unreachable, times out or answers 5xx / 429 / 408, reports
 order, with their original sequence numbers, after a backoff (1 s, 2 s, 4 s ... capped, or the
 answer's Retry-After). Any other 4xx drops the report it answered (it would fail again) and is
 logged. A 202 "duplicate" counts as delivered. Standard library only.
+
+A host can enrol itself instead of being given a token (docs/status-report.md, "Enrolment"):
+
+    reporter = StatusReporter(gate, "https://ops.internal", None, None,
+                              enrolment_secret=secret, token_file="/var/lib/upload-gate/token.json")
+    ...
+    reporter.stop(deregister=True)        # an orderly shutdown: the server is gone, not silent
+
+It enrols (upload_gate.enrolment.enrol_once: once per host, the token kept in the file) before
+its first report, retries with the backoff while the dashboard is unreachable, and enrols again
+when the dashboard refuses its token (401: rotated, or the server was marked gone). Deregister
+only from the process that speaks for the host (the sidecar), not from one worker among many.
 """
 
 from __future__ import annotations
@@ -31,7 +43,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from .host import ProcStatCpu, next_sequence, process_boot_id
+from . import enrolment
+from .enrolment import Enrolment, EnrolmentError
+from .host import ProcStatCpu, host_id, instance_id, next_sequence, process_boot_id
 
 log = logging.getLogger("upload_gate.reporter")
 
@@ -51,7 +65,7 @@ class StatusReporter:
         gate: Any,
         dashboard_url: str,
         server_id: str | None,
-        token: str,
+        token: str | None,
         *,
         interval_seconds: float = 5,
         cpu_percent: Callable[[], float] | None = None,
@@ -63,14 +77,23 @@ class StatusReporter:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Any] | None = None,
         start: bool = True,
+        enrolment_secret: str | None = None,
+        token_file: str | None = None,
+        host_id: str | None = None,
+        instance_id: str | None = None,
+        scaling_group: str = "",
     ) -> None:
         url = urllib.parse.urlsplit(dashboard_url.rstrip("/") + REPORT_PATH)
         if url.scheme not in ("http", "https") or not url.hostname:
             raise ValueError(f"dashboard_url must be http(s)://host[:port][/prefix], not {dashboard_url!r}")
         if max_queued_reports < 1 or interval_seconds <= 0:
             raise ValueError("max_queued_reports must be >= 1 and interval_seconds > 0")
+        if not token and not enrolment_secret:
+            raise ValueError("give the server's token, or the fleet enrolment_secret to enrol with")
         self.gate = gate
-        self.server_id = server_id or gate.server_id
+        self.dashboard_url = dashboard_url.rstrip("/")
+        # Enrolling without a name: the dashboard names the server (after its host id).
+        self.server_id = server_id or ("" if enrolment_secret and not token else gate.server_id)
         self.boot_id = boot_id or process_boot_id()
         self.interval_seconds = interval_seconds
         self.max_queued_reports = max_queued_reports
@@ -78,7 +101,13 @@ class StatusReporter:
         self.min_backoff_seconds = min_backoff_seconds
         self.max_backoff_seconds = max_backoff_seconds
         self._url = url
-        self._token = token
+        self._token = token or None
+        self._enrolment_secret = enrolment_secret
+        self._token_file = token_file
+        self._host_id = host_id
+        self._instance_id = instance_id
+        self._scaling_group = scaling_group
+        self._stale_token: str | None = None
         self._cpu = cpu_percent or ProcStatCpu()
         self._clock = clock
         self._stop = threading.Event()
@@ -213,20 +242,23 @@ class StatusReporter:
     def _flush(self, ignore_backoff: bool = False, stop_at: float | None = None) -> int:
         """Send queued reports in order until the queue is empty or an attempt must be retried."""
         delivered = 0
+        enrolled_again = False
         while self._queue:
             if not ignore_backoff and self._clock() < self._retry_at:
                 break
             if stop_at is not None and self._clock() >= stop_at:
                 break  # time for the next report: take it first, then carry on
+            if self._token is None and not self._enrol():
+                break
             sequence, body = self._queue[0]
             outcome, retry_after = self._post(sequence, body)
+            if outcome == "enrol" and not enrolled_again:
+                enrolled_again = True  # once per cycle: a token refused twice is a real problem
+                self._stale_token, self._token = self._token, None
+                continue
             with self._lock:
-                if outcome == "retry":
-                    self.failures += 1
-                    wait = max(self._backoff_seconds, retry_after or 0)
-                    wait = min(self.max_backoff_seconds, wait) * (1 + 0.2 * random.random())
-                    self._retry_at = self._clock() + wait
-                    self._backoff_seconds = min(self.max_backoff_seconds, self._backoff_seconds * 2)
+                if outcome in ("retry", "enrol"):
+                    self._back_off(retry_after)
                     break
                 if self._queue and self._queue[0][0] == sequence:
                     self._queue.popleft()  # (unless the overflow dropped it meanwhile)
@@ -242,8 +274,80 @@ class StatusReporter:
                     self.last_error = None
         return delivered
 
+    def _back_off(self, retry_after: float | None) -> None:
+        self.failures += 1
+        wait = max(self._backoff_seconds, retry_after or 0)
+        wait = min(self.max_backoff_seconds, wait) * (1 + 0.2 * random.random())
+        self._retry_at = self._clock() + wait
+        self._backoff_seconds = min(self.max_backoff_seconds, self._backoff_seconds * 2)
+
+    # -- enrolment ----------------------------------------------------------------------
+    def _enrol(self) -> bool:
+        """Get this host's token from the dashboard (or the token file); False after a failure,
+        with the backoff set (a refusal such as a wrong secret waits the longest backoff)."""
+        options = {
+            "name": self.server_id or None,
+            "instance_id": instance_id() if self._instance_id is None else self._instance_id,
+            "scaling_group": self._scaling_group,
+            "timeout_seconds": self.timeout_seconds,
+        }
+        host = self._host_id or host_id()
+        try:
+            if self._token_file:
+                enrolled = enrolment.enrol_once(
+                    self.dashboard_url,
+                    self._enrolment_secret,
+                    host,
+                    self._token_file,
+                    stale_token=self._stale_token,
+                    **options,
+                )
+            else:
+                enrolled = enrolment.enrol(self.dashboard_url, self._enrolment_secret, host, **options)
+        except (EnrolmentError, OSError) as error:
+            status = getattr(error, "status", None)
+            retryable = getattr(error, "retryable", True)
+            self.last_status, self.last_error = status, str(error)
+            log.log(logging.WARNING if retryable else logging.ERROR, "could not enrol host %s: %s", host, error)
+            with self._lock:
+                self._back_off(None if retryable else self.max_backoff_seconds)
+            return False
+        self._adopt(enrolled)
+        log.info("enrolled host %s as server %s", host, enrolled.server_id)
+        return True
+
+    def _adopt(self, enrolled: Enrolment) -> None:
+        """Report with the enrolment's token and name from now on (queued reports too)."""
+        with self._lock:
+            self._token, self._stale_token = enrolled.token, None
+            if enrolled.server_id != self.server_id:
+                self.server_id = enrolled.server_id
+                self._queue = collections.deque(
+                    (sequence, _renamed(body, enrolled.server_id)) for sequence, body in self._queue
+                )
+
+    @property
+    def enrolled(self) -> bool:
+        return self._token is not None
+
+    def deregister(self, reason: str = "") -> bool:
+        """Tell the dashboard this host shuts down in order (its server is gone, not silent) and
+        forget the token; True when the dashboard deregistered it now."""
+        token = self._token
+        if token is None:
+            return False
+        try:
+            done = enrolment.deregister(self.dashboard_url, token, reason=reason, timeout_seconds=self.timeout_seconds)
+        except EnrolmentError as error:
+            log.warning("could not deregister server %s: %s", self.server_id, error)
+            return False
+        self._token = None
+        if self._token_file:
+            enrolment.TokenFile(self._token_file).forget(token)
+        return done
+
     def _post(self, sequence: int, body: bytes) -> tuple[str, float | None]:
-        """POST one report: ("accepted" | "duplicate" | "rejected" | "retry", Retry-After)."""
+        """POST one report: ("accepted" | "duplicate" | "rejected" | "retry" | "enrol", Retry-After)."""
         url = self._url
         https = url.scheme == "https"
         connection_class = http.client.HTTPSConnection if https else http.client.HTTPConnection
@@ -276,6 +380,9 @@ class StatusReporter:
             self._last_logged_status = None
             return ("duplicate" if kind == "duplicate" else "accepted"), None
         text = answer[:500].decode("utf-8", "replace")
+        if status == 401 and self._enrolment_secret:
+            self._record_error(status, text, sequence, retry=True)
+            return "enrol", None  # the token was replaced or the server marked gone: enrol again
         if status >= 500 or status in RETRY_STATUSES:
             self._record_error(status, text, sequence, retry=True)
             return "retry", _seconds(retry_after)
@@ -329,9 +436,20 @@ class StatusReporter:
         if wait > 0:
             self._sleep(wait)
 
-    def stop(self, final_report: bool = True, timeout_seconds: float | None = None) -> None:
-        """Stop the thread; with final_report, queue the last figures and try each queued report once."""
+    def stop(
+        self,
+        final_report: bool = True,
+        timeout_seconds: float | None = None,
+        deregister: bool = False,
+        deregister_reason: str = "",
+    ) -> None:
+        """Stop the thread; with final_report, queue the last figures and try each queued report once.
+
+        With deregister (an orderly shutdown of the host), deregister the server afterwards.
+        """
         if self._stop.is_set():
+            if deregister:
+                self.deregister(deregister_reason)
             return
         self._stop.set()
         thread, self._thread = self._thread, None
@@ -342,12 +460,20 @@ class StatusReporter:
                 self.collect()
                 self._retry_at = 0.0
                 self._flush()  # stops at the first failure: at most one timeout
+        if deregister:
+            self.deregister(deregister_reason)
 
     def __enter__(self) -> StatusReporter:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def _renamed(body: bytes, server_id: str) -> bytes:
+    report = json.loads(body)
+    report["server_id"] = server_id
+    return json.dumps(report, separators=(",", ":")).encode()
 
 
 def _seconds(value: str | None) -> float | None:
