@@ -64,8 +64,6 @@ def post_enrol(request: HttpRequest) -> JsonResponse:
     length = int(request.META.get("CONTENT_LENGTH") or 0)
     if length > enrolment.MAX_ENROLMENT_BYTES:
         return _error(413, f"enrolment larger than {enrolment.MAX_ENROLMENT_BYTES} bytes")
-    if request.content_type != "application/json":
-        return _error(415, "send the enrolment as Content-Type: application/json")
     address = client_ip(request) or "unknown"
     try:
         wait_seconds = enrolment.seconds_throttled(address)
@@ -81,6 +79,8 @@ def post_enrol(request: HttpRequest) -> JsonResponse:
             response = _error(401, "missing or wrong enrolment secret: send Authorization: Bearer <secret>")
             response["WWW-Authenticate"] = 'Bearer realm="upload-ops enrolment"'
             return response
+        if request.content_type != "application/json":
+            return _error(415, "send the enrolment as Content-Type: application/json")
         try:
             enrolled = enrolment.enrol_host(enrolment.parse_enrolment(request.body))
         except enrolment.InvalidEnrolment as invalid:
@@ -108,15 +108,15 @@ def post_deregister(request: HttpRequest) -> JsonResponse:
     """The host shuts down in order, with its own token: the server is gone, not silent."""
     if int(request.META.get("CONTENT_LENGTH") or 0) > enrolment.MAX_ENROLMENT_BYTES:
         return _error(413, f"body larger than {enrolment.MAX_ENROLMENT_BYTES} bytes")
-    reason, problem = _deregister_reason(request)
-    if problem:
-        return _error(400, "invalid deregistration", fields={"reason": problem})
     try:
         server = reports.authenticate(request.headers.get("Authorization", ""))
         if server is None:
             response = _error(401, "missing, unknown, revoked or already deregistered token")
             response["WWW-Authenticate"] = 'Bearer realm="upload-ops reports"'
             return response
+        reason, problem = _deregister_reason(request)
+        if problem:
+            return _error(400, "invalid deregistration", fields={"reason": problem})
         enrolment.deregister(server, reason)
     except DatabaseError:
         return _error(503, "the dashboard's database is unavailable; deregister again later")

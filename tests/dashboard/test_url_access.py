@@ -32,8 +32,9 @@ ANONYMOUS_ALLOWED = {
     "api/v1/reports": "upload servers authenticate with a server token instead (401 without one)",
     "api/v1/openapi.json": "the report API's public contract, for upload server developers",
 }
-# POSTs that need no CSRF token: a server token is no cookie, so CSRF does not apply.
-CSRF_EXEMPT = {"api/v1/reports"}
+# POSTs that need no CSRF token: a server token or the fleet enrolment secret is no cookie, so
+# CSRF does not apply (anonymous, they answer 401 or 403 in JSON).
+CSRF_EXEMPT = {"api/v1/reports", "api/v1/enrol", "api/v1/deregister"}
 SECRET_PARTNER_TEXT = ("TheirStory", "theirstory-sdk")
 
 
@@ -284,7 +285,7 @@ def test_every_post_without_a_csrf_token_is_refused(csrf_client, objects, route)
     assert AuditEntry.objects.count() == audit_before
 
 
-def test_only_the_report_api_is_csrf_exempt():
+def test_only_the_upload_server_apis_are_csrf_exempt():
     exempt = {route.route for route in ROUTES if getattr(route.chain[-1].callback, "csrf_exempt", False)}
     assert exempt == CSRF_EXEMPT
 
