@@ -21,3 +21,7 @@ def test_the_live_fleet_follows_the_local_group_and_reports(live_server, setting
     assert names == {"sim-0", "sim-1"}
     reporting = set(ServerReport.objects.values_list("server__name", flat=True))
     assert reporting == {"sim-0", "sim-1"}, "each simulated server posted its status report"
+    # They enrolled as hosts of the local group, and stopping the fleet deregistered them.
+    for server in UploadServer.objects.all():
+        assert (server.host_id, server.scaling_group) == (server.name, "local-fleet")
+        assert server.gone_at is not None and "simulated fleet stopped" in server.gone_reason
