@@ -312,3 +312,18 @@ def test_two_enrolments_of_one_host_at_once_make_one_server(ops_user):
     # The last enrolment's token is the one that works.
     server = UploadServer.objects.get()
     assert sum(server.token_matches(result.token) for result in results) == 1
+
+
+# ---- the contract ------------------------------------------------------------------------
+
+
+def test_the_openapi_file_describes_the_enrolment_as_the_api_answers_it(client, secret):
+    spec = json.loads(client.get(reverse("monitoring:openapi")).content)
+    request_schema = spec["components"]["schemas"]["Enrolment"]
+    assert set(request_schema["properties"]) == set(enrolment.ENROLMENT_FIELDS)
+    assert request_schema["required"] == ["host_id"]
+    answer = enrol(client, secret).json()
+    answer_schema = spec["components"]["schemas"]["Enrolled"]
+    assert set(answer) == set(answer_schema["properties"]) and set(answer_schema["required"]) <= set(answer)
+    assert {"/api/v1/enrol", "/api/v1/deregister"} <= set(spec["paths"])
+    assert answer["report_path"] in spec["paths"] and answer["deregister_path"] in spec["paths"]
