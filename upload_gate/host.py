@@ -23,12 +23,12 @@ _process_boot: tuple[int, str] | None = None
 _sequences: dict[str, Any] = {}
 
 
-def instance_id(path: str = CLOUD_INIT_INSTANCE_ID) -> str:
+def instance_id(path: str | None = None) -> str:
     """The cloud instance id ($UPLOAD_GATE_INSTANCE_ID, else cloud-init's record), or ""."""
     value = os.environ.get(INSTANCE_ID_ENV, "").strip()
     if not value:
         try:
-            with open(path, encoding="ascii") as recorded:
+            with open(path or CLOUD_INIT_INSTANCE_ID, encoding="ascii") as recorded:
                 value = recorded.read().strip()
         except (OSError, ValueError):
             value = ""
