@@ -152,6 +152,12 @@ def record_failure(address: str, now=None) -> None:
     logger.warning("enrolment with a wrong or missing secret from %s", address)
 
 
+def purge_old_failures(now=None) -> int:
+    """Forget wrong secrets that no longer count (every address's, not only those that retry)."""
+    cutoff = (now or timezone.now()) - timedelta(minutes=settings.ENROLMENT_LOCKOUT_MINUTES)
+    return EnrolmentFailure.objects.filter(at__lte=cutoff).delete()[0]
+
+
 # ---- the request -----------------------------------------------------------------------------
 
 

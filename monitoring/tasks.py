@@ -1,6 +1,6 @@
 """django-q2 entry points: thin wrappers the scheduler calls."""
 
-from monitoring import collectors, rollups, servers
+from monitoring import collectors, enrolment, rollups, servers
 
 
 def roll_up_metrics() -> dict:
@@ -8,7 +8,8 @@ def roll_up_metrics() -> dict:
 
 
 def purge_expired_metrics() -> dict:
-    return rollups.purge_expired()
+    # Wrong enrolment secrets are kept only while they count toward a wait.
+    return {**rollups.purge_expired(), "enrolment_failures": enrolment.purge_old_failures()}
 
 
 def count_live_servers() -> int:

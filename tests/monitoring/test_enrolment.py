@@ -11,8 +11,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from core.models import AuditEntry
-from monitoring import enrolment, servers
-from monitoring.models import EnrolmentSecret, ServerAudit, UploadServer, hash_token
+from monitoring import enrolment, servers, tasks
+from monitoring.models import EnrolmentFailure, EnrolmentSecret, ServerAudit, UploadServer, hash_token
 from tests.factories import postgres_only, report_body
 
 pytestmark = pytest.mark.django_db
@@ -225,6 +225,14 @@ def test_the_wait_ends_when_the_failures_leave_the_window(secret, settings):
     assert enrolment.seconds_throttled("203.0.113.9", now) == 0
     enrolment.record_failure("203.0.113.9", now)
     assert 4 * 60 < enrolment.seconds_throttled("203.0.113.9", now) <= 5 * 60 + 1
+
+
+def test_the_hourly_purge_forgets_wrong_secrets_that_no_longer_count():
+    now = timezone.now()
+    enrolment.record_failure("203.0.113.9", now - timedelta(minutes=20))
+    enrolment.record_failure("198.51.100.4", now)
+    assert tasks.purge_expired_metrics()["enrolment_failures"] == 1
+    assert list(EnrolmentFailure.objects.values_list("address", flat=True)) == ["198.51.100.4"]
 
 
 # ---- deregistering -----------------------------------------------------------------------
