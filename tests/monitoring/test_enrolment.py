@@ -262,6 +262,14 @@ def test_a_deregistered_host_enrols_back_into_its_entry(client, secret):
     assert report(client, again.json()["token"], "upload-a", sequence=5).status_code == 202
 
 
+def test_ops_can_give_a_gone_server_a_new_token_by_hand(client, login, ops_user, secret):
+    token = enrol(client, secret).json()["token"]
+    deregister(client, token)
+    response = login(ops_user).post(reverse("monitoring:server-rotate-token", args=["upload-a"]), {"reason": "back"})
+    assert UploadServer.objects.get().gone_at is None
+    assert report(client, response.context["token"], "upload-a", sequence=9).status_code == 202
+
+
 @pytest.mark.parametrize("body", [b"[]", b'{"reason": 5}', b'{"why": "x"}', b"nope", json.dumps({"reason": "a\nb"})])
 def test_a_bad_deregistration_gets_400_and_changes_nothing(client, secret, body):
     token = enrol(client, secret).json()["token"]

@@ -153,3 +153,34 @@ def test_the_host_id_comes_from_the_environment_the_instance_or_the_host_name(mo
     monkeypatch.delenv(host.HOST_ID_ENV)
     monkeypatch.setattr(host, "CLOUD_INIT_INSTANCE_ID", str(tmp_path / "missing"))
     assert host.instance_id() == "" and host.host_id() == host.socket.gethostname()
+
+
+def test_the_reporter_keeps_its_reports_until_it_could_enrol(dashboard, tmp_path):
+    from upload_gate import StaticSource, UploadGate
+    from upload_gate.reporter import StatusReporter
+
+    gate = UploadGate(source=StaticSource([{"client_id": "*", "version": 1, "live_server_count": 1}]), start=False)
+    reporter = StatusReporter(
+        gate,
+        dashboard.url,
+        None,
+        None,
+        enrolment_secret="uoe_s",
+        token_file=str(tmp_path / "token.json"),
+        host_id="host-a",
+        instance_id="",
+        start=False,
+        cpu_percent=lambda: 1.0,
+    )
+    try:
+        dashboard.answers[enrolment.ENROL_PATH] = (503, {"error": "database down"})
+        assert reporter.send_now() == 0 and reporter.queued == 1 and not reporter.enrolled
+        del dashboard.answers[enrolment.ENROL_PATH]
+        assert reporter.send_now() == 2 and reporter.queued == 0
+        reports = [(path, body, auth) for path, body, auth in dashboard.calls if path == "/api/v1/reports"]
+        # Named after the host by the enrolment, sent with the host's own token, queued one included.
+        assert [body["server_id"] for _, body, _ in reports] == ["host-a", "host-a"]
+        assert {auth for _, _, auth in reports} == {"Bearer uos_2"}
+    finally:
+        reporter.stop(final_report=False)
+        gate.close()
