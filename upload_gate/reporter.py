@@ -285,13 +285,20 @@ class StatusReporter:
     def _enrol(self) -> bool:
         """Get this host's token from the dashboard (or the token file); False after a failure,
         with the backoff set (a refusal such as a wrong secret waits the longest backoff)."""
+        try:
+            host = self._host_id or host_id()
+        except ValueError as error:  # a host name that is no valid host id: say how to set one
+            self.last_error = str(error)
+            log.error("cannot enrol: %s", error)
+            with self._lock:
+                self._back_off(self.max_backoff_seconds)
+            return False
         options = {
-            "name": self.server_id or None,
+            "name": self.server_id or _server_name_for(host),
             "instance_id": instance_id() if self._instance_id is None else self._instance_id,
             "scaling_group": self._scaling_group,
             "timeout_seconds": self.timeout_seconds,
         }
-        host = self._host_id or host_id()
         try:
             if self._token_file:
                 enrolled = enrolment.enrol_once(
@@ -468,6 +475,11 @@ class StatusReporter:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def _server_name_for(host: str) -> str:
+    """A host id as a server name (which allows no ':'), e.g. for the dashboard's default."""
+    return re.sub(r"[^A-Za-z0-9._-]", "-", host)[:100]
 
 
 def _renamed(body: bytes, server_id: str) -> bytes:

@@ -184,3 +184,20 @@ def test_the_reporter_keeps_its_reports_until_it_could_enrol(dashboard, tmp_path
     finally:
         reporter.stop(final_report=False)
         gate.close()
+
+
+def test_a_host_id_that_is_no_server_name_enrols_under_a_name_made_from_it(dashboard):
+    from upload_gate import StaticSource, UploadGate
+    from upload_gate.reporter import StatusReporter
+
+    gate = UploadGate(source=StaticSource([{"client_id": "*", "version": 1, "live_server_count": 1}]), start=False)
+    reporter = StatusReporter(
+        gate, dashboard.url, None, None, enrolment_secret="uoe_s", host_id="k8s:node:7", instance_id="", start=False
+    )
+    try:
+        assert reporter.send_now() == 1
+        path, body, _ = dashboard.calls[0]
+        assert (path, body["host_id"], body["name"]) == (enrolment.ENROL_PATH, "k8s:node:7", "k8s-node-7")
+    finally:
+        reporter.stop(final_report=False)
+        gate.close()
