@@ -183,6 +183,19 @@ class FleetMode:
             self._pending_releases.append((keys, member))
             self._mark_down(exc)
 
+    def renew(self, lease: Lease) -> None:
+        """Move the lease's deadline in Redis too, so other servers keep counting it."""
+        member = getattr(lease, "redis_member", None) or self._restored_members.get(lease.lease_id)
+        keys = lease.state.redis_keys
+        if member is None or keys is None or not self.healthy:
+            return  # after an outage, recovery re-registers it with its current deadline
+        gate = self._gate
+        deadline_wall_us = gate._wall_ns() // 1000 + lease.deadline_us - gate._monotonic_ns() // 1000
+        try:
+            self._counts.renew(keys, member, deadline_wall_us, keep_ms=gate._lease_timeout_us // 1000 + 60_000)
+        except self._counts.errors as exc:
+            self._mark_down(exc)
+
     def _mark_down(self, exc: BaseException) -> None:
         now = self._gate._monotonic_ns() // 1000
         with self._health_lock:

@@ -214,6 +214,36 @@ class UploadGate:
             self._fleet.release(lease)
         return ended
 
+    def renew(self, lease: Lease) -> bool:
+        """Give a long upload that is still going a fresh lease timeout, counted from now.
+
+        False (and nothing changes) when the lease had already ended or expired: the slot it
+        held may have gone to another upload meanwhile, so it cannot be taken back silently.
+        """
+        state = lease.state
+        self._lock_acquire()
+        try:
+            now = self._monotonic_ns() // 1000
+            if state.leases.get(lease.lease_id) is not lease:
+                return False
+            if now >= lease.deadline_us:
+                state.expire_due(now)
+                return False
+            # Leases are kept in deadline order; the renewed one now has the latest deadline
+            # of all, so it moves to the end (expiry_check_us stays a valid lower bound).
+            del state.leases[lease.lease_id]
+            lease.deadline_us = now + self._lease_timeout_us
+            state.leases[lease.lease_id] = lease
+        finally:
+            self._lock_release()
+        if self._fleet is not None:
+            self._fleet.renew(lease)
+        return True
+
+    @property
+    def lease_timeout_seconds(self) -> float:
+        return self._lease_timeout_us / US_PER_SECOND
+
     def release_shadow(self, lease: ShadowLease) -> bool:
         """End an upload that only the shadow limits admitted (replays and tests know when it
         would have ended; servers don't, and leave it to the lease timeout)."""

@@ -116,6 +116,17 @@ end
 return restored
 """
 
+# A long upload's lease gets a later deadline; XX: a lease Redis no longer holds stays gone.
+RENEW_LUA = """
+local changed = redis.call('ZADD', KEYS[1], 'XX', 'CH', ARGV[2], ARGV[1])
+if changed == 1 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+  redis.call('PEXPIRE', KEYS[2], ARGV[3])
+  redis.call('PEXPIRE', KEYS[3], ARGV[3])
+end
+return changed
+"""
+
 NO_LIMIT = -1
 
 
@@ -182,6 +193,7 @@ class RedisCounts:
         self._admit = client.register_script(ADMIT_LUA)
         self._release = client.register_script(RELEASE_LUA)
         self._restore = client.register_script(RESTORE_LUA)
+        self._renew = client.register_script(RENEW_LUA)
 
     def client_keys(self, client_id: str) -> tuple[str, str, str, str, str]:
         """(tat, leases, sizes, bytes, day-key prefix) for a client, computed once per client."""
@@ -222,6 +234,10 @@ class RedisCounts:
 
     def release(self, keys: tuple[str, ...], member: str) -> bool:
         return self._release(keys=(keys[1], keys[2], keys[3]), args=(member,)) == 1
+
+    def renew(self, keys: tuple[str, ...], member: str, deadline_us: int, keep_ms: int) -> bool:
+        """Give a lease a later deadline (wall microseconds); False if Redis no longer holds it."""
+        return self._renew(keys=(keys[1], keys[2], keys[3]), args=(member, deadline_us, keep_ms)) == 1
 
     def restore(self, keys: tuple[str, ...], leases: list[tuple[str, int, int]], keep_ms: int) -> int:
         """Re-register (member, deadline wall us, size bytes) leases; returns how many were missing."""

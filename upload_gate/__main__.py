@@ -1,0 +1,7 @@
+"""`python -m upload_gate ...`: the same as the `upload-gate` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
