@@ -47,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--fallback-limits",
         default=_env("FALLBACK_LIMITS"),
-        help='JSON limits until the table is read, e.g. \'{"max_concurrent_uploads": 4}\'',
+        help="JSON limits until the table is read, e.g. '{\"max_concurrent_uploads\": 4}'",
     )
     serve.add_argument("--lease-timeout-seconds", type=float, default=float(_env("LEASE_TIMEOUT_SECONDS", 900)))
     serve.add_argument("--poll-interval-seconds", type=float, default=float(_env("POLL_INTERVAL_SECONDS", 1)))
@@ -137,9 +137,7 @@ def serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     server.start()
-    log.info(
-        "upload gate sidecar on %s (table version %s, mode %s)", server.address, gate.config_version, gate.mode
-    )
+    log.info("upload gate sidecar on %s (table version %s, mode %s)", server.address, gate.config_version, gate.mode)
     print(f"listening on {server.address}", flush=True)
     while not stopping.wait(1.0):
         pass

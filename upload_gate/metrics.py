@@ -124,7 +124,9 @@ class SidecarMetrics:
             "Seconds since the limits table could last be read (0 while it can).",
             0.0 if stale is None else max(0.0, time.time() - stale.timestamp()),
         )
-        yield _gauge("upload_gate_live_server_count", "Servers the fleet-wide limits are shared by.", gate.live_server_count)
+        yield _gauge(
+            "upload_gate_live_server_count", "Servers the fleet-wide limits are shared by.", gate.live_server_count
+        )
         mode = GaugeMetricFamily("upload_gate_mode", "How the gate counts: share, redis, ...", labels=("mode",))
         mode.add_metric((gate.mode,), 1)
         yield mode
