@@ -357,6 +357,8 @@ class Connection:
                 return None  # closed between requests (or mid-head: nothing to answer)
             buffer = (buffer + chunk).lstrip(b"\r\n")
             end = buffer.find(b"\r\n\r\n")
+        if end > MAX_HEAD_BYTES:
+            raise FramingError(f"request head larger than {MAX_HEAD_BYTES} bytes")
         head, buffer = buffer[:end], buffer[end + 4 :]
         method, path, version, headers = _parse_head(head)
         keep_alive = version == "HTTP/1.1"
@@ -429,8 +431,8 @@ class Connection:
         a moment (closing with unread data would reset the connection and lose the answer)."""
         try:
             self.sock.shutdown(socket.SHUT_WR)
-            self.sock.settimeout(0.5)
-            deadline = time.monotonic() + 1.0
+            self.sock.settimeout(0.25)
+            deadline = time.monotonic() + 0.5
             while time.monotonic() < deadline and self.sock.recv(65536):
                 pass
         except OSError:
