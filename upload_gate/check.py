@@ -14,25 +14,40 @@ from typing import Any, TextIO
 
 from .gate import UploadGate
 from .sources import SourceUnavailable, source_from_url
-from .table import DEFAULTS_CLIENT_ID
+from .table import DEFAULTS_CLIENT_ID, SELECT_ROWS_SQL, TableSnapshot, row_from_tuple
 
 
 def bad_rows_of(snapshot: Any) -> list[dict]:
-    """The rows the table module reported as unusable, each as {client_id, column, error}."""
-    found = getattr(snapshot, "bad_rows", None) or ()
+    """The rows the table module reported as skipped, each as {client_id, column, problem}."""
     rows = []
-    for bad in found:
-        if isinstance(bad, dict):
-            rows.append(dict(bad))
+    for bad in getattr(snapshot, "bad_rows", None) or ():
+        if hasattr(bad, "as_dict"):
+            rows.append(dict(bad.as_dict()))
         else:
-            rows.append({name: getattr(bad, name, None) for name in ("client_id", "column", "value", "error")})
+            rows.append({name: getattr(bad, name, None) for name in ("client_id", "column", "problem")})
     return rows
+
+
+def _rows_one_by_one(source: Any) -> tuple[Any, list[dict]]:
+    """When the table module refuses the whole table, parse it row by row to name the rows
+    that fail (the gate itself would keep its last good copy)."""
+    rows, bad = [], []
+    for values in source._query(SELECT_ROWS_SQL):
+        try:
+            rows.append(row_from_tuple(values))
+        except (ValueError, TypeError) as exc:
+            bad.append({"client_id": str(values[0]), "column": None, "problem": str(exc)})
+    return TableSnapshot.from_rows(rows), bad
 
 
 def table_report(database_url: str) -> dict:
     source = source_from_url(database_url)
     try:
-        snapshot = source.read_snapshot()
+        try:
+            snapshot = source.read_snapshot()
+            bad_rows = bad_rows_of(snapshot)
+        except (ValueError, TypeError):
+            snapshot, bad_rows = _rows_one_by_one(source)
     finally:
         source.close()
     gate = UploadGate(source=_Fixed(snapshot), start=False)
@@ -48,7 +63,7 @@ def table_report(database_url: str) -> dict:
         "live_server_count": snapshot.live_server_count,
         "has_defaults_row": DEFAULTS_CLIENT_ID in snapshot.rows,
         "clients": clients,
-        "bad_rows": bad_rows_of(snapshot),
+        "bad_rows": bad_rows,
     }
 
 
@@ -89,10 +104,15 @@ def print_report(report: dict, out: TextIO) -> None:
         f"upload_limits at {report['database']}: version {report['config_version']}, "
         f"{report['live_server_count']} live server(s)\n"
     )
-    if not report["has_defaults_row"]:
+    if not report["has_defaults_row"] and not any(bad["client_id"] == DEFAULTS_CLIENT_ID for bad in report["bad_rows"]):
         out.write("warning: no `*` row: clients without a row of their own get the fallback limits\n")
     for client_id, config in report["clients"].items():
-        label = client_id if config.get("has_row", True) else f"{client_id} (no row: fallback limits)"
+        if client_id != DEFAULTS_CLIENT_ID:
+            label = client_id
+        elif report["has_defaults_row"]:
+            label = "* (every client without a row of its own)"
+        else:
+            label = "* (no `*` row: clients without a row get the fallback limits)"
         out.write(f"\n{label}\n")
         out.write(f"  fleet-wide:   {_limits_text(config['fleet_limits'])}\n")
         out.write(f"  this server:  {_limits_text(config['server_share'])}\n")
@@ -108,7 +128,7 @@ def print_report(report: dict, out: TextIO) -> None:
     out.write(f"\n{len(bad)} bad row(s)\n")
     for row in bad:
         where = f"row {row.get('client_id')!r}" + (f", column {row['column']}" if row.get("column") else "")
-        out.write(f"  BAD {where}: {row.get('error')}\n")
+        out.write(f"  BAD {where}: {row.get('problem')}\n")
 
 
 def check(database_url: str, *, as_json: bool = False, out: TextIO | None = None) -> int:

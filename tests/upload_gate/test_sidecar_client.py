@@ -1,0 +1,260 @@
+"""The thin Python client against a real sidecar process: decisions, leases, keep-alive,
+and failing open or closed (and saying which) when the sidecar cannot be reached."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.factories import create_sqlite_table, insert_sqlite_row, star_row
+from upload_gate.client import SidecarClient, SidecarRequestError
+from upload_gate.server import GateService, SidecarServer
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class SidecarProcess:
+    """`python -m upload_gate serve` on a socket of its own, reading a SQLite table."""
+
+    def __init__(self, db: Path, sock: Path, *extra: str) -> None:
+        self.db, self.sock, self.extra = db, sock, extra
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        env = dict(os.environ, PYTHONPATH=str(REPO))
+        command = [sys.executable, "-m", "upload_gate", "serve", f"sqlite:///{self.db}", "--socket", str(self.sock)]
+        self.process = subprocess.Popen(
+            [*command, "--poll-interval-seconds", "0.2", *self.extra],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and self.process.poll() is None:
+            if _answers(self.sock):  # not just exists(): a killed sidecar leaves its file behind
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"sidecar did not start: {self.process.communicate(timeout=5)[0]}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> tuple[int, str]:
+        assert self.process is not None
+        self.process.send_signal(sig)
+        output = self.process.communicate(timeout=30)[0]
+        code, self.process = self.process.returncode, None
+        return code, output
+
+
+def _answers(sock: Path) -> bool:
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(str(sock))
+        return True
+    except OSError:
+        return False
+    finally:
+        probe.close()
+
+
+@pytest.fixture
+def table(tmp_path):
+    db = tmp_path / "limits.sqlite3"
+    create_sqlite_table(db)
+    insert_sqlite_row(db, client_id="*", max_concurrent_uploads=2, requests_per_minute=600, burst=50)
+    return db
+
+
+@pytest.fixture
+def sock_dir():
+    path = Path(tempfile.mkdtemp(prefix="ugc-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def sidecar_process(table, sock_dir):
+    process = SidecarProcess(table, sock_dir / "gate.sock")
+    process.start()
+    yield process
+    if process.process is not None:
+        process.stop(signal.SIGKILL)
+
+
+def test_decisions_and_leases_through_a_real_sidecar(sidecar_process):
+    client = SidecarClient(str(sidecar_process.sock))
+    first = client.admit("theirstory", 1000)
+    assert first["source"] == "sidecar" and first["admitted"] and first["lease_id"]
+    assert first["headers"]["RateLimit-Policy"].startswith('"rpm";q=600;w=60')
+    assert client.admit("theirstory", 1000)["admitted"]
+    third = client.admit("theirstory", 1000)
+    assert (third["admitted"], third["status"], third["limit"]) == (False, 429, "max_concurrent_uploads")
+    assert third["headers"]["Retry-After"] == str(third["retry_after_seconds"])
+    assert client.renew(first["lease_id"]) == {"renewed": True, "expires_in_seconds": 900, "source": "sidecar"}
+    assert client.release(first["lease_id"], "completed") == {"released": True, "source": "sidecar"}
+    assert client.release(first["lease_id"], "completed")["released"] is False
+    assert client.admit("theirstory", 1000)["admitted"]
+    assert client.health()["status"] == "ok" and client.health()["http_status"] == 200
+    assert client.failures == 0
+
+
+def test_worker_processes_share_the_hosts_limit(sidecar_process):
+    # Another worker process holds both of the host's slots: this one is throttled.
+    code = (
+        "import sys, time\n"
+        "from upload_gate.client import SidecarClient\n"
+        f"c = SidecarClient({str(sidecar_process.sock)!r})\n"
+        "print(sum(c.admit('theirstory', 1)['admitted'] for _ in range(3)), flush=True)\n"
+        "sys.stdin.readline()\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    worker = subprocess.Popen(
+        [sys.executable, "-c", code], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert worker.stdout.readline().strip() == "2"
+        decision = SidecarClient(str(sidecar_process.sock)).admit("theirstory", 1)
+        assert decision["admitted"] is False and decision["source"] == "sidecar"
+    finally:
+        worker.communicate("\n", timeout=30)
+
+
+def test_one_connection_is_kept_alive_for_many_requests(sidecar_process):
+    client = SidecarClient(str(sidecar_process.sock))
+    for _ in range(50):
+        lease_id = client.admit("p", 1)["lease_id"]
+        client.release(lease_id)
+    connection = client._local.connection
+    for _ in range(50):
+        client.release(client.admit("p", 1)["lease_id"])
+    assert client._local.connection is connection  # the same socket all along
+
+
+def test_a_bad_request_raises_with_the_field_named(sidecar_process):
+    client = SidecarClient(str(sidecar_process.sock))
+    with pytest.raises(SidecarRequestError) as raised:
+        client.admit("p", -5)
+    assert raised.value.field == "size_bytes" and raised.value.status == 400
+    assert client.failures == 0 and client.admit("p", 5)["source"] == "sidecar"
+
+
+def test_release_and_renew_of_no_lease_do_nothing(sock_dir):
+    client = SidecarClient(str(sock_dir / "nothing-here.sock"))
+    assert client.release(None)["released"] is False
+    assert client.renew(None)["renewed"] is False
+    assert client.failures == 0  # nothing was even tried
+
+
+def test_it_fails_open_by_default_when_the_socket_is_missing_and_logs_it(sock_dir, caplog):
+    client = SidecarClient(str(sock_dir / "missing.sock"))
+    with caplog.at_level(logging.WARNING, logger="upload_gate.client"):
+        decision = client.admit("p", 1)
+        client.admit("p", 1)
+    assert decision["source"] == "fail-open" and decision["admitted"] is True and decision["status"] == 200
+    assert decision["lease_id"] is None and decision["headers"] == {}
+    assert client.failures == 2
+    assert len([r for r in caplog.records if "failing open" in r.getMessage()]) == 1  # not once per request
+
+
+def test_it_fails_closed_when_configured(sock_dir):
+    client = SidecarClient(str(sock_dir / "missing.sock"), fail_open=False, fail_closed_retry_after_seconds=7)
+    decision = client.admit("p", 1)
+    assert decision["source"] == "fail-closed"
+    assert (decision["admitted"], decision["status"], decision["retry_after_seconds"]) == (False, 503, 7)
+    assert decision["headers"] == {"Retry-After": "7"} and decision["problem"]["status"] == 503
+    assert client.release("0badf00d-1")["source"] == "fail-closed"
+
+
+def test_a_killed_sidecar_fails_open_and_a_restarted_one_is_used_again(sidecar_process):
+    client = SidecarClient(str(sidecar_process.sock))
+    held = client.admit("p", 1)["lease_id"]
+    sidecar_process.stop(signal.SIGKILL)
+    assert client.admit("p", 1)["source"] == "fail-open"
+    sidecar_process.start()  # replaces the socket file the dead process left
+    again = client.admit("p", 1)
+    assert again["source"] == "sidecar" and again["admitted"]
+    # The restarted sidecar forgot every lease: releasing an old one is a plain "no".
+    assert client.release(held) == {"released": False, "source": "sidecar"}
+
+
+def test_an_orderly_stop_removes_the_socket_and_exits_0(sidecar_process):
+    code, output = sidecar_process.stop()
+    assert code == 0, output
+    assert not sidecar_process.sock.exists()
+
+
+def test_a_second_sidecar_on_the_same_socket_refuses_to_start(sidecar_process):
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    second = subprocess.run(
+        [sys.executable, "-m", "upload_gate", "serve", "--socket", str(sidecar_process.sock)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert second.returncode == 1 and "already listening" in second.stderr
+    assert SidecarClient(str(sidecar_process.sock)).admit("p", 1)["source"] == "sidecar"
+
+
+def test_a_connection_the_sidecar_closed_while_idle_is_replaced_transparently(make_gate, sock_dir):
+    server = SidecarServer(
+        GateService(make_gate([star_row()])), socket_path=str(sock_dir / "idle.sock"), idle_timeout_seconds=0.1
+    )
+    server.start()
+    try:
+        client = SidecarClient(server.address)
+        assert client.admit("p", 1)["source"] == "sidecar"
+        time.sleep(0.4)  # the sidecar closes the idle connection
+        assert client.admit("p", 1)["source"] == "sidecar"
+        assert client.failures == 0
+    finally:
+        server.close()
+
+
+def _fake_server(sock_path: Path, answer: bytes | None) -> threading.Thread:
+    """Answers every request with `answer` (None: accepts and never answers)."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(sock_path))
+    listener.listen(8)
+
+    def run() -> None:
+        conn, _ = listener.accept()
+        conn.recv(65536)
+        if answer is not None:
+            conn.sendall(answer)
+        time.sleep(1.0)
+        conn.close()
+        listener.close()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 2\r\n\r\n{}",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nnot json!",
+        b"SSH-2.0-OpenSSH_9.2\r\n\r\n",
+        None,  # never answers: the client's timeout
+    ],
+)
+def test_a_sidecar_that_answers_5xx_garbage_or_nothing_counts_as_unreachable(sock_dir, answer):
+    sock_path = sock_dir / "fake.sock"
+    _fake_server(sock_path, answer)
+    client = SidecarClient(str(sock_path), timeout_seconds=0.2)
+    started = time.monotonic()
+    decision = client.admit("p", 1)
+    assert decision["source"] == "fail-open" and client.failures == 1
+    assert time.monotonic() - started < 5
