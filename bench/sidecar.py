@@ -1,0 +1,303 @@
+"""Benchmark of the gate sidecar: admit + release pairs over its Unix socket, next to one
+Redis GCRA script call per decision (the way a Redis rate limiter such as Envoy's ratelimit
+service or redis-cell decides), measured in the same run.
+
+    .venv/bin/python bench/sidecar.py [--pairs 20000] [--skip-redis]
+    .venv/bin/python bench/sidecar.py --smoke      # a few hundred pairs: seconds
+
+For the sidecar (`python -m upload_gate serve`, a process of its own reading a SQLite table
+with all four rules configured, none binding) and for Redis (a redis-server of its own on a
+free 127.0.0.1 port, one EVALSHA of a GCRA script per decision through redis-py), it runs
+one client process, then four at once, and prints per process count: pairs (decisions) per
+second, p50 / p99 microseconds of one pair (decision), and where a pair's time goes: the
+client's own CPU (user + system, from getrusage: building the request, the JSON, the
+syscalls) and the server's CPU (from /proc/<pid>/stat), both per pair. Each client first
+warms up its connection. Bounded to about a minute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from upload_gate.client import SidecarClient  # noqa: E402
+
+GOAL_PAIRS_PER_SECOND = 10_000
+GOAL_P99_MICROSECONDS = 500.0
+CLIENTS = [f"partner-{i}" for i in range(100)]
+TICKS = os.sysconf("SC_CLK_TCK")
+
+# GCRA in one script, as redis-cell / Envoy-style limiters do: the theoretical arrival time
+# per key, now passed in (microseconds), allow when tat - tolerance <= now.
+GCRA_LUA = """
+local now = tonumber(ARGV[1])
+local interval = tonumber(ARGV[2])
+local tolerance = tonumber(ARGV[3])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+if tat - now > tolerance then
+  return {0, tat - tolerance - now}
+end
+tat = tat + interval
+redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX', math.floor((tat - now) / 1000) + 1000)
+return {1, 0}
+"""
+
+
+# -- servers ---------------------------------------------------------------------------------
+def write_table(path: Path) -> None:
+    """A `*` row with all four rules set far above what the bench sends: every check runs."""
+    ddl = (REPO / "docs" / "shared-config-table.md").read_text()
+    section = ddl[ddl.index("## DDL") :]
+    sql = section[section.index("```sql") + 6 : section.index("```", section.index("```sql") + 6)]
+    with sqlite3.connect(path) as conn:
+        conn.executescript(sql)
+        conn.execute(
+            "INSERT INTO upload_limits (client_id, requests_per_minute, burst, max_concurrent_uploads,"
+            " max_bytes_in_flight, daily_upload_bytes, paused, pause_reason, priority, version, updated_at,"
+            " all_partners_paused, all_partners_pause_reason, live_server_count)"
+            " VALUES ('*', 100000000, 1000000, 100000, 1000000000000000, 100000000000000000, 0, '', 'interactive',"
+            " 1, '2025-01-01 00:00:00', 0, '', 1)"
+        )
+
+
+def start_sidecar(tmp: Path) -> tuple[subprocess.Popen, str]:
+    db = tmp / "limits.sqlite3"
+    write_table(db)
+    sock = str(tmp / "gate.sock")
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    command = [
+        sys.executable,
+        "-m",
+        "upload_gate",
+        "serve",
+        f"sqlite:///{db}",
+        "--socket",
+        sock,
+        "--log-level",
+        "WARNING",
+    ]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(sock)
+            return process, sock
+        except OSError:
+            time.sleep(0.05)
+        finally:
+            probe.close()
+    process.kill()
+    raise SystemExit(f"the sidecar did not start: {process.communicate()[1].decode()[-2000:]}")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_redis() -> tuple[subprocess.Popen, str] | None:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        return None
+    port = free_port()
+    process = subprocess.Popen(
+        [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    import redis
+
+    client = redis.Redis(port=port, socket_timeout=1)
+    for _ in range(200):
+        try:
+            client.ping()
+            return process, f"redis://127.0.0.1:{port}/0"
+        except redis.exceptions.ConnectionError:
+            time.sleep(0.025)
+    process.kill()
+    return None
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process, from /proc/<pid>/stat (all its threads)."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+# -- clients (each in a process of its own) ------------------------------------------------------
+def sidecar_worker(sock: str, pairs: int, warmup: int, barrier, results) -> None:
+    client = SidecarClient(sock, timeout_seconds=5)
+    for i in range(warmup):
+        client.release(client.admit(CLIENTS[i % 100], 1)["lease_id"])
+    latencies = [0] * pairs
+    clock = time.perf_counter_ns
+    barrier.wait()
+    cpu_start = _own_cpu()
+    started = clock()
+    for i in range(pairs):
+        begin = clock()
+        decision = client.admit(CLIENTS[i % 100], 1)
+        client.release(decision["lease_id"], "completed")
+        latencies[i] = clock() - begin
+        if decision["source"] != "sidecar" or not decision["admitted"]:
+            raise SystemExit(f"unexpected decision: {decision}")
+    ended = clock()
+    results.put((started, ended, _own_cpu() - cpu_start, latencies))
+
+
+def redis_worker(url: str, decisions: int, warmup: int, barrier, results) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url, socket_timeout=5)
+    script = client.register_script(GCRA_LUA)
+    interval_us, tolerance_us = 600, 600 * 1_000_000  # 100 000 per minute, burst a million: never binding
+    keys = [f"gcra:{{{name}}}" for name in CLIENTS]
+    for i in range(warmup):
+        script(keys=(keys[i % 100],), args=(time.time_ns() // 1000, interval_us, tolerance_us))
+    latencies = [0] * decisions
+    clock = time.perf_counter_ns
+    barrier.wait()
+    cpu_start = _own_cpu()
+    started = clock()
+    for i in range(decisions):
+        begin = clock()
+        allowed, _wait = script(keys=(keys[i % 100],), args=(time.time_ns() // 1000, interval_us, tolerance_us))
+        latencies[i] = clock() - begin
+        if allowed != 1:
+            raise SystemExit("the GCRA rejected: the bench's limits are meant never to bind")
+    ended = clock()
+    results.put((started, ended, _own_cpu() - cpu_start, latencies))
+
+
+def _own_cpu() -> float:
+    return sum(os.times()[:2])
+
+
+def run_clients(target, address: str, processes: int, count: int, warmup: int, server_pid: int) -> dict:
+    context = multiprocessing.get_context("fork")
+    barrier = context.Barrier(processes + 1)
+    results = context.Queue()
+    workers = [
+        context.Process(target=target, args=(address, count, warmup, barrier, results)) for _ in range(processes)
+    ]
+    for worker in workers:
+        worker.start()
+    barrier.wait()  # every client is connected and warm
+    server_cpu_start = cpu_seconds(server_pid)
+    outcomes = [results.get(timeout=600) for _ in workers]
+    server_cpu = cpu_seconds(server_pid) - server_cpu_start
+    for worker in workers:
+        worker.join(30)
+        if worker.exitcode:
+            raise SystemExit(f"a client process failed (exit {worker.exitcode})")
+    started = min(o[0] for o in outcomes)
+    ended = max(o[1] for o in outcomes)
+    latencies = sorted(value for o in outcomes for value in o[3])
+    total = len(latencies)
+    return {
+        "processes": processes,
+        "per_second": total / ((ended - started) / 1e9),
+        "p50_us": latencies[total // 2] / 1000,
+        "p99_us": latencies[min(total - 1, int(total * 0.99))] / 1000,
+        "client_cpu_us": sum(o[2] for o in outcomes) / total * 1e6,
+        "server_cpu_us": server_cpu / total * 1e6,
+        "count": total,
+    }
+
+
+# -- the report -------------------------------------------------------------------------------
+def print_row(name: str, row: dict) -> None:
+    print(
+        f"{name:<28} {row['processes']:>5} {row['per_second']:>11,.0f} {row['p50_us']:>9.0f} {row['p99_us']:>9.0f}"
+        f" {row['client_cpu_us']:>12.1f} {row['server_cpu_us']:>12.1f}"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=20_000, help="admit+release pairs per client process")
+    parser.add_argument("--skip-redis", action="store_true", help="only the sidecar")
+    parser.add_argument("--smoke", action="store_true", help="a few hundred pairs, to check the bench runs")
+    args = parser.parse_args()
+    pairs = 300 if args.smoke else args.pairs
+    warmup = 50 if args.smoke else 1000
+    tmp = Path(tempfile.mkdtemp(prefix="bench-sidecar-"))
+    sidecar, sock = start_sidecar(tmp)
+    redis_server = None if args.skip_redis else start_redis()
+    rows: list[tuple[str, dict]] = []
+    try:
+        for processes in (1, 4):
+            per_process = pairs if processes == 1 else max(1, pairs // 2)
+            rows.append(
+                (
+                    "sidecar admit+release pair",
+                    run_clients(sidecar_worker, sock, processes, per_process, warmup, sidecar.pid),
+                )
+            )
+            if redis_server is not None:
+                process, url = redis_server
+                rows.append(
+                    ("redis GCRA decision", run_clients(redis_worker, url, processes, per_process, warmup, process.pid))
+                )
+    finally:
+        sidecar.send_signal(signal.SIGTERM)
+        sidecar.wait(30)
+        if redis_server is not None:
+            redis_server[0].terminate()
+            redis_server[0].wait(30)
+        shutil.rmtree(tmp, ignore_errors=True)
+    load = os.getloadavg()[0]
+    print(f"sidecar over its Unix socket vs Redis GCRA (EVALSHA), {os.cpu_count()} cores, load average {load:.1f}")
+    print(
+        f"{'':<28} {'procs':>5} {'per second':>11} {'p50 µs':>9} {'p99 µs':>9}"
+        f" {'client CPU µs':>12} {'server CPU µs':>12}"
+    )
+    for name, row in rows:
+        print_row(name, row)
+    one = rows[0][1]
+    print()
+    wall_us = 1e6 / one["per_second"]
+    print(
+        f"one client process: a pair takes {wall_us:.0f} µs of wall time, of which {one['client_cpu_us']:.0f} µs is"
+        f" the client's own CPU ({100 * one['client_cpu_us'] / wall_us:.0f} %) and {one['server_cpu_us']:.0f} µs the"
+        f" sidecar's ({100 * one['server_cpu_us'] / wall_us:.0f} %); the rest is waiting (wake-ups, scheduling)"
+    )
+    print(
+        f"goal >= {GOAL_PAIRS_PER_SECOND:,} pairs/s from one process: {one['per_second']:,.0f}"
+        f" ({'met' if one['per_second'] >= GOAL_PAIRS_PER_SECOND else 'NOT met'});"
+        f" p99 <= {GOAL_P99_MICROSECONDS:.0f} µs: {one['p99_us']:.0f}"
+        f" ({'met' if one['p99_us'] <= GOAL_P99_MICROSECONDS else 'NOT met'})"
+    )
+    redis_rows = [row for name, row in rows if name.startswith("redis")]
+    sidecar_rows = [row for name, row in rows if name.startswith("sidecar")]
+    for sidecar_row, redis_row in zip(sidecar_rows, redis_rows):
+        faster = sidecar_row["per_second"] > redis_row["per_second"]
+        print(
+            f"{sidecar_row['processes']} process(es): sidecar pairs/s {sidecar_row['per_second']:,.0f} vs"
+            f" Redis GCRA decisions/s {redis_row['per_second']:,.0f}"
+            f" ({'more' if faster else 'FEWER'} pairs than decisions)"
+        )
+    if args.smoke:
+        print("(smoke mode: a few hundred pairs; the figures say little)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
