@@ -1,7 +1,9 @@
 """The simulated fleet in real time, for `make run`: the dashboard sees a living fleet.
 
 Each simulated server runs a real UploadGate reading the dashboard's database and a real
-StatusReporter posting to the dashboard's report API. The fleet follows the desired capacity
+StatusReporter posting to the dashboard's report API; every `sidecar_every`-th server (by
+default every second one) runs that gate as a sidecar and asks it over a Unix socket, as a
+PHP or Node host does (fleet_sim/sidecar.py). The fleet follows the desired capacity
 of the local scaling group, steady direct-user traffic flows all the time, and now and then
 a partner starts a backlog, so the charts move and alerts can fire. No Django here: the
 caller passes in how to register a server and how to read the desired capacity.
@@ -9,11 +11,15 @@ caller passes in how to register a server and how to read the desired capacity.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 
 from fleet_sim.model import SCENARIOS, LoadModel, PartnerBacklog
+from fleet_sim.sidecar import SidecarGate
 from fleet_sim.simulation import Server, Simulation
 from upload_gate import UploadGate
 from upload_gate.reporter import StatusReporter
@@ -33,6 +39,7 @@ class LiveFleet:
         backlog: PartnerBacklog | None = None,
         seed: int = 1,
         model: LoadModel | None = None,
+        sidecar_every: int = 2,
     ):
         self.database_url = database_url
         self.dashboard_url = dashboard_url
@@ -41,13 +48,18 @@ class LiveFleet:
         self.backlog_every_seconds = backlog_every_seconds
         self.backlog = backlog or PartnerBacklog(files=150, concurrency=100, starts_at_seconds=0)
         self.reporters: dict[str, StatusReporter] = {}
+        # 0: no sidecars; 2: servers 1, 3, 5 ... ask a sidecar over its socket.
+        self.sidecar_every = sidecar_every
+        self._gates_made = 0
+        self._socket_dir: Path | None = None
         scenario = replace(SCENARIOS["steady"], duration_seconds=float("inf"))
         self.sim = Simulation(scenario, model or LoadModel(), servers=0, seed=seed, gate_factory=self._gate)
         self.sim.on_server_retired = self._retired
         self._next_backlog_at = 120.0
 
-    def _gate(self, name: str) -> UploadGate:
+    def _gate(self, name: str) -> UploadGate | SidecarGate:
         gate = UploadGate(self.database_url, server_id=name, poll_interval_seconds=1.0)
+        self._gates_made += 1
         self.reporters[name] = StatusReporter(
             gate,
             self.dashboard_url,
@@ -56,6 +68,10 @@ class LiveFleet:
             interval_seconds=REPORT_INTERVAL_SECONDS,
             cpu_percent=lambda: self._cpu_percent(name),
         )
+        if self.sidecar_every and self._gates_made % self.sidecar_every == 0:
+            if self._socket_dir is None:
+                self._socket_dir = Path(tempfile.mkdtemp(prefix="sim-sidecars-"))
+            return SidecarGate(gate, self._socket_dir / f"{name}.sock")
         return gate
 
     def _cpu_percent(self, name: str) -> float:
@@ -101,3 +117,5 @@ class LiveFleet:
             reporter.stop(final_report=False)
         for server in self.sim.servers:
             server.gate.close()
+        if self._socket_dir is not None:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
