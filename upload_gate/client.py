@@ -36,6 +36,9 @@ SOURCE_SIDECAR = "sidecar"
 SOURCE_FAIL_OPEN = "fail-open"
 SOURCE_FAIL_CLOSED = "fail-closed"
 MAX_ANSWER_BYTES = 1024 * 1024
+# Made once: json.dumps(..., separators=...) would build a new encoder on every call.
+_encode = json.JSONEncoder(separators=(",", ":")).encode
+_decode_text = json.JSONDecoder().decode
 
 
 class SidecarUnavailable(Exception):
@@ -162,7 +165,7 @@ class SidecarClient:
     # -- the protocol -------------------------------------------------------------------
     def admit(self, client_id: str, size_bytes: int) -> dict:
         """The sidecar's decision for one upload, plus `source` (see the module docstring)."""
-        body = json.dumps({"client_id": client_id, "size_bytes": size_bytes}, separators=(",", ":")).encode()
+        body = _encode({"client_id": client_id, "size_bytes": size_bytes}).encode()
         try:
             answer = self._post(b"/v1/admit", body)
         except SidecarUnavailable as exc:
@@ -174,14 +177,14 @@ class SidecarClient:
         """End an upload: {"released": bool, "source": ...}; no lease (None): nothing to do."""
         if lease_id is None:
             return {"released": False, "source": None}
-        body = json.dumps({"lease_id": lease_id, "outcome": outcome}, separators=(",", ":")).encode()
+        body = _encode({"lease_id": lease_id, "outcome": outcome}).encode()
         return self._call(b"/v1/release", body, {"released": False})
 
     def renew(self, lease_id: str | None) -> dict:
         """Keep a long upload's lease: {"renewed": bool, "expires_in_seconds": int|None, "source": ...}."""
         if lease_id is None:
             return {"renewed": False, "expires_in_seconds": None, "source": None}
-        body = json.dumps({"lease_id": lease_id}, separators=(",", ":")).encode()
+        body = _encode({"lease_id": lease_id}).encode()
         return self._call(b"/v1/renew", body, {"renewed": False, "expires_in_seconds": None})
 
     def health(self) -> dict:
@@ -315,8 +318,8 @@ class SidecarClient:
 
 def _decode(body: bytes) -> dict:
     try:
-        value = json.loads(body)
-    except ValueError:
+        value = _decode_text(body.decode())
+    except ValueError:  # UnicodeDecodeError included
         raise SidecarUnavailable("the sidecar's answer is not JSON") from None
     if not isinstance(value, dict):
         raise SidecarUnavailable("the sidecar's answer is not a JSON object")
