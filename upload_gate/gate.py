@@ -215,11 +215,8 @@ class UploadGate:
         return ended
 
     def renew(self, lease: Lease) -> bool:
-        """Give a long upload that is still going a fresh lease timeout, counted from now.
-
-        False (and nothing changes) when the lease had already ended or expired: the slot it
-        held may have gone to another upload meanwhile, so it cannot be taken back silently.
-        """
+        """A fresh lease timeout from now for a long upload; False (nothing changes) when it had
+        already ended or expired: its slot may have gone to another upload meanwhile."""
         state = lease.state
         self._lock_acquire()
         try:
@@ -229,8 +226,7 @@ class UploadGate:
             if now >= lease.deadline_us:
                 state.expire_due(now)
                 return False
-            # Leases are kept in deadline order; the renewed one now has the latest deadline
-            # of all, so it moves to the end (expiry_check_us stays a valid lower bound).
+            # Kept in deadline order: the renewed lease has the latest deadline, so it goes last.
             del state.leases[lease.lease_id]
             lease.deadline_us = now + self._lease_timeout_us
             state.leases[lease.lease_id] = lease
