@@ -29,6 +29,7 @@ from .fleet import FleetMode
 from .limits import US_PER_DAY, US_PER_SECOND, ClientPolicy, build_policies
 from .refresh import TableRefresher
 from .rejections import Rejections
+from .renewal import renew_lease
 from .rules import binding_limit
 from .shadow import shadow_admits, take_shadow_slot
 from .sources import StaticSource, TableSource, source_from_url
@@ -74,6 +75,7 @@ class UploadGate:
         self._states: dict[str, ClientState] = {}
         self._lease_ids = itertools.count(1)
         self._lease_timeout_us = int(lease_timeout_seconds * US_PER_SECOND)
+        self.lease_timeout_seconds = lease_timeout_seconds
         self._busy_wait_us = busy_retry_after_seconds * US_PER_SECOND
         self._paused_retry_after_seconds = paused_retry_after_seconds
         self.rejections = Rejections(jitter_fraction, random)
@@ -214,31 +216,7 @@ class UploadGate:
             self._fleet.release(lease)
         return ended
 
-    def renew(self, lease: Lease) -> bool:
-        """A fresh lease timeout from now for a long upload; False (nothing changes) when it had
-        already ended or expired: its slot may have gone to another upload meanwhile."""
-        state = lease.state
-        self._lock_acquire()
-        try:
-            now = self._monotonic_ns() // 1000
-            if state.leases.get(lease.lease_id) is not lease:
-                return False
-            if now >= lease.deadline_us:
-                state.expire_due(now)
-                return False
-            # Kept in deadline order: the renewed lease has the latest deadline, so it goes last.
-            del state.leases[lease.lease_id]
-            lease.deadline_us = now + self._lease_timeout_us
-            state.leases[lease.lease_id] = lease
-        finally:
-            self._lock_release()
-        if self._fleet is not None:
-            self._fleet.renew(lease)
-        return True
-
-    @property
-    def lease_timeout_seconds(self) -> float:
-        return self._lease_timeout_us / US_PER_SECOND
+    renew = renew_lease  # gate.renew(lease) -> bool: a long upload keeps its lease (renewal.py)
 
     def release_shadow(self, lease: ShadowLease) -> bool:
         """End an upload that only the shadow limits admitted (replays and tests know when it
