@@ -258,3 +258,47 @@ def test_a_sidecar_that_answers_5xx_garbage_or_nothing_counts_as_unreachable(soc
     decision = client.admit("p", 1)
     assert decision["source"] == "fail-open" and client.failures == 1
     assert time.monotonic() - started < 5
+
+
+def test_the_sidecar_reports_the_hosts_figures_to_the_dashboard(table, sock_dir):
+    import json
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    reports: list[dict] = []
+
+    class Dashboard(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (http.server's naming)
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            assert self.headers["Authorization"] == "Bearer host-token"
+            reports.append(json.loads(body))
+            self.send_response(202)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"status": "accepted"}')
+
+        def log_message(self, *args):
+            pass
+
+    dashboard = ThreadingHTTPServer(("127.0.0.1", 0), Dashboard)
+    threading.Thread(target=dashboard.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{dashboard.server_address[1]}"
+    process = SidecarProcess(
+        table,
+        sock_dir / "gate.sock",
+        *("--dashboard-url", url, "--server-id", "host-1", "--report-interval-seconds", "1", "--token", "host-token"),
+    )
+    process.start()
+    try:
+        # Two worker processes' worth of connections; the host reports once, as one server.
+        workers = [SidecarClient(str(process.sock)), SidecarClient(str(process.sock))]
+        leases = [worker.admit("theirstory", 10)["lease_id"] for worker in workers]
+        workers[0].release(leases[0], "completed")
+        code, output = process.stop()
+        assert code == 0, output
+    finally:
+        dashboard.shutdown()
+    assert reports and {report["server_id"] for report in reports} == {"host-1"}
+    admitted = sum(report["clients"].get("*", {}).get("admitted", 0) for report in reports)
+    completed = sum(report["clients"].get("*", {}).get("completed", 0) for report in reports)
+    assert (admitted, completed) == (2, 1)  # the last figures went out on the orderly stop
+    assert reports[-1]["clients"]["*"]["uploads_in_progress"] == 1
