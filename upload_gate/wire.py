@@ -9,6 +9,7 @@ trusted gets a 400 and its connection is closed; nothing a client sends raises o
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import time
 from typing import Any
@@ -16,9 +17,18 @@ from typing import Any
 from .metrics import CONTENT_TYPE
 from .service import BadRequest, GateService
 
+log = logging.getLogger("upload_gate.server")
+
 MAX_HEAD_BYTES = 16 * 1024
 MAX_BODY_BYTES = 16 * 1024  # an admit body is ~60 bytes; anything near this is not a client of ours
-REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
+REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
 ROUTES = {
     "/v1/admit": "POST",
     "/v1/release": "POST",
@@ -116,6 +126,9 @@ class Connection:
         except BadRequest as exc:
             service.metrics.count_bad_request(exc.kind)
             return _response(400, _json({"error": exc.error, "field": exc.field}), close=close)
+        except Exception:  # a bug, not the input: answer, so the worker fails open or closed at once
+            log.exception("request %s %s failed", request.method, request.path)
+            return _response(500, _json({"error": "internal error in the upload gate sidecar"}), close=True)
         return _response(status, _json(body), close=close)
 
     # -- reading ---------------------------------------------------------------------

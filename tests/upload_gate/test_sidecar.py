@@ -435,3 +435,18 @@ def test_a_second_sidecar_will_not_steal_a_live_socket_but_replaces_a_dead_ones(
     listener = _unix_listener(str(stale), 0o600)
     assert oct(stale.stat().st_mode & 0o777) == "0o600"
     listener.close()
+
+
+def test_a_bug_behind_a_request_is_a_500_and_the_sidecar_stays_up(sidecar, monkeypatch):
+    server = sidecar()
+    gate = server.service.gate
+
+    def broken_admit(client_id, size_bytes):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(gate, "admit", broken_admit)
+    conn = Raw(server.address)
+    status, _, body = conn.post("/v1/admit", {"client_id": "p", "size_bytes": 1})
+    assert status == 500 and body["error"]  # the client then fails open or closed, as configured
+    monkeypatch.undo()
+    assert admit(Raw(server.address))["admitted"] is True
