@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import struct
 import threading
 import time
 from typing import Any
@@ -65,6 +66,13 @@ class _Connection:
             sock.connect(address)
             if family != socket.AF_UNIX:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            # Kernel timeouts from here on: Python's timeout mode would poll before every
+            # send and recv (two more system calls per request).
+            sock.settimeout(None)
+            seconds = max(0.001, timeout_seconds)
+            timeval = struct.pack("ll", int(seconds), int(seconds % 1 * 1_000_000))
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
         except BaseException:
             sock.close()
             raise
