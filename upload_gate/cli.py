@@ -55,6 +55,18 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--dashboard-url", default=_env("DASHBOARD_URL"), help="send status reports here")
     serve.add_argument("--token", default=_env("TOKEN"), help="the host's report token (prefer --token-file)")
     serve.add_argument("--token-file", default=_env("TOKEN_FILE"), help="file holding the report token")
+    serve.add_argument(
+        "--enrolment-secret-file",
+        default=_env("ENROLMENT_SECRET_FILE"),
+        help="enrol the host with the fleet enrolment secret in this file (or UPLOAD_GATE_ENROLMENT_SECRET) "
+        "instead of a token; it deregisters on an orderly stop",
+    )
+    serve.add_argument(
+        "--enrolled-token-file",
+        default=_env("ENROLLED_TOKEN_FILE", "/var/lib/upload-gate/token.json"),
+        help="where the host keeps the token it enrolled for (one per host)",
+    )
+    serve.add_argument("--scaling-group", default=_env("SCALING_GROUP", ""), help="the host's scaling group, if any")
     serve.add_argument("--report-interval-seconds", type=float, default=float(_env("REPORT_INTERVAL_SECONDS", 5)))
     serve.add_argument("--idle-timeout-seconds", type=float, default=float(_env("IDLE_TIMEOUT_SECONDS", 120)))
     serve.add_argument("--max-connections", type=int, default=int(_env("MAX_CONNECTIONS", 2048)))
@@ -82,6 +94,13 @@ def _token(args: argparse.Namespace) -> str | None:
     return args.token
 
 
+def _enrolment_secret(args: argparse.Namespace) -> str | None:
+    if args.enrolment_secret_file:
+        with open(args.enrolment_secret_file, encoding="utf-8") as secret_file:
+            return secret_file.read().strip()
+    return os.environ.get("UPLOAD_GATE_ENROLMENT_SECRET") or None
+
+
 def serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from .gate import UploadGate
@@ -91,11 +110,16 @@ def serve(args: argparse.Namespace) -> int:
         fallback = json.loads(args.fallback_limits) if args.fallback_limits else None
         socket_mode = int(str(args.socket_mode), 8)
         token = _token(args)
+        secret = None if token else _enrolment_secret(args)
     except (ValueError, OSError) as exc:
         print(f"upload-gate serve: {exc}", file=sys.stderr)
         return 2
-    if args.dashboard_url and not token:
-        print("upload-gate serve: --dashboard-url needs --token-file (or UPLOAD_GATE_TOKEN)", file=sys.stderr)
+    if args.dashboard_url and not token and not secret:
+        print(
+            "upload-gate serve: --dashboard-url needs --token-file (or UPLOAD_GATE_TOKEN), or"
+            " --enrolment-secret-file (or UPLOAD_GATE_ENROLMENT_SECRET) to enrol the host",
+            file=sys.stderr,
+        )
         return 2
     gate = UploadGate(
         args.database_url,
@@ -109,8 +133,20 @@ def serve(args: argparse.Namespace) -> int:
     if args.dashboard_url:
         from .reporter import StatusReporter
 
+        enrolment = {}
+        if secret:  # the sidecar speaks for the host: it enrols, and deregisters on an orderly stop
+            enrolment = {
+                "enrolment_secret": secret,
+                "token_file": args.enrolled_token_file,
+                "scaling_group": args.scaling_group,
+            }
         reporter = StatusReporter(
-            gate, args.dashboard_url, args.server_id, token or "", interval_seconds=args.report_interval_seconds
+            gate,
+            args.dashboard_url,
+            args.server_id,
+            token,
+            interval_seconds=args.report_interval_seconds,
+            **enrolment,
         )
     service = GateService(gate, reporter=reporter)
     try:
@@ -143,7 +179,7 @@ def serve(args: argparse.Namespace) -> int:
         pass
     server.close()
     if reporter is not None:
-        reporter.stop()  # the last figures go out before the process ends
+        reporter.stop(deregister=bool(secret))  # the last figures go out; an enrolled host deregisters
     gate.close()
     return 0
 

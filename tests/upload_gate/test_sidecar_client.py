@@ -302,3 +302,49 @@ def test_the_sidecar_reports_the_hosts_figures_to_the_dashboard(table, sock_dir)
     completed = sum(report["clients"].get("*", {}).get("completed", 0) for report in reports)
     assert (admitted, completed) == (2, 1)  # the last figures went out on the orderly stop
     assert reports[-1]["clients"]["*"]["uploads_in_progress"] == 1
+
+
+def test_an_enrolling_sidecar_enrols_the_host_once_and_deregisters_it_on_an_orderly_stop(table, sock_dir, tmp_path):
+    import json
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    calls: list[tuple[str, str]] = []
+
+    class Dashboard(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (http.server's naming)
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            calls.append((self.path, self.headers["Authorization"]))
+            answer = {"server_id": "host-7", "token": "enrolled-token", "created": True}
+            status = 201 if self.path == "/api/v1/enrol" else 200 if self.path == "/api/v1/deregister" else 202
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(json.dumps(answer if status == 201 else {"status": "accepted"}).encode())
+
+        def log_message(self, *args):
+            pass
+
+    dashboard = ThreadingHTTPServer(("127.0.0.1", 0), Dashboard)
+    threading.Thread(target=dashboard.serve_forever, daemon=True).start()
+    secret = tmp_path / "secret"
+    secret.write_text("fleet-secret\n")
+    process = SidecarProcess(
+        table,
+        sock_dir / "gate.sock",
+        *("--dashboard-url", f"http://127.0.0.1:{dashboard.server_address[1]}", "--report-interval-seconds", "1"),
+        *("--enrolment-secret-file", str(secret), "--enrolled-token-file", str(tmp_path / "token.json")),
+    )
+    process.start()
+    try:
+        SidecarClient(str(process.sock)).admit("theirstory", 10)
+        deadline = time.monotonic() + 20
+        while not any(path == "/api/v1/reports" for path, _ in calls) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        code, output = process.stop()
+        assert code == 0, output
+    finally:
+        dashboard.shutdown()
+    paths = [path for path, _ in calls]
+    assert paths[0] == "/api/v1/enrol" and calls[0][1] == "Bearer fleet-secret"
+    assert paths.count("/api/v1/enrol") == 1 and paths[-1] == "/api/v1/deregister"
+    assert all(auth == "Bearer enrolled-token" for path, auth in calls if path != "/api/v1/enrol")
