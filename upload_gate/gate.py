@@ -108,9 +108,12 @@ class UploadGate:
 
     # -- deciding ---------------------------------------------------------------------
     def admit(self, client_id: str, size_bytes: int, want_headers: bool = False) -> Decision:
-        """Admit or reject one upload of size_bytes (its declared size) for client_id."""
-        if size_bytes < 0:
-            raise ValueError("size_bytes must be >= 0")
+        """Admit or reject one upload of size_bytes (its declared size) for client_id.
+
+        size_bytes must be an integer >= 0: TypeError for a float, bool or text (4.5 bytes
+        would leak into the headers and counters), ValueError for a negative size."""
+        if size_bytes.__class__ is not int or size_bytes < 0:
+            size_bytes = checked_size_bytes(size_bytes)
         fleet = self._fleet
         if fleet is not None and fleet.usable():
             decision = fleet.admit(client_id, size_bytes)
@@ -322,6 +325,7 @@ class UploadGate:
             "live_server_count": self.live_server_count,
             "stale_since": _iso(self.stale_since),
             "mode": self.mode,
+            "bad_rows": self.bad_rows,
             "uploads_in_flight": sum(c["uploads_in_flight"] for c in clients.values()),
             "bytes_in_flight": sum(c["bytes_in_flight"] for c in clients.values()),
             "clients": clients,
@@ -345,6 +349,11 @@ class UploadGate:
         """Since when the table could not be read (None while it can)."""
         stale_us = self._refresher.stale_since_us
         return None if stale_us is None else epoch_us_to_datetime(stale_us)
+
+    @property
+    def bad_rows(self) -> list[dict[str, str]]:
+        """Rows of the table skipped because they cannot be parsed: client_id, column, problem."""
+        return [bad.as_dict() for bad in self._refresher.bad_rows]
 
     @property
     def live_server_count(self) -> int:
@@ -371,6 +380,16 @@ class UploadGate:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def checked_size_bytes(size_bytes: Any) -> int:
+    """An upload's declared size as an int >= 0 (integer types such as numpy's are accepted)."""
+    if isinstance(size_bytes, bool) or not hasattr(size_bytes, "__index__"):
+        raise TypeError(f"size_bytes must be an integer number of bytes, not {size_bytes!r}")
+    size = size_bytes.__index__()
+    if size < 0:
+        raise ValueError(f"size_bytes must be >= 0, not {size}")
+    return size
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -8,7 +8,13 @@ Two background threads:
   well under a second. Polling stays on as the safety net for missed notifications.
 
 When the database is unreachable the last good copy stays in force; `stale_since_us`
-says since when, and retries back off exponentially up to `max_backoff_seconds`.
+says since when (set at the first failed read, or as soon as the LISTEN connection is lost,
+whichever comes first) and is cleared only by a good read. Retries back off exponentially,
+but never wait longer than the poll interval, so a database that answers again is seen
+within one poll interval.
+
+A row that cannot be parsed is not a failure: it is skipped and named (a WARNING naming the
+row and the column, and `bad_rows` for the status report) while the rest of the table applies.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .sources import SourceUnavailable, TableSource
-from .table import TableSnapshot
+from .table import BadRow, TableSnapshot
 
 log = logging.getLogger("upload_gate")
 
@@ -54,6 +60,8 @@ class TableRefresher:
         self.stale_since_us: int | None = None
         self.last_error: str | None = None
         self.listening = False
+        self.bad_rows: tuple[BadRow, ...] = ()
+        self._snapshot: TableSnapshot | None = None
         self.stats = {"polls": 0, "reloads": 0, "reloads_after_wake": 0, "failures": 0, "notifications": 0}
 
     # -- one refresh -------------------------------------------------------------
@@ -77,23 +85,46 @@ class TableRefresher:
         latest = self._source.max_version() or 0  # NULL on an empty table
         if self.loaded and latest == self.version:
             return
-        snapshot = self._source.read_snapshot()
+        snapshot = self._source.read_snapshot().keeping_last_good(self._snapshot)
         self._apply(snapshot)
+        self._log_bad_rows(snapshot.bad_rows)
+        self._snapshot = snapshot
         self.version = snapshot.version
         self.loaded = True
         self.stats["reloads"] += 1
         if woken:
             self.stats["reloads_after_wake"] += 1
 
+    def _log_bad_rows(self, bad_rows: tuple[BadRow, ...]) -> None:
+        """One WARNING per skipped row when the set changes (a reload with the same bad rows is quiet)."""
+        named = [bad.as_dict() for bad in bad_rows]
+        if named != [bad.as_dict() for bad in self.bad_rows]:
+            for bad in bad_rows:
+                log.warning(
+                    "upload_limits row %r skipped: column %s: %s (the rest of the table applies)",
+                    bad.client_id,
+                    bad.column,
+                    bad.problem,
+                )
+            if not bad_rows and self.bad_rows:
+                log.warning("upload_limits has no bad rows any more (version %s)", self.version)
+        self.bad_rows = bad_rows
+
     def _record_failure(self, exc: BaseException) -> None:
         self.stats["failures"] += 1
         self.last_error = f"{type(exc).__name__}: {exc}"
+        self.mark_stale("upload_limits unreachable, keeping the last good copy: %s", self.last_error)
+        # Exponential backoff: 0.5 s, 1 s, 2 s ... but never longer than the poll interval (or
+        # max_backoff_seconds), so a database that answers again is read within one interval.
+        cap_seconds = min(self.max_backoff_seconds, self.poll_interval_seconds)
+        self._retry_wait_seconds = min(self._backoff_seconds, cap_seconds)
+        self._backoff_seconds = min(cap_seconds, self._backoff_seconds * 2)
+
+    def mark_stale(self, message: str, *args: object) -> None:
+        """From now on the copy in force may be out of date (until a good read clears it)."""
         if self.stale_since_us is None:
             self.stale_since_us = self._wall_ns() // 1000
-            log.warning("upload_limits unreachable, keeping the last good copy: %s", self.last_error)
-        # Exponential backoff, capped: 0.5 s, 1 s, 2 s ... max_backoff_seconds.
-        self._retry_wait_seconds = min(self._backoff_seconds, self.max_backoff_seconds)
-        self._backoff_seconds = min(self.max_backoff_seconds, self._backoff_seconds * 2)
+            log.warning(message, *args)
 
     def _record_success(self) -> None:
         if self.stale_since_us is not None:
@@ -144,12 +175,21 @@ class TableRefresher:
         while not self._stop.is_set():
             try:
                 listener: Any = self._source.open_listener()
-            except SourceUnavailable:
+            except SourceUnavailable as exc:
+                # Without LISTEN a change may go unseen for a whole poll interval: say so now.
+                self._lost_listener(exc)
                 self._stop.wait(backoff_seconds)
                 backoff_seconds = min(self.max_backoff_seconds, backoff_seconds * 2)
                 continue
             backoff_seconds = self.min_backoff_seconds
             self._listen_until_broken(listener)
+
+    def _lost_listener(self, exc: BaseException) -> None:
+        """The LISTEN connection is gone: stale at once, and the poller checks now (a good
+        read clears it again if only that connection broke)."""
+        self.last_error = f"{type(exc).__name__}: {exc}"
+        self.mark_stale("LISTEN upload_limits lost, changes may go unseen: %s", self.last_error)
+        self._wake.set()
 
     def _listen_until_broken(self, listener: Any) -> None:
         self.listening = True
@@ -161,7 +201,7 @@ class TableRefresher:
                     self.stats["notifications"] += 1
                     self._wake.set()
         except SourceUnavailable as exc:
-            log.info("LISTEN upload_limits lost (%s); reconnecting", exc)
+            self._lost_listener(exc)
         finally:
             self.listening = False
             listener.close()

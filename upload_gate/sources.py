@@ -14,13 +14,15 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .table import (
+    COLUMNS,
+    MAX_VERSION,
     NOTIFY_CHANNEL,
     SELECT_MAX_VERSION_SQL,
     SELECT_ROWS_SQL,
+    BadRow,
     LimitRow,
     TableSnapshot,
-    row_from_mapping,
-    row_from_tuple,
+    parse_rows,
 )
 
 
@@ -54,23 +56,28 @@ class StaticSource:
     def __init__(self, rows: Iterable[LimitRow | Mapping[str, Any]] = ()) -> None:
         self._lock = threading.Lock()
         self._rows: list[LimitRow] = []
+        self._bad_rows: list[BadRow] = []
         self.available = True
         self.set_rows(rows)
 
     def set_rows(self, rows: Iterable[LimitRow | Mapping[str, Any]]) -> None:
-        parsed = [row if isinstance(row, LimitRow) else row_from_mapping(row) for row in rows]
+        """Rows are checked as a database's would be: one that cannot be parsed is kept as a
+        bad row (the gate skips and names it), not raised here."""
+        parsed, bad = parse_rows(rows)
         with self._lock:
-            self._rows = parsed
+            self._rows, self._bad_rows = parsed, bad
 
     def max_version(self) -> int | None:
         self._check_available()
         with self._lock:
-            return max((row.version for row in self._rows), default=None)
+            versions = [row.version for row in self._rows]
+            versions += [bad.version for bad in self._bad_rows if bad.version is not None]
+            return max(versions, default=None)
 
     def read_snapshot(self) -> TableSnapshot:
         self._check_available()
         with self._lock:
-            return TableSnapshot.from_rows(self._rows)
+            return TableSnapshot.from_rows(self._rows, bad_rows=self._bad_rows)
 
     def open_listener(self) -> Listener:
         raise NotImplementedError("StaticSource has no notifications")
@@ -94,10 +101,17 @@ class _DatabaseSource:
 
     def max_version(self) -> int | None:
         value = self._query(SELECT_MAX_VERSION_SQL)[0][0]
-        return None if value is None else int(value)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_VERSION:
+            # Only a hand-written version can be text or out of range; such rows are skipped on read.
+            return None
+        return value
 
     def read_snapshot(self) -> TableSnapshot:
-        return TableSnapshot.from_rows(row_from_tuple(values) for values in self._query(SELECT_ROWS_SQL))
+        return TableSnapshot.from_mappings(
+            dict(zip(COLUMNS, values, strict=True)) for values in self._query(SELECT_ROWS_SQL)
+        )
 
     def close(self) -> None:
         conn, self._conn = self._conn, None

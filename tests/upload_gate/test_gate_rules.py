@@ -243,7 +243,7 @@ def test_the_last_good_copy_stays_in_force_while_the_table_is_unreachable(make_g
 
 def test_refresh_backs_off_exponentially_up_to_the_cap_while_failing(make_gate):
     source = StaticSource([star_row()])
-    gate = make_gate(source=source, poll_interval_seconds=1.0, max_backoff_seconds=4.0)
+    gate = make_gate(source=source, poll_interval_seconds=10.0, max_backoff_seconds=4.0)
     source.available = False
     waits = []
     for _ in range(6):
@@ -252,7 +252,19 @@ def test_refresh_backs_off_exponentially_up_to_the_cap_while_failing(make_gate):
     assert waits == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
     source.available = True
     gate.refresh_now()
-    assert gate.refresher.next_wait_seconds() == 1.0
+    assert gate.refresher.next_wait_seconds() == 10.0
+
+
+def test_retries_never_wait_longer_than_the_poll_interval(make_gate):
+    # After a long outage the database is read again within one poll interval, not a 30 s backoff.
+    source = StaticSource([star_row()])
+    gate = make_gate(source=source, poll_interval_seconds=1.0, max_backoff_seconds=30.0)
+    source.available = False
+    waits = []
+    for _ in range(8):
+        gate.refresh_now()
+        waits.append(gate.refresher.next_wait_seconds())
+    assert waits == [0.5, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
 
 
 def test_idle_clients_are_forgotten_after_a_report(make_gate, clock):
