@@ -7,6 +7,10 @@ items, identifiers as sf-strings):
     RateLimit: "rpm";r=42;t=12, "inflight";r=3
 
 Only built when a caller asks (Decision.headers()), never on the hot path.
+
+Every value is a Structured Fields integer, which has at most 15 digits (RFC 9651 3.3.1):
+a larger quota or remainder (a bigint column holds up to 2^63 - 1) is written as
+999 999 999 999 999, so one huge daily quota cannot make the whole field malformed.
 """
 
 from __future__ import annotations
@@ -24,15 +28,36 @@ POLICY_BYTES_IN_FLIGHT = "inflight-bytes"
 POLICY_DAILY_BYTES = "daily-bytes"
 
 
+SF_INTEGER_MAX = 999_999_999_999_999
+
+
 def ceil_seconds(microseconds: int) -> int:
     return -(-microseconds // US_PER_SECOND)
 
 
+def sf_integer(value: int) -> int:
+    """The value, or the largest Structured Fields integer if it is larger."""
+    return value if value <= SF_INTEGER_MAX else SF_INTEGER_MAX
+
+
 def gcra_remaining(limits: Limits, gap_us: int) -> int:
-    """Requests that could be admitted back to back now, given gap = max(tat, now) - now."""
+    """Requests that could be admitted back to back now, given gap = max(tat, now) - now;
+    never more than the quota q (the burst may be larger than the rate)."""
     if limits.interval_us == 0 or gap_us > limits.tolerance_us:
         return 0
-    return (limits.tolerance_us - gap_us) // limits.interval_us + 1
+    remaining = (limits.tolerance_us - gap_us) // limits.interval_us + 1
+    return min(remaining, limits.requests_per_minute)  # type: ignore[type-var]
+
+
+def gcra_reset_seconds(limits: Limits, gap_us: int) -> int:
+    """`t` of the rate item: with requests left, seconds until the bucket is full again; with
+    none left, seconds until the next one conforms, which is what a rate 429's Retry-After
+    waits, so Retry-After is never earlier than `t`. 60 when rpm = 0 (it never refills)."""
+    if limits.interval_us == 0:
+        return 60
+    if gap_us > limits.tolerance_us:
+        return ceil_seconds(gap_us - limits.tolerance_us)
+    return ceil_seconds(gap_us)
 
 
 def rate_limit_fields(
@@ -47,8 +72,7 @@ def rate_limit_fields(
     policy: list[str] = []
     state: list[str] = []
     if limits.requests_per_minute is not None:
-        # t: seconds until the bucket is full again (60 when rpm = 0: it never refills).
-        reset = 60 if limits.interval_us == 0 else ceil_seconds(gap_us)
+        reset = gcra_reset_seconds(limits, gap_us)
         policy.append(f'"{POLICY_RATE}";q={limits.requests_per_minute};w=60')
         state.append(f'"{POLICY_RATE}";r={gcra_remaining(limits, gap_us)};t={reset}')
     if limits.max_concurrent_uploads is not None:
@@ -57,13 +81,13 @@ def rate_limit_fields(
         state.append(f'"{POLICY_CONCURRENCY}";r={max(0, cap - uploads_in_flight)}')
     if limits.max_bytes_in_flight is not None:
         cap = limits.max_bytes_in_flight
-        policy.append(f'"{POLICY_BYTES_IN_FLIGHT}";q={cap};qu="content-bytes"')
-        state.append(f'"{POLICY_BYTES_IN_FLIGHT}";r={max(0, cap - bytes_in_flight)}')
+        policy.append(f'"{POLICY_BYTES_IN_FLIGHT}";q={sf_integer(cap)};qu="content-bytes"')
+        state.append(f'"{POLICY_BYTES_IN_FLIGHT}";r={sf_integer(max(0, cap - bytes_in_flight))}')
     if limits.daily_upload_bytes is not None and wall_us is not None:
         cap = limits.daily_upload_bytes
         to_midnight_us = US_PER_DAY - wall_us % US_PER_DAY
-        policy.append(f'"{POLICY_DAILY_BYTES}";q={cap};qu="content-bytes";w=86400')
-        state.append(f'"{POLICY_DAILY_BYTES}";r={max(0, cap - day_bytes)};t={ceil_seconds(to_midnight_us)}')
+        policy.append(f'"{POLICY_DAILY_BYTES}";q={sf_integer(cap)};qu="content-bytes";w=86400')
+        state.append(f'"{POLICY_DAILY_BYTES}";r={sf_integer(max(0, cap - day_bytes))};t={ceil_seconds(to_midnight_us)}')
     return policy, state
 
 

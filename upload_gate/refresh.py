@@ -101,7 +101,7 @@ class TableRefresher:
         if named != [bad.as_dict() for bad in self.bad_rows]:
             for bad in bad_rows:
                 log.warning(
-                    "upload_limits row %r skipped: column %s: %s (the rest of the table applies)",
+                    "upload_limits row %r, column %s: %s (row skipped; the rest of the table applies)",
                     bad.client_id,
                     bad.column,
                     bad.problem,

@@ -34,6 +34,57 @@ def ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
 
+def sf(value: int) -> int:
+    """Structured Fields integers have at most 15 digits."""
+    return min(value, 10**15 - 1)
+
+
+LIMIT_COLUMNS = ["requests_per_minute", "burst", "max_concurrent_uploads", "max_bytes_in_flight", "daily_upload_bytes"]
+BIGINT = {"max_bytes_in_flight", "daily_upload_bytes"}
+
+
+def bad_column(row: dict) -> str | None:
+    """The first column of a row that cannot be parsed (docs/shared-config-table.md, "Bad data")."""
+
+    def whole(value, top):
+        return type(value) is int and 0 <= value <= top
+
+    client_id = row.get("client_id")
+    if type(client_id) is not str or not 1 <= len(client_id) <= 255:
+        return "client_id"
+    if not whole(row.get("version") or 0, 10**15 - 1):
+        return "version"
+    live = row.get("live_server_count")
+    if live is not None and not whole(live, 2**31 - 1):
+        return "live_server_count"
+    for name in LIMIT_COLUMNS:
+        for column in (name, f"shadow_{name}"):
+            value = row.get(column)
+            if value is not None and not whole(value, 2**63 - 1 if name in BIGINT else 2**31 - 1):
+                return column
+    for column in ("paused", "all_partners_paused"):
+        if row.get(column) not in (None, True, False):  # JSON has no 0/1 booleans
+            return column
+    for column in ("pause_reason", "all_partners_pause_reason"):
+        if row.get(column) is not None and type(row.get(column)) is not str:
+            return column
+    for column in ("resume_at", "updated_at", "all_partners_resume_at"):
+        if row.get(column) is not None:
+            try:
+                iso_to_us(row[column])
+            except (TypeError, ValueError, AttributeError):
+                return column
+    if row.get("priority") not in (None, "interactive", "bulk"):
+        return "priority"
+    reduced = row.get("reduced_limits")
+    if reduced is not None:
+        if type(reduced) is not str:
+            return "reduced_limits"
+        if any(name.strip() not in LIMIT_COLUMNS for name in reduced.split(",") if name.strip()):
+            return "reduced_limits"
+    return None
+
+
 SHADOW_LIMITS = ("requests_per_minute", "burst", "max_concurrent_uploads", "max_bytes_in_flight", "daily_upload_bytes")
 
 
@@ -59,8 +110,10 @@ class ReferenceGate:
         lease_timeout_seconds: int = 900,
         busy_retry_after_seconds: int = 5,
         paused_retry_after_seconds: int = 60,
+        fallback_limits: dict | None = None,
         is_shadow: bool = False,
     ) -> None:
+        self.fallback = {"client_id": "*", **(fallback_limits or {})}
         self.lease_timeout_us = lease_timeout_seconds * US
         self.busy_wait_us = busy_retry_after_seconds * US
         self.paused_retry_after_seconds = paused_retry_after_seconds
@@ -80,9 +133,21 @@ class ReferenceGate:
         self.set_rows(rows)
 
     def set_rows(self, rows: list[dict]) -> None:
+        good = [row for row in rows if bad_column(row) is None]
+        self.bad_rows = [{"client_id": row.get("client_id"), "column": bad_column(row)} for row in rows]
+        self.bad_rows = [bad for bad in self.bad_rows if bad["column"] is not None]
+        previous = getattr(self, "rows", {})
+        new_rows = {row["client_id"]: row for row in good}
+        if "*" not in new_rows and not any(bad["client_id"] == "*" for bad in self.bad_rows):
+            self.bad_rows.append({"client_id": "*", "column": "client_id"})
+        # A skipped row (or a missing `*` row) keeps the client's row from the previous table.
+        for bad in self.bad_rows:
+            if bad["client_id"] in previous and bad["client_id"] not in new_rows:
+                new_rows[bad["client_id"]] = previous[bad["client_id"]]
         if self.shadow is not None:
-            self.shadow.set_rows([enforcing_shadow(row) for row in rows])
-        self.rows = {row["client_id"]: row for row in rows}
+            self.shadow.fallback = self.fallback
+            self.shadow.set_rows([enforcing_shadow(row) for row in new_rows.values()])
+        self.rows = new_rows
         star = self.rows.get("*", {})
         self.servers = max(1, star.get("live_server_count") or 1)
 
@@ -90,7 +155,7 @@ class ReferenceGate:
     def _row(self, client: str) -> tuple[dict, bool]:
         if client in self.rows and client != "*":
             return self.rows[client], True
-        return self.rows.get("*", {"client_id": "*"}), False
+        return self.rows.get("*", self.fallback), False
 
     def _share(self, value):
         if value is None:
@@ -277,8 +342,10 @@ class ReferenceGate:
         if lim["rpm"] is not None:
             if lim["rpm"] == 0:
                 remaining, reset = 0, 60
+            elif gap > tolerance:
+                remaining, reset = 0, ceil_div(gap - tolerance, US)  # when the next one conforms
             else:
-                remaining = 0 if gap > tolerance else (tolerance - gap) // interval + 1
+                remaining = min(lim["rpm"], (tolerance - gap) // interval + 1)
                 reset = ceil_div(gap, US)
             policy.append(f'"rpm";q={lim["rpm"]};w=60')
             current.append(f'"rpm";r={remaining};t={reset}')
@@ -286,12 +353,12 @@ class ReferenceGate:
             policy.append(f'"inflight";q={lim["concurrent"]};qu="concurrent-requests"')
             current.append(f'"inflight";r={max(0, lim["concurrent"] - uploads)}')
         if lim["bytes"] is not None:
-            policy.append(f'"inflight-bytes";q={lim["bytes"]};qu="content-bytes"')
-            current.append(f'"inflight-bytes";r={max(0, lim["bytes"] - in_flight)}')
+            policy.append(f'"inflight-bytes";q={sf(lim["bytes"])};qu="content-bytes"')
+            current.append(f'"inflight-bytes";r={sf(max(0, lim["bytes"] - in_flight))}')
         if lim["daily"] is not None:
-            policy.append(f'"daily-bytes";q={lim["daily"]};qu="content-bytes";w=86400')
+            policy.append(f'"daily-bytes";q={sf(lim["daily"])};qu="content-bytes";w=86400')
             current.append(
-                f'"daily-bytes";r={max(0, lim["daily"] - day_bytes)};t={ceil_div(DAY_US - wall % DAY_US, US)}'
+                f'"daily-bytes";r={sf(max(0, lim["daily"] - day_bytes))};t={ceil_div(DAY_US - wall % DAY_US, US)}'
             )
         if not policy:
             return {}

@@ -28,6 +28,7 @@ def _expand(case_def: dict) -> dict:
         lease_timeout_seconds=config["lease_timeout_seconds"],
         busy_retry_after_seconds=config["busy_retry_after_seconds"],
         paused_retry_after_seconds=config["paused_retry_after_seconds"],
+        fallback_limits=config["fallback_limits"],
     )
     start_us = iso_to_us(case_def["start"])
     events = []
@@ -45,6 +46,8 @@ def _expand(case_def: dict) -> dict:
             expect = None
         elif event["op"] == "counters":
             expect = {"clients": model.counters(now)}
+        elif event["op"] == "bad_rows":
+            expect = {"bad_rows": model.bad_rows}
         else:
             expect = None
         if hand:
@@ -56,6 +59,10 @@ def _expand(case_def: dict) -> dict:
 
 
 def _check_hand(name: str, event: dict, hand: dict, expect: dict | None) -> None:
+    if event["op"] == "bad_rows":
+        if hand != expect:
+            raise AssertionError(f"{name} t={event['t_ms']} bad_rows: hand {hand}, model {expect}")
+        return
     if event["op"] == "counters":
         for client, counts in hand.items():
             got = (expect or {}).get("clients", {}).get(client, {})
@@ -76,11 +83,16 @@ def build() -> dict:
             "load `rows` as the upload_limits table, set both clocks to `start` (UTC wall clock; the "
             "monotonic clock starts anywhere), then play `events` in order. `t_ms` is milliseconds since "
             "start and never decreases; move both clocks to it before the event. Ops: admit (expect the "
-            "decision: admitted, status, limit, retry_after_seconds, header fields; reason only on 503), "
+            "decision: admitted, status, limit, retry_after_seconds, header fields; reason on 503; problem, "
+            "the RFC 9457 members, on a reduced-capacity 503), "
             "release (expect released: true, or false when already ended or expired), table (replace the "
             "table with `rows` and reload), counters (expect the per-client counts since the previous "
-            "counters event, then reset them; only clients with a non-zero value are listed). "
-            "Jitter is 0, so Retry-After is exact. `config` gives lease timeout and fixed waits."
+            "counters event, then reset them; only clients with a non-zero value are listed), bad_rows "
+            "(expect the rows skipped because they cannot be parsed, as client_id and column, in table "
+            "order; a missing `*` row is listed as column client_id). Rows may hold bad values on purpose "
+            "(docs/shared-config-table.md, Bad data). "
+            "Jitter is 0, so Retry-After is exact. `config` gives lease timeout, fixed waits and the "
+            "fallback limits (used for clients without a row when the table has no `*` row)."
         ),
         "cases": [_expand(case_def) for case_def in CASES],
     }

@@ -21,6 +21,8 @@ CONFIG = {
     "busy_retry_after_seconds": 5,
     "paused_retry_after_seconds": 60,
     "jitter_fraction": 0,
+    # The gate's built-in default; a case without a `*` row shows it in use.
+    "fallback_limits": {"requests_per_minute": 60, "burst": 10, "max_concurrent_uploads": 4},
 }
 
 
@@ -58,8 +60,8 @@ def row(client_id: str = "*", **values) -> dict:
     return full
 
 
-def admit(t_ms: int, client: str, size: int, *expect, lease: str | None = None) -> dict:
-    """expect: ("ok",) or (status, limit, retry_after_seconds)."""
+def admit(t_ms: int, client: str, size: int, *expect, lease: str | None = None, headers: dict | None = None) -> dict:
+    """expect: ("ok",) or (status, limit, retry_after_seconds); headers: the exact fields, by hand."""
     event = {"t_ms": t_ms, "op": "admit", "client": client, "size_bytes": size}
     if lease:
         event["lease"] = lease
@@ -68,6 +70,8 @@ def admit(t_ms: int, client: str, size: int, *expect, lease: str | None = None) 
     else:
         status, limit, retry = expect
         event["_hand"] = {"admitted": False, "status": status, "limit": limit, "retry_after_seconds": retry}
+    if headers is not None:
+        event["_hand"]["headers"] = headers
     return event
 
 
@@ -87,6 +91,11 @@ def table(t_ms: int, rows: list[dict]) -> dict:
 
 def counters(t_ms: int, **hand) -> dict:
     return {"t_ms": t_ms, "op": "counters", "_hand": hand}
+
+
+def bad_rows(t_ms: int, *named: tuple[str, str]) -> dict:
+    """The rows skipped as unparseable, as (client_id, column) pairs in table order."""
+    return {"t_ms": t_ms, "op": "bad_rows", "_hand": {"bad_rows": [{"client_id": c, "column": k} for c, k in named]}}
 
 
 def case(name: str, description: str, rows: list[dict], events: list[dict], *, start: str = NOON, **config) -> dict:
@@ -729,6 +738,242 @@ CASES = [
             admit(10, "p", 1, 503, CONC, 5),
             table(20, [row(version=2), row("p", max_concurrent_uploads=1, reduced_limits="", version=2)]),
             admit(30, "p", 1, 429, CONC, 5),
+        ],
+    ),
+    # -- bad data (docs/shared-config-table.md, "Bad data") --------------------------------
+    case(
+        "bad_row_text_false_in_paused_is_skipped_and_the_rest_applies",
+        "A text 'false' in `paused` is not a boolean: p's row is skipped (p gets the `*` row) "
+        "and q's row still applies.",
+        [
+            row(max_concurrent_uploads=1),
+            row("p", paused="false", max_concurrent_uploads=5),
+            row("q", max_concurrent_uploads=2),
+        ],
+        [
+            bad_rows(0, ("p", PAUSED)),
+            admit(0, "p", 1, "ok"),
+            admit(0, "p", 1, 429, CONC, 5),
+            admit(0, "q", 1, "ok"),
+            admit(0, "q", 1, "ok"),
+            admit(0, "q", 1, 429, CONC, 5),
+        ],
+    ),
+    case(
+        "bad_row_real_limit_is_not_truncated",
+        "A REAL 4.5 in requests_per_minute is not an integer: the row is skipped, not read as 4.",
+        [row(max_concurrent_uploads=1), row("p", requests_per_minute=4.5)],
+        [bad_rows(0, ("p", RPM)), admit(0, "p", 1, "ok"), admit(0, "p", 1, 429, CONC, 5)],
+    ),
+    case(
+        "bad_row_negative_limit_is_not_zero",
+        "A negative rpm is not 'blocked' (429, Retry-After 60): the row is skipped.",
+        [row(), row("p", requests_per_minute=-60, max_concurrent_uploads=-1)],
+        [bad_rows(0, ("p", RPM)), admit(0, "p", 1, "ok"), admit(0, "p", 1, "ok")],
+    ),
+    case(
+        "bad_row_unknown_priority",
+        "priority is `interactive` or `bulk`; anything else skips the row.",
+        [row(max_concurrent_uploads=1), row("p", priority="urgent", max_concurrent_uploads=3)],
+        [bad_rows(0, ("p", "priority")), admit(0, "p", 1, "ok"), admit(0, "p", 1, 429, CONC, 5)],
+    ),
+    case(
+        "bad_row_unknown_name_in_reduced_limits",
+        "reduced_limits names limit columns; a misspelt one skips the row.",
+        [row(max_concurrent_uploads=1), row("p", max_concurrent_uploads=3, reduced_limits="max_concurrent_upload")],
+        [bad_rows(0, ("p", "reduced_limits")), admit(0, "p", 1, "ok"), admit(0, "p", 1, 429, CONC, 5)],
+    ),
+    case(
+        "bad_row_absurd_version_does_not_hide_later_changes",
+        "A hand-written version of 10^15 skips its row and does not count as the table's version, "
+        "so the next change (version 2) is still applied.",
+        [row(max_concurrent_uploads=1), row("p", version=10**15)],
+        [
+            bad_rows(0, ("p", "version")),
+            admit(0, "x", 1, "ok"),
+            admit(0, "x", 1, 429, CONC, 5),
+            table(10, [row(max_concurrent_uploads=2, version=2), row("p", version=10**15)]),
+            admit(20, "x", 1, "ok"),
+            admit(20, "x", 1, 429, CONC, 5),
+        ],
+    ),
+    case(
+        "bad_row_negative_live_server_count",
+        "A negative live_server_count skips the row (0 still reads as 1).",
+        [row(max_concurrent_uploads=4, live_server_count=2), row("p", max_concurrent_uploads=1, live_server_count=-1)],
+        [bad_rows(0, ("p", "live_server_count")), admit(0, "p", 1, "ok"), admit(0, "p", 1, "ok")]
+        + [admit(0, "p", 1, 429, CONC, 5)],
+    ),
+    case(
+        "a_row_that_turns_bad_keeps_its_last_good_copy",
+        "p's row is rewritten with a REAL burst: the gate keeps p's previous row rather than the `*` row.",
+        [row(), row("p", max_concurrent_uploads=1)],
+        [
+            table(10, [row(version=2), row("p", max_concurrent_uploads=1, burst=2.5, version=2)]),
+            bad_rows(20, ("p", "burst")),
+            admit(30, "p", 1, "ok"),
+            admit(30, "p", 1, 429, CONC, 5),
+            table(40, [row(version=3), row("p", max_concurrent_uploads=2, version=3)]),
+            bad_rows(50),
+            admit(60, "p", 1, "ok"),
+            admit(60, "p", 1, 429, CONC, 5),
+        ],
+    ),
+    case(
+        "missing_star_row_uses_the_fallback_limits",
+        "Without a `*` row, clients without a row get the fallback limits (config), not no limits.",
+        [row("p", max_concurrent_uploads=1)],
+        [bad_rows(0, ("*", "client_id"))]
+        + many(0, "direct-user", 1, 4, "u")
+        + [admit(0, "direct-user", 1, 429, CONC, 5), admit(0, "p", 1, "ok"), admit(0, "p", 1, 429, CONC, 5)],
+    ),
+    case(
+        "bad_star_row_uses_the_fallback_limits",
+        "A `*` row that cannot be parsed is skipped like any other; its clients get the fallback limits.",
+        [row(all_partners_paused="no"), row("p", max_concurrent_uploads=1)],
+        [bad_rows(0, ("*", ALL_PAUSED))]
+        + many(0, "direct-user", 1, 4, "u")
+        + [admit(0, "direct-user", 1, 429, CONC, 5), admit(0, "p", 1, "ok")],
+    ),
+    # -- RateLimit fields -----------------------------------------------------------------
+    case(
+        "rate_remaining_never_exceeds_the_quota",
+        "rpm 2, burst 5: five at once are admitted, but r never exceeds q = 2.",
+        [row(requests_per_minute=2, burst=5)],
+        [
+            admit(0, "a", 1, "ok", headers={"RateLimit-Policy": '"rpm";q=2;w=60', "RateLimit": '"rpm";r=2;t=30'}),
+            admit(0, "a", 1, "ok", headers={"RateLimit-Policy": '"rpm";q=2;w=60', "RateLimit": '"rpm";r=2;t=60'}),
+            admit(0, "a", 1, "ok", headers={"RateLimit-Policy": '"rpm";q=2;w=60', "RateLimit": '"rpm";r=2;t=90'}),
+        ],
+    ),
+    case(
+        "rate_429_reset_is_never_later_than_retry_after",
+        "rpm 6 (10 s interval), burst 3: the fourth waits 10 s for one request, and `t` says the same "
+        "(not the 30 s until the bucket is full).",
+        [row(requests_per_minute=6, burst=3)],
+        many(0, "a", 1, 3, "a")
+        + [
+            admit(
+                0,
+                "a",
+                1,
+                429,
+                RPM,
+                10,
+                headers={"RateLimit-Policy": '"rpm";q=6;w=60', "RateLimit": '"rpm";r=0;t=10', "Retry-After": "10"},
+            ),
+            admit(
+                2500,
+                "a",
+                1,
+                429,
+                RPM,
+                8,
+                headers={"RateLimit-Policy": '"rpm";q=6;w=60', "RateLimit": '"rpm";r=0;t=8', "Retry-After": "8"},
+            ),
+        ],
+    ),
+    case(
+        "quotas_past_the_largest_structured_fields_integer_are_capped",
+        "Structured Fields integers have at most 15 digits: a daily quota of 2^63 - 1 bytes and "
+        "10^15 bytes in flight are written as 999999999999999.",
+        [row(max_bytes_in_flight=10**15, daily_upload_bytes=2**63 - 1)],
+        [
+            admit(
+                0,
+                "a",
+                10,
+                "ok",
+                headers={
+                    "RateLimit-Policy": '"inflight-bytes";q=999999999999999;qu="content-bytes", '
+                    '"daily-bytes";q=999999999999999;qu="content-bytes";w=86400',
+                    "RateLimit": '"inflight-bytes";r=999999999999990, "daily-bytes";r=999999999999999;t=43200',
+                },
+            )
+        ],
+    ),
+    # -- plausible misreadings of docs/upload-gate.md that the earlier cases let pass -----
+    case(
+        "share_divides_by_the_star_rows_server_count_not_the_clients_own",
+        "N is the `*` row's live_server_count (4): p's own row carries a stale 1, so p's cap of 4 "
+        "is 1 on this server, not 4.",
+        [row(live_server_count=4), row("p", max_concurrent_uploads=4, live_server_count=1)],
+        [admit(0, "p", 1, "ok"), admit(0, "p", 1, 429, CONC, 5)],
+    ),
+    case(
+        "shadow_rate_keeps_the_enforced_burst",
+        "A shadow rate without shadow_burst keeps the enforced burst (5), not a burst of 1: five "
+        "at once would have passed in the shadow world too.",
+        [row(), row("p", requests_per_minute=600, burst=5, shadow_requests_per_minute=60)],
+        many(0, "p", 1, 5, "p")
+        + [
+            admit(0, "p", 1, 429, RPM, 1),
+            counters(10, p={"admitted": 5, "throttled": 1, "would_have_throttled": 1}),
+        ],
+    ),
+    case(
+        "shadow_only_lease_expiry_is_not_a_timed_out_upload",
+        "An upload only the shadow limits admitted never ran: its shadow lease expires without counting as timed_out.",
+        [row(), row("p", max_concurrent_uploads=1, shadow_max_concurrent_uploads=2)],
+        [
+            admit(0, "p", 1, "ok", lease="p1"),
+            admit(10, "p", 1, 429, CONC, 5),
+            release(20, "p1"),
+            counters(61_000, p={"admitted": 1, "throttled": 1, "completed": 1, "timed_out": 0}),
+        ],
+        lease_timeout_seconds=60,
+    ),
+    case(
+        "enforced_lease_expiry_frees_its_shadow_slot",
+        "An upload admitted in both worlds that expires frees its shadow slot too: the next upload "
+        "would not have been throttled by the shadow cap of 1.",
+        [row(), row("p", max_concurrent_uploads=5, shadow_max_concurrent_uploads=1)],
+        [
+            admit(0, "p", 1, "ok"),
+            admit(60_000, "p", 1, "ok"),
+            counters(
+                60_010,
+                p={"admitted": 2, "timed_out": 1, "uploads_in_flight": 1, "bytes_in_flight": 1},
+            ),
+        ],
+        lease_timeout_seconds=60,
+    ),
+    case(
+        "reload_keeps_rate_state_and_day_bytes",
+        "A reload (even of the same limits) keeps the GCRA state and the bytes counted today.",
+        [row(requests_per_minute=60, daily_upload_bytes=100)],
+        [
+            admit(0, "a", 100, "ok"),
+            table(10, [row(requests_per_minute=60, daily_upload_bytes=100, version=2)]),
+            admit(20, "a", 0, 429, RPM, 1),
+            admit(1000, "a", 1, 429, DAILY, 43199),
+        ],
+    ),
+    case(
+        "deleting_and_re_adding_a_row_keeps_the_clients_state",
+        "p's row is deleted (p falls back to `*`, no limits) and added again: p's rate state and "
+        "day bytes are those of the client id, not of the row.",
+        [row(), row("p", requests_per_minute=1, daily_upload_bytes=100)],
+        [
+            admit(0, "p", 100, "ok"),
+            table(10, [row(version=2)]),
+            admit(20, "p", 1, "ok"),
+            table(30, [row(version=3), row("p", requests_per_minute=1, daily_upload_bytes=100, version=3)]),
+            admit(40, "p", 0, 429, RPM, 60),
+            admit(60_000, "p", 1, 429, DAILY, 43140),
+        ],
+    ),
+    case(
+        "forgetting_idle_clients_keeps_their_day_bytes",
+        "A client with nothing in flight is forgotten after a report only once it has counted no "
+        "bytes today: its daily quota stays used up.",
+        [row(daily_upload_bytes=100)],
+        [
+            admit(0, "u", 100, "ok", lease="u1"),
+            release(10, "u1"),
+            counters(20, u={"admitted": 1, "completed": 1}),
+            counters(30),
+            admit(40, "u", 1, 429, DAILY, 43200),
         ],
     ),
 ]
