@@ -79,6 +79,8 @@ class UploadServer(models.Model):
     last_config_version = models.BigIntegerField(null=True, blank=True)
     last_uploads_in_progress = models.PositiveIntegerField(default=0)
     last_bytes_in_flight = models.PositiveBigIntegerField(default=0)
+    # Rows of upload_limits the server's gate skipped as unparseable, from its latest report.
+    last_bad_rows = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["name"]

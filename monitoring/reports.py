@@ -30,6 +30,8 @@ SERVER_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 BOOT_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 MAX_COUNT = 2**31 - 1
 MAX_BYTES = 2**63 - 1
+MAX_BAD_ROWS = 100
+BAD_ROW_FIELD_CHARS = {"client_id": 300, "column": 64, "problem": 300}
 
 
 class InvalidReport(ValueError):
@@ -47,6 +49,7 @@ class Report:
     interval_seconds: int = 5
     boot_id: str = ""
     clients: dict[str, dict[str, int]] = field(default_factory=dict)
+    bad_rows: list[dict[str, str]] = field(default_factory=list)
 
     def total(self, name: str) -> int:
         return sum(stats.get(name, 0) for stats in self.clients.values())
@@ -70,6 +73,7 @@ def parse_report(body: bytes) -> Report:
         "boot_id",
         "clients",
         "sent_at",
+        "bad_rows",
     }
     for name in sorted(unknown):
         errors[name] = "unknown field"
@@ -81,6 +85,7 @@ def parse_report(body: bytes) -> Report:
         interval_seconds=_integer(data, "interval_seconds", errors, default=5, minimum=1, maximum=MAX_INTERVAL_SECONDS),
         boot_id=_string(data, "boot_id", BOOT_ID_RE, errors, required=False),
         clients=_clients(data.get("clients", {}), errors),
+        bad_rows=_bad_rows(data.get("bad_rows", []), errors),
     )
     _check_totals(report, errors)
     if errors:
@@ -173,6 +178,21 @@ def _clients(clients, errors) -> dict[str, dict[str, int]]:
     return checked
 
 
+def _bad_rows(bad_rows, errors) -> list[dict[str, str]]:
+    """The table rows the server's gate skipped: a list of {client_id, column, problem}."""
+    if not isinstance(bad_rows, list) or len(bad_rows) > MAX_BAD_ROWS:
+        errors["bad_rows"] = f"must be a list of at most {MAX_BAD_ROWS} objects"
+        return []
+    for index, bad in enumerate(bad_rows):
+        if not isinstance(bad, dict) or set(bad) != set(BAD_ROW_FIELD_CHARS):
+            errors[f"bad_rows.{index}"] = f"must be an object with exactly {', '.join(BAD_ROW_FIELD_CHARS)}"
+            continue
+        for name, chars in BAD_ROW_FIELD_CHARS.items():
+            if not isinstance(bad[name], str) or len(bad[name]) > chars:
+                errors[f"bad_rows.{index}.{name}"] = f"must be a string of at most {chars} characters"
+    return bad_rows
+
+
 _AUTHENTICATE_SQL = (
     f"SELECT id, name, token_hash, silent_after FROM {UploadServer._meta.db_table} "
     "WHERE token_hash = %s AND revoked_at IS NULL AND gone_at IS NULL"
@@ -197,7 +217,7 @@ _REPORT_TABLE = ServerReport._meta.db_table
 _CLAIM_SQL = (
     f"UPDATE {_SERVER_TABLE} SET boot_id = %s, last_sequence = %s, last_seen_at = %s, silent_after = %s, "
     "report_interval_seconds = %s, last_cpu_percent = %s, last_config_version = %s, "
-    "last_uploads_in_progress = %s, last_bytes_in_flight = %s "
+    "last_uploads_in_progress = %s, last_bytes_in_flight = %s, last_bad_rows = %s "
     # A retry repeats its sequence: only a higher one, or a new boot, claims the server row.
     "WHERE id = %s AND (last_sequence IS NULL OR last_sequence < %s OR boot_id <> %s)"
 )
@@ -227,6 +247,7 @@ def store_report(server: UploadServer, report: Report, now=None) -> bool:
     uploads, bytes_in_flight = report.total("uploads_in_progress"), report.total("bytes_in_flight")
     silent_after = connection.ops.adapt_datetimefield_value(UploadServer.silent_after_for(now, report.interval_seconds))
     clients = ServerReport._meta.get_field("clients").get_db_prep_value(report.clients, connection)
+    bad_rows = UploadServer._meta.get_field("last_bad_rows").get_db_prep_value(report.bad_rows, connection)
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
             _CLAIM_SQL,
@@ -240,6 +261,7 @@ def store_report(server: UploadServer, report: Report, now=None) -> bool:
                 report.config_version,
                 uploads,
                 bytes_in_flight,
+                bad_rows,
                 server.pk,
                 report.sequence,
                 report.boot_id,

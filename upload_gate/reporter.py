@@ -45,6 +45,9 @@ MAX_COUNT = 2**31 - 1
 MAX_BYTES = 2**63 - 1
 CLIENT_FIGURES = ("uploads_in_progress", "bytes_in_flight", "admitted", "throttled", "timed_out", "completed", "failed")
 RETRY_STATUSES = frozenset({408, 425, 429})  # and every 5xx
+# As the dashboard checks (docs/status-report.openapi.json, BadRow): more or longer is cut.
+MAX_BAD_ROWS = 100
+BAD_ROW_FIELD_CHARS = {"client_id": 300, "column": 64, "problem": 300}
 
 
 class StatusReporter(HostEnrolment):
@@ -185,6 +188,12 @@ class StatusReporter(HostEnrolment):
             # null while the gate runs on its fallback limits: no table version applied yet.
             "config_version": snapshot.get("config_version") or 0,
             "clients": clients,
+            # Rows of upload_limits this gate skipped because they cannot be parsed ([] when none,
+            # so the servers page clears them once fixed).
+            "bad_rows": [
+                {name: str(bad.get(name, ""))[:chars] for name, chars in BAD_ROW_FIELD_CHARS.items()}
+                for bad in snapshot.get("bad_rows", [])[:MAX_BAD_ROWS]
+            ],
         }
 
     def _has_row(self, client_id: str) -> bool:

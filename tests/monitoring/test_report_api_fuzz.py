@@ -42,7 +42,9 @@ def from_schema(node: dict) -> st.SearchStrategy:
             return st.from_regex(node["pattern"], fullmatch=True)
         if node.get("format") == "date-time":
             return st.datetimes().map(lambda moment: moment.isoformat() + "Z")
-        return st.text()
+        return st.text(max_size=node.get("maxLength"))
+    if kind == "array":
+        return st.lists(from_schema(node["items"]), max_size=min(node.get("maxItems", 3), 3))
     if kind == "object":
         return _object(node)
     raise NotImplementedError(f"schema keyword set not handled: {node}")

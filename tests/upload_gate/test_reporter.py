@@ -16,6 +16,7 @@ import pytest
 from test_gate_table import wait_until
 
 from tests.factories import star_row
+from upload_gate import StaticSource
 from upload_gate.host import process_boot_id
 from upload_gate.reporter import StatusReporter
 
@@ -38,6 +39,7 @@ def schema_errors(value, schema: dict, path: str = "$") -> list[str]:
         "string": lambda v: isinstance(v, str),
         "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
         "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+        "array": lambda v: isinstance(v, list),
     }
     if kind and not checks[kind](value):
         return [f"{path}: not {kind}"]
@@ -48,6 +50,13 @@ def schema_errors(value, schema: dict, path: str = "$") -> list[str]:
         errors.append(f"{path}: above {schema['maximum']}")
     if "pattern" in schema and not re.search(schema["pattern"], value):
         errors.append(f"{path}: does not match {schema['pattern']}")
+    if "maxLength" in schema and len(value) > schema["maxLength"]:
+        errors.append(f"{path}: longer than {schema['maxLength']}")
+    if kind == "array":
+        if len(value) > schema.get("maxItems", len(value)):
+            errors.append(f"{path}: too many items")
+        for index, item in enumerate(value):
+            errors += schema_errors(item, schema.get("items", {}), f"{path}[{index}]")
     if kind == "object":
         properties = schema.get("properties", {})
         errors += [f"{path}.{name}: required" for name in schema.get("required", []) if name not in value]
@@ -73,6 +82,8 @@ def test_the_schema_check_itself_catches_mistakes():
     bad = {**good, "cpu_percent": 101, "extra": 1, "clients": {"c": {"paused": 1, "admitted": -1}}}
     del bad["sequence"]
     assert len(schema_errors(bad, REPORT_SCHEMA)) == 5
+    bad_rows = [{"client_id": "p", "column": "c" * 65, "problem": "x", "extra": 1}, {"client_id": "p"}]
+    assert len(schema_errors({**good, "bad_rows": bad_rows}, REPORT_SCHEMA)) == 4
 
 
 # -- a fake dashboard ---------------------------------------------------------------------
@@ -497,3 +508,27 @@ def test_would_have_throttled_is_reported_only_for_clients_with_shadow_limits(ma
     assert report["clients"]["theirstory-sdk"]["throttled"] == 0
     assert "would_have_throttled" not in report["clients"]["other"]
     assert report["clients"]["other"]["throttled"] == 2
+
+
+def test_rows_the_gate_skipped_are_reported_by_row_and_column(make_gate, make_reporter, dashboard):
+    rows = [*table_rows(), {"client_id": "typo-partner", "version": 8, "requests_per_minute": 4.5}]
+    gate = make_gate(rows)
+    reporter = make_reporter(gate, dashboard.url)
+    reporter.send_now()
+    [report] = dashboard.requests
+    assert schema_errors(report, REPORT_SCHEMA) == []
+    assert [(bad["client_id"], bad["column"]) for bad in report["bad_rows"]] == [
+        ("typo-partner", "requests_per_minute")
+    ]
+    assert "4.5" in report["bad_rows"][0]["problem"]
+
+
+def test_a_report_after_the_row_is_fixed_says_there_are_none(make_gate, make_reporter, dashboard):
+    source = StaticSource([star_row(version=1), {"client_id": "p", "version": 2, "paused": "false"}])
+    gate = make_gate(source=source)
+    reporter = make_reporter(gate, dashboard.url)
+    reporter.send_now()
+    source.set_rows([star_row(version=1), {"client_id": "p", "version": 3, "paused": False}])
+    gate.refresh_now()
+    reporter.send_now()
+    assert [len(report["bad_rows"]) for report in dashboard.requests] == [1, 0]
