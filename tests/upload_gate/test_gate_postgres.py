@@ -97,3 +97,37 @@ def test_the_gate_keeps_deciding_while_postgres_is_down_and_picks_up_changes_aft
         publish(pg_database, "UPDATE upload_limits SET max_concurrent_uploads = 3, version = 2", 2)
         assert wait_until(lambda: gate.config_version == 2 and gate.stale_since is None)
         assert [gate.admit("c", 1).admitted for _ in range(3)] == [True, True, False]
+
+
+def test_a_lost_postgres_shows_as_stale_at_once_with_a_long_poll_interval(pg_cluster, pg_database):
+    insert_row(pg_database, max_concurrent_uploads=1)
+    # An hour between polls: within the 10 s guards only the lost LISTEN connection can tell.
+    with UploadGate(pg_database, poll_interval_seconds=3600, start=True) as gate:
+        assert wait_until(lambda: gate.refresher.listening)
+        pg_cluster.stop()
+        try:
+            assert wait_until(lambda: gate.stale_since is not None, timeout_seconds=10)
+        finally:
+            pg_cluster.start()
+        # The LISTEN connection comes back and wakes the poller: its good read clears it.
+        assert wait_until(lambda: gate.stale_since is None, timeout_seconds=10)
+        publish(pg_database, "UPDATE upload_limits SET max_concurrent_uploads = 2, version = 2", 2)
+        assert wait_until(lambda: gate.config_version == 2, timeout_seconds=10)
+
+
+def test_a_bad_postgres_row_is_skipped_and_named(pg_database):
+    insert_row(pg_database, max_concurrent_uploads=1)
+    insert_row(pg_database, "p", max_concurrent_uploads=-5, version=2)
+    insert_row(pg_database, "q", max_concurrent_uploads=3, version=10**15)
+    with UploadGate(pg_database, start=False) as gate:
+        assert [(bad["client_id"], bad["column"]) for bad in gate.bad_rows] == [
+            ("p", "max_concurrent_uploads"),
+            ("q", "version"),
+        ]
+        assert gate.config_version == 2 and gate.stale_since is None
+        assert [gate.admit("p", 1).admitted for _ in range(2)] == [True, False]  # the `*` row
+        publish(
+            pg_database, "UPDATE upload_limits SET max_concurrent_uploads = 2, version = 3 WHERE client_id = 'p'", 3
+        )
+        assert gate.refresh_now() and gate.config_version == 3
+        assert [bad["client_id"] for bad in gate.bad_rows] == ["q"]
