@@ -33,6 +33,7 @@ def test_the_documented_sqlite_ddl_matches_what_django_creates_on_sqlite(tmp_pat
             **connections["default"].settings_dict,
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": str(tmp_path / "django.sqlite3"),
+            "OPTIONS": {},
         }
     )
     # A throwaway SQLite file of its own, not the test database.
