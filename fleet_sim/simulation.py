@@ -134,7 +134,16 @@ class Simulation:
     # Fleet
 
     def _simulated_gate(self, name: str) -> UploadGate:
-        return UploadGate(source=self.source, clock=self.clock, start=False, jitter_fraction=0.0, server_id=name)
+        # A scenario without limit rows models servers without limits: say so, since a gate's
+        # default for a table without a `*` row is its (limiting) fallback.
+        return UploadGate(
+            source=self.source,
+            clock=self.clock,
+            start=False,
+            jitter_fraction=0.0,
+            server_id=name,
+            fallback_limits={},
+        )
 
     def add_server(self, warm: bool = False, cores: int | None = None) -> Server:
         name = f"sim-{self._servers_added}"
