@@ -157,6 +157,7 @@ export class UploadGateClient {
     else Object.assign(options, { host: this.#host, port: this.#port });
     this.stats.requests += 1;
     return new Promise((resolve, reject) => {
+      let deadline = null;
       const fail = (error) => {
         clearTimeout(deadline);
         error.reusedSocket = request.reusedSocket;
@@ -175,13 +176,14 @@ export class UploadGateClient {
           }
         });
       });
-      // One deadline for the whole call, connect included: a slow sidecar counts as away.
-      const deadline = setTimeout(() => {
-        const timeout = new Error(`no answer within ${this.#timeoutMs} ms`);
-        timeout.code = 'ETIMEDOUT';
-        request.destroy(timeout);
-      }, this.#timeoutMs);
       request.on('socket', (socket) => {
+        // The deadline runs from the moment this call has a connection (connect included), not
+        // while it waits behind this process's own calls for one of the Agent's sockets.
+        deadline = setTimeout(() => {
+          const timeout = new Error(`no answer within ${this.#timeoutMs} ms`);
+          timeout.code = 'ETIMEDOUT';
+          request.destroy(timeout);
+        }, this.#timeoutMs);
         if (request.reusedSocket) return;
         socket.setNoDelay(true);
         socket.once('connect', () => {

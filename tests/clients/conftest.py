@@ -80,6 +80,8 @@ class Sidecar:
             "UPLOAD_GATE_SIDECAR": state,
             "UPLOAD_GATE_PAUSED_CLIENT": "fas-importer",
             "UPLOAD_GATE_PAUSE_REASON": PAUSE_REASON,
+            # The clients' own default (250 ms) is for an idle host; test machines are busy.
+            "UPLOAD_GATE_TIMEOUT_MS": "5000",
             **extra,
         }
 

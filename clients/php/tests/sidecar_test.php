@@ -49,6 +49,8 @@ function fresh_client_id(): string
 function gate(array $options, array &$lines = []): UploadGate
 {
     return new UploadGate($options + [
+        // Generous: the test machine may be busy; the mute-socket case below covers timing out.
+        'timeout_ms' => 5000,
         'socket_path' => getenv('UPLOAD_GATE_SOCKET') ?: '/nonexistent/gate.sock',
         'log' => function (string $line) use (&$lines): void {
             $lines[] = $line;
