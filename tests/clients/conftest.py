@@ -44,9 +44,7 @@ class Sidecar:
         self.log_path = folder / "sidecar.log"
         self.process: subprocess.Popen | None = None
         create_sqlite_table(self.database)
-        insert_sqlite_row(
-            self.database, client_id="*", max_concurrent_uploads=2, requests_per_minute=6000, burst=100
-        )
+        insert_sqlite_row(self.database, client_id="*", max_concurrent_uploads=2, requests_per_minute=6000, burst=100)
         insert_sqlite_row(self.database, client_id="fas-importer", paused=1, pause_reason=PAUSE_REASON)
 
     def start(self) -> None:

@@ -131,7 +131,8 @@ def test_presign_endpoint_refuses_a_missing_token_and_a_bad_size_with_a_problem(
 
 
 def test_presign_endpoint_of_a_paused_partner_answers_503_with_the_pause_reason(presign_endpoint):
-    status, headers, body = presign_endpoint.presign(headers={**THEIRSTORY, "Authorization": "Bearer demo-archive-token"})
+    archive = {**THEIRSTORY, "Authorization": "Bearer demo-archive-token"}  # fas-importer, paused
+    status, headers, body = presign_endpoint.presign(headers=archive)
     assert status == 503
     assert body["detail"] == PAUSE_REASON and body["status"] == 503 and int(headers["Retry-After"]) >= 1
 
