@@ -12,7 +12,7 @@ $(INSTALLED): requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
-# Debian packages the tests drive: Chromium (browser tests), PostgreSQL and Redis servers.
+# Debian packages the tests drive: Chromium (browser tests), PostgreSQL and Redis servers, PHP and Node (sidecar clients).
 system-deps:
 	@scripts/system-deps.sh
 
