@@ -11,6 +11,7 @@ export declare const SOURCE_FAIL_OPEN: 'fail-open';
 export declare const SOURCE_FAIL_CLOSED: 'fail-closed';
 export declare const OUTCOMES: readonly Outcome[];
 export declare const DEFAULT_SOCKET_PATH: string;
+export declare const UNAVAILABLE_REASON: string;
 
 /** RFC 9457 members, as the sidecar gives them (reduced capacity) or problemOf() builds them. */
 export interface ProblemMembers {
@@ -44,13 +45,14 @@ export interface Decision {
 export interface ReleaseAnswer {
   /** false: already ended or expired, no lease, or the sidecar was away (it expires the lease itself). */
   released: boolean;
-  source: Source;
+  /** null: no lease was given, nothing was asked. */
+  source: Source | null;
 }
 
 export interface RenewAnswer {
   renewed: boolean;
   expires_in_seconds: number | null;
-  source: Source;
+  source: Source | null;
 }
 
 export interface ClientStats {
@@ -72,8 +74,10 @@ export interface UploadGateClientOptions {
   failMode?: FailMode;
   /** Retry-After of a fail-closed 503 (default 5). */
   failClosedRetryAfterSeconds?: number;
-  /** Receives one line per failure; default console.error. */
+  /** Receives the failure lines; default console.error. */
   log?: (line: string) => void;
+  /** Failures are logged once, then at most once per this many seconds, with a count (default 60). */
+  logEverySeconds?: number;
   /** A keep-alive Agent of your own (close() then leaves it open). */
   agent?: Agent;
   /** Connections the client's own Agent keeps open at most (default 16). */

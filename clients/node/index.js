@@ -15,6 +15,8 @@ export const SOURCE_FAIL_OPEN = 'fail-open';
 export const SOURCE_FAIL_CLOSED = 'fail-closed';
 export const OUTCOMES = Object.freeze(['completed', 'failed', 'timed_out']);
 export const DEFAULT_SOCKET_PATH = '/run/upload-gate/gate.sock';
+// The same words as the Python thin client (upload_gate/client.py) for a fail-closed 503.
+export const UNAVAILABLE_REASON = 'upload admission is unavailable; try again later';
 
 /** The sidecar refused what we sent (HTTP 400): a bug in the caller, never the sidecar being away. */
 export class UploadGateBadRequest extends Error {
@@ -35,6 +37,9 @@ export class UploadGateClient {
   #log;
   #agent;
   #ownsAgent;
+  #logEveryMs;
+  #lastLoggedAt = -Infinity;
+  #failuresSinceLogged = 0;
 
   constructor({
     socketPath,
@@ -44,6 +49,7 @@ export class UploadGateClient {
     failMode = 'open',
     failClosedRetryAfterSeconds = 5,
     log = (line) => console.error(line),
+    logEverySeconds = 60,
     agent,
     maxSockets = 16,
   } = {}) {
@@ -60,6 +66,7 @@ export class UploadGateClient {
     this.#failMode = failMode;
     this.#failClosedRetryAfterSeconds = failClosedRetryAfterSeconds;
     this.#log = log;
+    this.#logEveryMs = logEverySeconds * 1000;
     this.#ownsAgent = agent === undefined;
     this.#agent = agent ?? new http.Agent({ keepAlive: true, maxSockets, scheduling: 'lifo' });
     /** Calls made, connections they opened (keep-alive: few), and fail-open / fail-closed answers. */
@@ -96,7 +103,7 @@ export class UploadGateClient {
       throw new UploadGateBadRequest('outcome must be completed, failed or timed_out', 'outcome');
     }
     if (leaseId === null || leaseId === undefined || leaseId === '') {
-      return { released: false, source: this.#unreachableSource() };
+      return { released: false, source: null }; // nothing was asked
     }
     const answer = await this.#post('/v1/release', { lease_id: leaseId, outcome });
     if (typeof answer === 'string' || typeof answer.released !== 'boolean') {
@@ -110,7 +117,7 @@ export class UploadGateClient {
   /** Keep a long upload's lease. A null lease is a no-op. */
   async renew(leaseId) {
     if (leaseId === null || leaseId === undefined || leaseId === '') {
-      return { renewed: false, expires_in_seconds: null, source: this.#unreachableSource() };
+      return { renewed: false, expires_in_seconds: null, source: null };
     }
     const answer = await this.#post('/v1/renew', { lease_id: leaseId });
     if (typeof answer === 'string' || typeof answer.renewed !== 'boolean') {
@@ -211,6 +218,18 @@ export class UploadGateClient {
     return answer;
   }
 
+  /** The first failure, then at most one line per logEverySeconds: a sidecar that is down
+   * for a minute must not write a line for every upload of a busy process. */
+  #logFailure(source, why) {
+    this.#failuresSinceLogged += 1;
+    const now = performance.now();
+    if (now - this.#lastLoggedAt < this.#logEveryMs) return;
+    const count = this.#failuresSinceLogged === 1 ? '' : ` (${this.#failuresSinceLogged} admits since the last line)`;
+    this.#log(`upload-gate: admit answered ${source} (${why})${count}`);
+    this.#lastLoggedAt = now;
+    this.#failuresSinceLogged = 0;
+  }
+
   #unreachableSource() {
     return this.#failMode === 'closed' ? SOURCE_FAIL_CLOSED : SOURCE_FAIL_OPEN;
   }
@@ -219,7 +238,7 @@ export class UploadGateClient {
     const source = this.#unreachableSource();
     if (source === SOURCE_FAIL_CLOSED) this.stats.failClosed += 1;
     else this.stats.failOpen += 1;
-    this.#log(`upload-gate: admit answered ${source} (${why})`);
+    this.#logFailure(source, why);
     const decision = {
       admitted: true,
       status: 200,
@@ -238,9 +257,10 @@ export class UploadGateClient {
       Object.assign(decision, {
         admitted: false,
         status: 503,
-        reason: 'the upload gate is unavailable',
+        reason: UNAVAILABLE_REASON,
         retry_after_seconds: retryAfter,
         headers: { 'Retry-After': String(retryAfter) },
+        problem: { type: 'about:blank', title: 'Service Unavailable', status: 503, detail: UNAVAILABLE_REASON },
       });
     }
     return decision;

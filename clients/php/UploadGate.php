@@ -42,6 +42,8 @@ final class UploadGate
     public const SOURCE_FAIL_OPEN = 'fail-open';
     public const SOURCE_FAIL_CLOSED = 'fail-closed';
     public const OUTCOMES = ['completed', 'failed', 'timed_out'];
+    // The same words as the Python thin client (upload_gate/client.py) for a fail-closed 503.
+    public const UNAVAILABLE_REASON = 'upload admission is unavailable; try again later';
 
     private const DEFAULTS = [
         // Where the sidecar listens: a Unix socket path, or a 127.0.0.1 port when socket_path is null.
@@ -143,7 +145,7 @@ final class UploadGate
     /**
      * End an upload's lease. A null lease (fail-open, or nothing admitted) is a no-op.
      *
-     * @return array{released: bool, source: string}
+     * @return array{released: bool, source: ?string} source null: no lease, nothing asked
      */
     public function release(?string $leaseId, string $outcome = 'completed'): array
     {
@@ -151,7 +153,7 @@ final class UploadGate
             throw new UploadGateBadRequest('outcome must be completed, failed or timed_out', 'outcome');
         }
         if ($leaseId === null || $leaseId === '') {
-            return ['released' => false, 'source' => $this->unreachableSource()];
+            return ['released' => false, 'source' => null];  // nothing was asked
         }
         $answer = $this->post('/v1/release', ['lease_id' => $leaseId, 'outcome' => $outcome]);
         if (is_string($answer) || !array_key_exists('released', $answer)) {
@@ -165,12 +167,12 @@ final class UploadGate
     /**
      * Keep a long upload's lease. A null lease is a no-op.
      *
-     * @return array{renewed: bool, expires_in_seconds: ?int, source: string}
+     * @return array{renewed: bool, expires_in_seconds: ?int, source: ?string}
      */
     public function renew(?string $leaseId): array
     {
         if ($leaseId === null || $leaseId === '') {
-            return ['renewed' => false, 'expires_in_seconds' => null, 'source' => $this->unreachableSource()];
+            return ['renewed' => false, 'expires_in_seconds' => null, 'source' => null];
         }
         $answer = $this->post('/v1/renew', ['lease_id' => $leaseId]);
         if (is_string($answer) || !array_key_exists('renewed', $answer)) {
@@ -336,9 +338,15 @@ final class UploadGate
             $decision = array_replace($decision, [
                 'admitted' => false,
                 'status' => 503,
-                'reason' => 'the upload gate is unavailable',
+                'reason' => self::UNAVAILABLE_REASON,
                 'retry_after_seconds' => $retryAfter,
                 'headers' => ['Retry-After' => (string) $retryAfter],
+                'problem' => [
+                    'type' => 'about:blank',
+                    'title' => 'Service Unavailable',
+                    'status' => 503,
+                    'detail' => self::UNAVAILABLE_REASON,
+                ],
             ]);
         }
         return $decision;

@@ -53,6 +53,16 @@ test('an answer that is not a decision counts as away: fail-closed answers 503 w
   assert.equal(problemOf(decision).title, 'Service Unavailable');
 });
 
+test('failures are logged once, then at most once per logEverySeconds, with a count', async () => {
+  const { client, lines } = quietClient({ socketPath: '/nonexistent/gate.sock' });
+  for (let i = 0; i < 3; i += 1) await client.admit('theirstory', 1);
+  assert.equal(lines.length, 1);
+  assert.equal(client.stats.failOpen, 3);
+  const { client: chatty, lines: every } = quietClient({ socketPath: '/nonexistent/gate.sock', logEverySeconds: 0 });
+  for (let i = 0; i < 3; i += 1) await chatty.admit('theirstory', 1);
+  assert.equal(every.length, 3);
+});
+
 test('a sidecar that accepts but never answers is given up after the timeout', async (t) => {
   const folder = mkdtempSync(join(tmpdir(), 'gate-mute-'));
   const socketPath = join(folder, 'gate.sock');
@@ -88,8 +98,8 @@ test('a 400 from the sidecar is the caller\'s mistake: it throws, it does not fa
 
 test('release and renew without a lease make no call', async () => {
   const { client } = quietClient({ socketPath: '/nonexistent/gate.sock' });
-  assert.equal((await client.release(null)).released, false);
-  assert.equal((await client.renew(undefined)).renewed, false);
+  assert.deepEqual(await client.release(null), { released: false, source: null });
+  assert.deepEqual(await client.renew(undefined), { renewed: false, expires_in_seconds: null, source: null });
   assert.equal(client.stats.requests, 0);
 });
 

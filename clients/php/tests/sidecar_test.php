@@ -172,7 +172,7 @@ if ($state === 'stopped') {
         check(count($lines) === 1 && str_contains($lines[0], 'fail-open'), 'logged once', $lines);
         check(str_contains($decision['error'], 'unix:' . getenv('UPLOAD_GATE_SOCKET')), 'says where it looked', $decision['error']);
         $release = $gate->release($decision['lease_id'], 'completed');
-        check($release['released'] === false && count($lines) === 1, 'releasing no lease is a no-op', $release);
+        check($release === ['released' => false, 'source' => null] && count($lines) === 1, 'releasing no lease is a no-op', $release);
     });
 
     test_case('with the sidecar stopped a fail-closed client answers 503 with its Retry-After', function (): void {
@@ -183,6 +183,7 @@ if ($state === 'stopped') {
         check($decision['source'] === 'fail-closed', 'fail-closed', $decision['source']);
         check(UploadGate::headerLines($decision) === ['Retry-After: 7'], 'Retry-After from the options', UploadGate::headerLines($decision));
         check(UploadGate::problem($decision)['status'] === 503, 'a 503 problem body');
+        check($decision['reason'] === UploadGate::UNAVAILABLE_REASON, 'the reason the Python client gives', $decision['reason']);
         check(UploadGate::failureCounts()['fail-closed'] >= 1 && count($lines) === 1, 'counted and logged', $lines);
     });
 
