@@ -259,10 +259,12 @@ final class UploadGate
         $base = $this->options['socket_path'] !== null
             ? 'http://localhost'
             : 'http://' . $this->options['host'] . ':' . (int) $this->options['port'];
-        curl_setopt_array($curl, [
-            CURLOPT_URL => $base . $path,
-            CURLOPT_POSTFIELDS => json_encode($body, JSON_THROW_ON_ERROR),
-        ]);
+        try {
+            $json = json_encode($body, JSON_THROW_ON_ERROR);
+        } catch (JsonException $notUtf8) {
+            throw new UploadGateBadRequest('client_id and lease_id must be UTF-8 text: ' . $notUtf8->getMessage());
+        }
+        curl_setopt_array($curl, [CURLOPT_URL => $base . $path, CURLOPT_POSTFIELDS => $json]);
         $raw = curl_exec($curl);
         $this->requests++;
         $this->connectionsOpened += (int) curl_getinfo($curl, CURLINFO_NUM_CONNECTS);

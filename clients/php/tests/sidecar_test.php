@@ -208,6 +208,17 @@ test_case('a sidecar that does not answer in time counts as away', function (): 
     unlink($path);
 });
 
+test_case('a client id that is not UTF-8 is refused, not failed open', function (): void {
+    $gate = gate(['socket_path' => '/nonexistent/gate.sock']);
+    try {
+        $gate->admit("partner-\xff", 1);
+        check(false, 'throws');
+    } catch (UploadGateBadRequest $refused) {
+        check(str_contains($refused->getMessage(), 'UTF-8'), 'says why', $refused->getMessage());
+    }
+    check($gate->stats()['requests'] === 0, 'nothing was sent', $gate->stats());
+});
+
 test_case('options are checked when the client is made', function (): void {
     foreach ([['fail_mode' => 'sometimes'], ['socket' => '/x']] as $options) {
         try {
