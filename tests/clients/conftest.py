@@ -5,7 +5,9 @@ It listens on a Unix socket in a temp folder and reads its limits from an SQLite
 
 - `*` (every client id without a row, each with its own counters): 2 uploads at once,
   6000 requests per minute with a burst of 100, so RateLimit carries both policies;
-- `fas-importer` (the example endpoints' second demo partner): paused, reason PAUSE_REASON.
+- `fas-importer` (the example endpoints' second demo partner): paused, reason PAUSE_REASON;
+- `reduced-partner`: 1 upload at once, a value lowered by load-coupled limits (`reduced_limits`),
+  so its second upload is the reduced-capacity 503 with an RFC 9457 problem.
 """
 
 from __future__ import annotations
@@ -46,6 +48,12 @@ class Sidecar:
         create_sqlite_table(self.database)
         insert_sqlite_row(self.database, client_id="*", max_concurrent_uploads=2, requests_per_minute=6000, burst=100)
         insert_sqlite_row(self.database, client_id="fas-importer", paused=1, pause_reason=PAUSE_REASON)
+        insert_sqlite_row(
+            self.database,
+            client_id="reduced-partner",
+            max_concurrent_uploads=1,
+            reduced_limits="max_concurrent_uploads",
+        )
 
     def start(self) -> None:
         command = [sys.executable, "-m", "upload_gate", "serve", f"sqlite:///{self.database}"]
@@ -78,6 +86,7 @@ class Sidecar:
             "UPLOAD_GATE_SIDECAR": state,
             "UPLOAD_GATE_PAUSED_CLIENT": "fas-importer",
             "UPLOAD_GATE_PAUSE_REASON": PAUSE_REASON,
+            "UPLOAD_GATE_REDUCED_CLIENT": "reduced-partner",
             # The clients' own default (250 ms) is for an idle host; test machines are busy.
             "UPLOAD_GATE_TIMEOUT_MS": "5000",
             **extra,

@@ -104,6 +104,19 @@ describe('with the sidecar running', { skip: skipUnless('running') }, () => {
     assert.equal(decision.source, 'sidecar');
   });
 
+  test('over a limit lowered for the loaded fleet: 503 with the reduced-capacity problem', async (t) => {
+    const gate = client(t);
+    const id = process.env.UPLOAD_GATE_REDUCED_CLIENT;
+    const first = await gate.admit(id, 10);
+    const second = await gate.admit(id, 10);
+    await gate.release(first.lease_id, 'completed');
+    assert.equal(second.status, 503);
+    assert.equal(second.source, 'sidecar');
+    assert.match(second.problem.type, /#temporary-reduced-capacity$/);
+    assert.deepEqual(second.problem['violated-policies'], ['inflight']);
+    assert.match(second.headers.RateLimit, /"inflight";r=0/);
+  });
+
   test('calls reuse one kept-alive connection', async (t) => {
     const gate = client(t);
     const id = freshClientId();

@@ -131,6 +131,19 @@ if ($state === 'running') {
         check($problem['status'] === 503 && $problem['detail'] === $decision['reason'], 'problem body', $problem);
     });
 
+    test_case('over a limit lowered for the loaded fleet: 503 with the reduced-capacity problem', function (): void {
+        $gate = gate([]);
+        $client = (string) getenv('UPLOAD_GATE_REDUCED_CLIENT');
+        $first = $gate->admit($client, 10);
+        $second = $gate->admit($client, 10);
+        $gate->release($first['lease_id'], 'completed');
+        check($second['status'] === 503 && $second['source'] === 'sidecar', '503 from the sidecar', $second);
+        $problem = UploadGate::problem($second);
+        check(str_ends_with((string) $problem['type'], '#temporary-reduced-capacity'), 'the problem type', $problem);
+        check($problem['status'] === 503 && $problem['violated-policies'] === ['inflight'], 'status, policies', $problem);
+        check(count(preg_grep('/^RateLimit: .*"inflight";r=0/', UploadGate::headerLines($second))) === 1, 'RateLimit');
+    });
+
     test_case('calls reuse one kept-alive connection', function (): void {
         $gate = gate([]);
         $client = fresh_client_id();
