@@ -1,7 +1,7 @@
 from django import forms
 
 from core.forms import ReasonField
-from fleet.models import POLICY_FIELDS, ScalingGroup, ScalingPolicy
+from fleet.models import AWS_POLICY_FIELDS, POLICY_FIELDS, ScalingGroup, ScalingPolicy
 
 
 class ScaleForm(forms.Form):
@@ -34,3 +34,19 @@ class PolicyForm(forms.ModelForm):
     class Meta:
         model = ScalingPolicy
         fields = POLICY_FIELDS
+
+
+class AwsPolicyForm(forms.ModelForm):
+    """An AWS group's policy: what AWS's own target tracking takes (fleet.aws_policy)."""
+
+    reason = ReasonField()
+
+    class Meta:
+        model = ScalingPolicy
+        fields = AWS_POLICY_FIELDS
+        labels = {"never_scale_in": "Never scale in (DisableScaleIn)"}
+
+
+def policy_form_for(group: ScalingGroup, *args, **kwargs) -> forms.ModelForm:
+    form_class = AwsPolicyForm if group.is_aws else PolicyForm
+    return form_class(*args, prefix=f"policy-{group.pk}", **kwargs)

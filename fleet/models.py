@@ -166,10 +166,16 @@ POLICY_FIELDS = [
     "never_scale_in",
     "max_data_age_minutes",
 ]
+# What ops edit for an AWS group: AWS's own target tracking takes these (fleet.aws_policy).
+AWS_POLICY_FIELDS = ["enabled", "target_cpu_percent", "warmup_seconds", "never_scale_in"]
 
 
 class ScalingPolicy(models.Model):
-    """Target tracking on the group's CPU. Off until ops turn it on."""
+    """Target tracking on the group's CPU. Off until ops turn it on.
+
+    For an AWS group this is what the dashboard asks of AWS's own target-tracking policy
+    (fleet.aws_policy); for the local simulated fleet, fleet.policy evaluates it every minute.
+    """
 
     group = models.OneToOneField(ScalingGroup, on_delete=models.CASCADE, related_name="policy")
     enabled = models.BooleanField(default=False)
@@ -194,6 +200,12 @@ class ScalingPolicy(models.Model):
         default=3, validators=[MinValueValidator(1)], help_text="At most this many servers per action."
     )
     never_scale_in = models.BooleanField(default=False)
+    warmup_seconds = models.PositiveIntegerField(
+        "warm-up (seconds)",
+        default=300,
+        validators=[MaxValueValidator(3600)],
+        help_text="AWS groups: a new instance's CPU counts only after this long (EstimatedInstanceWarmup).",
+    )
     max_data_age_minutes = models.PositiveIntegerField(
         default=5,
         validators=[MinValueValidator(1), MaxValueValidator(60)],

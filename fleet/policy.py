@@ -1,5 +1,8 @@
 """The automatic policy: target tracking on a group's CPU, evaluated every minute.
 
+This home-made controller drives only the local backend (the simulated fleet); AWS groups get
+AWS's own target-tracking policy (fleet.aws_policy), with the same target.
+
 Scale out at once (on the CPU averaged over a few minutes), scale in only once the CPU has
 stayed low for the whole stabilization window (sized on the window's highest minute), a cap on
 the step, never on missing or stale data. Every evaluation is a PolicyDecision whose reason reads
@@ -16,9 +19,17 @@ from django.forms.models import model_to_dict
 from django.utils import timezone
 
 from core import audit
-from fleet import scaling
+from fleet import aws_policy, scaling
 from fleet.backends import backend_for
-from fleet.models import POLICY_FIELDS, PolicyDecision, ScalingAction, ScalingAudit, ScalingGroup, ScalingPolicy
+from fleet.models import (
+    AWS_POLICY_FIELDS,
+    POLICY_FIELDS,
+    PolicyDecision,
+    ScalingAction,
+    ScalingAudit,
+    ScalingGroup,
+    ScalingPolicy,
+)
 from monitoring import metrics, queries
 from monitoring.aws import AwsError
 
@@ -38,11 +49,21 @@ def stored_cpu(group: ScalingGroup, since: datetime, until: datetime) -> dict[da
 
 
 def save_policy(policy: ScalingPolicy, actor, reason: str) -> bool:
-    """Save ops' edit of a group's policy with its audit entry; False when nothing changed."""
+    """Save ops' edit of a group's policy with its audit entry; False when nothing changed.
+
+    For an AWS group the edit goes to AWS's own target tracking first (fleet.aws_policy), under
+    the group's row lock: if AWS refuses or fails, nothing is saved (AwsError, ForeignPolicyPresent).
+    """
+    fields = AWS_POLICY_FIELDS if policy.group.is_aws else POLICY_FIELDS
     with transaction.atomic():
-        stored = ScalingPolicy.objects.select_for_update().filter(pk=policy.pk).first() if policy.pk else None
-        before = model_to_dict(stored, fields=POLICY_FIELDS) if stored else {}
-        before, after = audit.diff(before, model_to_dict(policy, fields=POLICY_FIELDS))
+        ScalingGroup.objects.select_for_update().get(pk=policy.group_id)
+        stored = ScalingPolicy.objects.filter(pk=policy.pk).first() if policy.pk else None
+        before = model_to_dict(stored, fields=fields) if stored else {}
+        before, after = audit.diff(before, model_to_dict(policy, fields=fields))
+        if policy.group.is_aws:
+            in_aws_before, in_aws_after = aws_policy.apply(policy)
+            if in_aws_before != in_aws_after:
+                before["in_aws"], after["in_aws"] = in_aws_before, in_aws_after
         if not after:
             return False
         policy.save()
@@ -61,7 +82,10 @@ def save_policy(policy: ScalingPolicy, actor, reason: str) -> bool:
 def evaluate_all(now: datetime | None = None, cpu_source: CpuSource = stored_cpu) -> dict:
     summary: dict[str, int] = {}
     now = now or timezone.now()
-    for policy in ScalingPolicy.objects.filter(enabled=True).select_related("group"):
+    # AWS groups scale on AWS's own target tracking (fleet.aws_policy): this controller never
+    # touches them, so it can never fight a policy there, ours or one made outside the dashboard.
+    local = ScalingPolicy.objects.filter(enabled=True, group__backend=ScalingGroup.Backend.LOCAL)
+    for policy in local.select_related("group"):
         decision = evaluate(policy, now, cpu_source)
         summary[decision.outcome] = summary.get(decision.outcome, 0) + 1
         expired = now - timedelta(days=DECISION_RETENTION_DAYS)
@@ -71,6 +95,8 @@ def evaluate_all(now: datetime | None = None, cpu_source: CpuSource = stored_cpu
 
 def evaluate(policy: ScalingPolicy, now: datetime | None = None, cpu_source: CpuSource = stored_cpu) -> PolicyDecision:
     """Decide for this minute, once: a second run in the same minute returns the first decision."""
+    if policy.group.is_aws:
+        raise ValueError(f"{policy.group.name} is an AWS group: AWS's own target tracking scales it.")
     policy.group = group = ScalingGroup.objects.get(pk=policy.group_id)  # its capacity as of now
     minute = metrics.bucket_start(now or timezone.now(), metrics.MINUTE_SECONDS)
     done = PolicyDecision.objects.filter(group=group, evaluated_minute=minute).first()

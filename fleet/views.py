@@ -7,11 +7,12 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from core.audit import RefusedChange
 from core.roles import ops_or_engineer_required, ops_required
+from fleet import aws_policy, scaling
 from fleet import policy as scaling_policy
-from fleet import scaling
 from fleet.backends import backend_for
-from fleet.forms import PolicyForm, ScaleForm
+from fleet.forms import ScaleForm, policy_form_for
 from fleet.models import ScalingGroup, ScalingPolicy
 from monitoring.aws import AwsError
 
@@ -34,19 +35,35 @@ def _describe(group: ScalingGroup):
         return None, str(error)
 
 
+def _aws_policy_state(group: ScalingGroup):
+    """(AWS's policies and activities, error message) for an AWS group; (None, "") otherwise."""
+    if not group.is_aws:
+        return None, ""
+    try:
+        return aws_policy.read_state(group), ""
+    except AwsError as error:
+        return None, f"AWS's scaling policies of {group.aws_group_name} could not be read: {error}"
+
+
 @require_GET
 @ops_or_engineer_required
 def fleet(request: HttpRequest) -> HttpResponse:
     panels = []
     for group in ScalingGroup.objects.all():
         state, error = _describe(group)
+        policy = _policy_of(group)
+        in_aws, in_aws_error = _aws_policy_state(group)
         panels.append(
             {
                 "group": group,
                 "state": state,
                 "error": error,
-                "policy": _policy_of(group),
-                "policy_form": PolicyForm(instance=_policy_of(group), prefix=f"policy-{group.pk}"),
+                "policy": policy,
+                "policy_form": policy_form_for(group, instance=policy),
+                "in_aws": in_aws,
+                "in_aws_error": in_aws_error,
+                "in_aws_in_step": in_aws.in_step_with(policy) if in_aws else None,
+                "wanted_in_aws": aws_policy.wanted_summary(policy),
                 "actions": group.actions.select_related("requested_by")[:HISTORY_ROWS],
                 "decisions": group.decisions.all()[:DECISION_ROWS],
             }
@@ -110,13 +127,18 @@ def _request_scaling(request: HttpRequest, group: ScalingGroup, data: dict) -> H
 @ops_required
 def policy(request: HttpRequest, name: str) -> HttpResponse:
     group = get_object_or_404(ScalingGroup, name=name)
-    form = PolicyForm(request.POST, instance=_policy_of(group), prefix=f"policy-{group.pk}")
+    form = policy_form_for(group, request.POST, instance=_policy_of(group))
     if not form.is_valid():
         messages.error(
             request,
             "Policy not saved: " + "; ".join(f"{field}: {' '.join(errors)}" for field, errors in form.errors.items()),
         )
         return redirect("fleet:groups")
-    scaling_policy.save_policy(form.instance, request.user, form.cleaned_data["reason"])
-    messages.success(request, f"Policy of {group.name} saved: {'on' if form.instance.enabled else 'off'}.")
+    try:
+        scaling_policy.save_policy(form.instance, request.user, form.cleaned_data["reason"])
+    except (AwsError, RefusedChange) as error:
+        messages.error(request, f"Policy of {group.name} not saved: {error}")
+        return redirect("fleet:groups")
+    where = " (AWS target tracking)" if group.is_aws else ""
+    messages.success(request, f"Policy of {group.name} saved: {'on' if form.instance.enabled else 'off'}{where}.")
     return redirect("fleet:groups")

@@ -170,3 +170,59 @@ def explain_scaling_error(error: ClientError, group_name: str, desired_capacity:
     if code == "ResourceContention":
         return f"AWS was busy updating {group_name} (ResourceContention): try again in a moment"
     return _explain_client_error(error, "autoscaling")
+
+
+# ---- Auto Scaling policies: AWS's own target tracking, driven from the fleet page ----------
+
+
+def describe_scaling_policies(client: BaseClient, group_name: str) -> list[dict]:
+    """Every scaling policy of the group (ours and any made outside the dashboard)."""
+    policies: list[dict] = []
+    with explained_failures(client):
+        for page in client.get_paginator("describe_policies").paginate(AutoScalingGroupName=group_name):
+            policies.extend(page["ScalingPolicies"])
+    return policies
+
+
+def put_target_tracking_policy(
+    client: BaseClient,
+    group_name: str,
+    policy_name: str,
+    target_cpu_percent: float,
+    warmup_seconds: int,
+    disable_scale_in: bool,
+) -> str:
+    """Create or update (same name) a target-tracking policy on average CPU; returns its ARN."""
+    with explained_failures(client):
+        answer = client.put_scaling_policy(
+            AutoScalingGroupName=group_name,
+            PolicyName=policy_name,
+            PolicyType="TargetTrackingScaling",
+            EstimatedInstanceWarmup=warmup_seconds,
+            TargetTrackingConfiguration={
+                "PredefinedMetricSpecification": {"PredefinedMetricType": "ASGAverageCPUUtilization"},
+                "TargetValue": float(target_cpu_percent),
+                "DisableScaleIn": disable_scale_in,
+            },
+        )
+    return answer.get("PolicyARN", "")
+
+
+def delete_scaling_policy(client: BaseClient, group_name: str, policy_name: str) -> None:
+    """Delete the policy; one that is already gone is not an error (the wish is met)."""
+    try:
+        client.delete_policy(AutoScalingGroupName=group_name, PolicyName=policy_name)
+    except ClientError as error:
+        details = error.response.get("Error", {})
+        if details.get("Code") == "ValidationError" and "not found" in (details.get("Message") or "").lower():
+            return
+        raise AwsError(_explain_client_error(error, "autoscaling")) from error
+    except BotoCoreError as error:
+        raise AwsError(explain(error, "autoscaling", client.meta.config)) from error
+
+
+def describe_scaling_activities(client: BaseClient, group_name: str, max_records: int) -> list[dict]:
+    """AWS's newest scaling activities of the group, newest first (what its console shows)."""
+    with explained_failures(client):
+        answer = client.describe_scaling_activities(AutoScalingGroupName=group_name, MaxRecords=max_records)
+    return answer.get("Activities", [])

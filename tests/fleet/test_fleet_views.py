@@ -156,6 +156,8 @@ def test_aws_instances_show_their_latest_minute_cpu(login, ops_user, group, monk
     }
     monkeypatch.setattr(backends.aws, "describe_autoscaling_group", lambda client, name: described)
     monkeypatch.setattr(backends.aws, "autoscaling_client", lambda: None)
+    monkeypatch.setattr(backends.aws, "describe_scaling_policies", lambda client, name: [])
+    monkeypatch.setattr(backends.aws, "describe_scaling_activities", lambda client, name, max_records: [])
     now = timezone.now()
     write_minute_value("cpu_percent", "instance:i-0abc", now - timezone.timedelta(minutes=2), 30.0)
     write_minute_value("cpu_percent", "instance:i-0abc", now, 87.5)

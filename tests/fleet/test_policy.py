@@ -169,30 +169,6 @@ def test_the_policy_holds_during_the_cooldown():
     assert not ScalingAction.objects.exists()
 
 
-def test_an_unreadable_aws_group_is_recorded_as_an_error_and_nothing_is_done(monkeypatch):
-    from fleet import backends
-    from monitoring.aws import AwsError
-
-    group = ScalingGroup.objects.create(
-        name="aws-uploads",
-        backend=ScalingGroup.Backend.AWS,
-        aws_group_name="upload-servers",
-        min_capacity=1,
-        max_capacity=8,
-    )
-    policy = ScalingPolicy.objects.create(group=group, enabled=True)
-
-    def denied(self, group):
-        raise AwsError("AccessDenied: not allowed to call autoscaling:DescribeAutoScalingGroups")
-
-    monkeypatch.setattr(backends.AwsBackend, "describe", denied)
-    cpu = {START: 99.0}
-    decision = policy_module.evaluate(policy, START, lambda group, since, until: cpu)
-    assert decision.outcome == Outcome.ERROR
-    assert "AccessDenied" in decision.reason and decision.reason.endswith("no action.")
-    assert not ScalingAction.objects.exists()
-
-
 def test_an_action_in_progress_holds_the_policy():
     import uuid
 
