@@ -118,6 +118,9 @@ class ScalingAction(models.Model):
     requested_at = models.DateTimeField(default=timezone.now, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Claims so far: a worker that died midway leaves the action running; the sweeper
+    # (scaling.recover_abandoned) hands it back for another claim, a bounded number of times.
+    attempts = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         ordering = ["-requested_at", "-id"]
@@ -129,7 +132,13 @@ class ScalingAction(models.Model):
 
     def start(self) -> bool:
         """Claim the action (requested → running); False when another run already claimed it."""
-        return self._move(self.Status.REQUESTED, self.Status.RUNNING, started_at=timezone.now())
+        return self._move(
+            self.Status.REQUESTED, self.Status.RUNNING, started_at=timezone.now(), attempts=F("attempts") + 1
+        )
+
+    def release(self, message: str) -> bool:
+        """Hand an abandoned claim back (running → requested) for the next claim to carry out."""
+        return self._move(self.Status.RUNNING, self.Status.REQUESTED, message=message, started_at=None)
 
     def succeed(self, message: str = "") -> bool:
         return self._move(self.Status.RUNNING, self.Status.SUCCEEDED, message=message, finished_at=timezone.now())
@@ -145,7 +154,10 @@ class ScalingAction(models.Model):
         if moved:
             self.status = target
             for name, value in fields.items():
-                setattr(self, name, value)
+                if not hasattr(value, "resolve_expression"):
+                    setattr(self, name, value)
+            if "attempts" in fields:
+                self.attempts = ScalingAction.objects.values_list("attempts", flat=True).get(pk=self.pk)
         return bool(moved)
 
 

@@ -79,19 +79,58 @@ def enqueue(action: ScalingAction) -> bool:
 
 
 # Longer than the django-q2 task timeout (60 s) plus AWS's bounded timeouts and retries: an
-# action still running after this lost its worker (killed, OOM, deploy) midway.
+# action still running after this lost its worker (killed, OOM, deploy) midway, and any call it
+# made to AWS has landed or never will.
 ABANDONED_ACTION_SECONDS = 600
+# Claims of one action before the sweeper stops handing it back (a worker that dies on it every time).
+MAX_ACTION_ATTEMPTS = 3
 ABANDONED_MESSAGE = (
     "The worker stopped during this action; it may or may not have been applied: "
     "check the group's desired capacity before scaling again."
 )
 
 
-def fail_abandoned(now=None) -> int:
-    """Mark actions whose worker died midway as failed, in words; never run them again (no duplicate)."""
+def recover_abandoned(now=None) -> int:
+    """Settle the actions whose worker died midway, by what the group shows now; returns how many.
+
+    The broker is no help here (django-q2 on Redis never acknowledges: a message taken by a worker
+    that died is gone), so the ScalingAction row is the job's record. At the new capacity: it was
+    applied (succeeded). Still at the old one: it never took effect, so it is handed back and
+    queued again (enqueue_waiting), up to MAX_ACTION_ATTEMPTS claims. Anything else: failed in
+    words. A group that cannot be read now is asked again at the next sweep. Never scales twice.
+    """
     cutoff = (now or timezone.now()) - timedelta(seconds=ABANDONED_ACTION_SECONDS)
-    abandoned = ScalingAction.objects.filter(status=ScalingAction.Status.RUNNING, started_at__lte=cutoff)
-    return sum(action.fail(ABANDONED_MESSAGE) for action in abandoned)
+    abandoned = ScalingAction.objects.select_related("group").filter(
+        status=ScalingAction.Status.RUNNING, started_at__lte=cutoff
+    )
+    settled = 0
+    for action in abandoned:
+        try:
+            current = backend_for(action.group).describe(action.group).desired
+        except AwsError as error:
+            logger.warning("scaling action %s abandoned, group unreadable; next sweep: %s", action.pk, error)
+            continue
+        settled += _settle_abandoned(action, current)
+    return settled
+
+
+def _settle_abandoned(action: ScalingAction, current: int) -> bool:
+    name = action.group.name
+    if current == action.to_capacity:
+        return action.succeed(
+            f"Desired capacity of {name} set from {action.from_capacity} to {action.to_capacity} "
+            "(confirmed after its worker stopped midway)."
+        )
+    if current == action.from_capacity and action.attempts < MAX_ACTION_ATTEMPTS:
+        started_at = action.started_at
+        if not action.release(
+            f"Attempt {action.attempts} stopped with its worker before {name} changed; it is queued again."
+        ):
+            return False
+        # Free the cooldown slot this action reserved, so its own reservation does not refuse it.
+        ScalingGroup.objects.filter(pk=action.group_id, last_scaled_at__gte=started_at).update(last_scaled_at=None)
+        return True
+    return action.fail(f"{ABANDONED_MESSAGE} {name} is now at {current}.")
 
 
 def enqueue_waiting(now=None) -> int:

@@ -8,9 +8,10 @@ def run_scaling_action(action_id: int) -> str:
 
 
 def evaluate_scaling_policies() -> dict:
-    # Every minute anyway: also the sweeper for actions saved while the broker was down.
+    # Every minute anyway: also the sweeper of scaling actions, which the broker may have lost
+    # (saved while it was down, or taken by a worker that died): settle, then queue what waits.
+    scaling.recover_abandoned()
     scaling.enqueue_waiting()
-    scaling.fail_abandoned()
     return policy.evaluate_all()
 
 

@@ -16,7 +16,7 @@ reminder email, and ending it early here resumes it.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.urls import reverse
@@ -29,6 +29,10 @@ from partners import changes
 from partners.models import LIMIT_FIELDS, Override, OverrideKind, OverrideState, Partner, PartnerAudit
 
 REMINDER_MAX_ERROR_CHARS = 2000
+# A reminder claimed this long ago and neither sent nor failed belongs to a worker that died
+# while sending (alerting.notify keeps the same limit for alert emails).
+ABANDONED_REMINDER_SECONDS = 600
+ABANDONED_REMINDER_MESSAGE = "The worker stopped while sending this reminder; it is sent again."
 
 
 class OverrideConflict(RefusedChange):
@@ -150,6 +154,7 @@ def end_due_overrides(now: datetime | None = None) -> int:
 def send_due_reminders(now: datetime | None = None) -> int:
     """Email each active override's author once, OVERRIDE_REMINDER_MINUTES before its end."""
     now = now or timezone.now()
+    recover_abandoned_reminders(now)
     sent = 0
     due = (
         Override.objects.active()
@@ -167,6 +172,18 @@ def send_due_reminders(now: datetime | None = None) -> int:
         Override.objects.filter(id=override.id).update(reminder_sent_at=timezone.now())
         sent += 1
     return sent
+
+
+def recover_abandoned_reminders(now: datetime) -> int:
+    """Release reminder claims of workers that died mid-send, once each (a lost reminder is worse
+    than a repeated one); the conditional update on the error is the claim on the recovery."""
+    stale = Override.objects.active().filter(
+        reminder_sent_at=None,
+        reminder_claimed_at__lt=now - timedelta(seconds=ABANDONED_REMINDER_SECONDS),
+    )
+    return stale.exclude(reminder_error=ABANDONED_REMINDER_MESSAGE).update(
+        reminder_claimed_at=None, reminder_error=ABANDONED_REMINDER_MESSAGE
+    )
 
 
 def _record_reminder_failure(override: Override, error: TransportError) -> None:

@@ -8,5 +8,9 @@ def resume_due_pauses() -> int:
 
 
 def run_expiring_overrides() -> dict:
-    """Remind authors of overrides that end soon, then revert those whose end has come."""
-    return {"reminded": overrides.send_due_reminders(), "reverted": overrides.end_due_overrides()}
+    """Revert the overrides whose end has come, then remind authors of those that end soon.
+
+    Reverts first: an SMTP server that hangs (or a worker killed while sending) never holds one
+    back. Each override row is the job's record: a revert is one transaction, so a killed worker
+    leaves it due and the next minute's run reverts it, once."""
+    return {"reverted": overrides.end_due_overrides(), "reminded": overrides.send_due_reminders()}

@@ -1,9 +1,13 @@
 """Fixtures of the fault tests."""
 
 import socket
+import subprocess
 import threading
+import time
 
 import pytest
+import redis
+from django_q.conf import Conf
 
 
 @pytest.fixture
@@ -35,3 +39,46 @@ def silent_aws(settings, fake_aws_environment):
     for connection in accepted:
         connection.close()
     listener.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class RedisServer:
+    def __init__(self, port: int):
+        self.port, self.process = port, None
+        self.url = f"redis://127.0.0.1:{port}/0"
+
+    def start(self):
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+        )
+        client = redis.Redis.from_url(self.url)
+        for _ in range(200):
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def redis_broker(monkeypatch):
+    server = RedisServer(_free_port())
+    server.start()
+    # Conf is read once at import; point it at this Redis instead of the ORM broker and sync mode.
+    monkeypatch.setattr(Conf, "ORM", None)
+    monkeypatch.setattr(Conf, "SYNC", False)
+    monkeypatch.setattr(Conf, "REDIS", server.url)
+    yield server
+    if server.process.poll() is None:
+        server.stop()

@@ -4,67 +4,19 @@ the policy task's sweeper queues it when Redis is back, and the worker scales ex
 """
 
 import shutil
-import socket
-import subprocess
-import time
 import uuid
 from datetime import timedelta
 
 import pytest
-import redis
 from django.urls import reverse
 from django.utils import timezone
 from django_q import brokers, signing
-from django_q.conf import Conf
 
 from fleet import scaling
 from fleet.models import ScalingAction, ScalingGroup
 from tests.factories import make_local_group, scale_post
 
 pytestmark = pytest.mark.skipif(not shutil.which("redis-server"), reason="redis-server is not installed")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class RedisServer:
-    def __init__(self, port: int):
-        self.port, self.process = port, None
-        self.url = f"redis://127.0.0.1:{port}/0"
-
-    def start(self):
-        self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL,
-        )
-        client = redis.Redis.from_url(self.url)
-        for _ in range(200):
-            try:
-                client.ping()
-                return
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self):
-        self.process.terminate()
-        self.process.wait(timeout=10)
-
-
-@pytest.fixture
-def redis_broker(monkeypatch):
-    server = RedisServer(_free_port())
-    server.start()
-    # Conf is read once at import; point it at this Redis instead of the ORM broker and sync mode.
-    monkeypatch.setattr(Conf, "ORM", None)
-    monkeypatch.setattr(Conf, "SYNC", False)
-    monkeypatch.setattr(Conf, "REDIS", server.url)
-    yield server
-    if server.process.poll() is None:
-        server.stop()
 
 
 def _run_queued_tasks() -> int:

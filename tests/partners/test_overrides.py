@@ -230,3 +230,34 @@ def test_a_timed_pause_of_all_partners_reminds_its_author_and_resumes_audited(op
     entry = AuditEntry.objects.first()
     assert entry.action == PartnerAudit.ALL_RESUMED and entry.actor_name == "system"
     assert f"override #{override.pk} by olivia-ops (incident 42) ended" in entry.reason
+
+
+def test_a_reminder_whose_worker_died_mid_send_is_sent_once_when_its_claim_is_stale(manager_a, start, settings):
+    settings.OVERRIDE_REMINDER_MINUTES = 30
+    override = start(manager_a, hours=2, max_concurrent_uploads=30)
+    due_time = override.ends_at - timedelta(minutes=29)
+    # What a worker killed inside the SMTP conversation leaves: claimed, neither sent nor failed.
+    Override.objects.filter(pk=override.pk).update(reminder_claimed_at=due_time)
+
+    assert overrides.send_due_reminders(now=due_time + timedelta(minutes=1)) == 0, "a fresh claim may still send"
+    stale = due_time + timedelta(seconds=overrides.ABANDONED_REMINDER_SECONDS + 1)
+    assert overrides.send_due_reminders(now=stale) == 1
+    assert overrides.send_due_reminders(now=stale + timedelta(minutes=1)) == 0
+    assert len(mail.outbox) == 1
+
+
+def test_the_task_reverts_before_it_reminds_so_a_hung_mail_server_holds_no_revert_back(manager_a, start, settings):
+    settings.OVERRIDE_REMINDER_MINUTES = 30
+    due = start(manager_a, hours=1, max_concurrent_uploads=30)
+    Override.objects.filter(pk=due.pk).update(ends_at=timezone.now() - timedelta(minutes=1), reminder_due_at=None)
+    soon = start(manager_a, hours=2, requests_per_minute=150)
+    Override.objects.filter(pk=soon.pk).update(reminder_due_at=timezone.now() - timedelta(minutes=1))
+
+    def killed_in_smtp(message):
+        raise SystemExit("the worker was killed while sending")
+
+    with mock.patch.object(overrides, "send_email", killed_in_smtp), pytest.raises(SystemExit):
+        tasks.run_expiring_overrides()
+
+    assert Override.objects.get(pk=due.pk).state == OverrideState.EXPIRED
+    assert row().max_concurrent_uploads != 30
