@@ -20,6 +20,7 @@ class AlertAudit(models.TextChoices):
     ALERT_RULE_CHANGED = "alerts.rule_changed", "Alert rule changed"
     ALERT_SILENCED = "alerts.silenced", "Alert silenced"
     ALERT_ACKNOWLEDGED = "alerts.acknowledged", "Alert acknowledged"
+    TEST_ALERT_SENT = "alerts.test_sent", "Test alert email sent"
 
 
 class RuleKind(models.TextChoices):

@@ -139,15 +139,14 @@ def seed_default_rules() -> int:
     return created
 
 
+def engineer_addresses() -> list[str]:
+    """The email addresses of every active engineer."""
+    engineers = get_user_model().objects.filter(groups__name=ENGINEERS_GROUP, is_active=True).exclude(email="")
+    return list(engineers.values_list("email", flat=True))
+
+
 def recipients(rule: AlertRule) -> list[str]:
-    addresses = []
-    if rule.notify_engineers:
-        addresses += (
-            get_user_model()
-            .objects.filter(groups__name=ENGINEERS_GROUP, is_active=True)
-            .exclude(email="")
-            .values_list("email", flat=True)
-        )
+    addresses = engineer_addresses() if rule.notify_engineers else []
     addresses += rule.extra_addresses()
     return sorted(set(addresses))
 

@@ -11,6 +11,10 @@ class DashboardConfig(AppConfig):
     verbose_name = "Upload Ops"
 
     def ready(self) -> None:
+        from core.audit import register_actions
+        from dashboard.models import OperationsAudit
+
+        register_actions(OperationsAudit)
         post_migrate.connect(_after_migrate, sender=self)
 
 

@@ -3,6 +3,12 @@
 from django.db import models
 
 
+class OperationsAudit(models.TextChoices):
+    """The dashboard's own verbs in the audit log (core.audit): day-2 commands."""
+
+    CONFIG_CHECKED = "config.checked", "Configuration checked"
+
+
 class WeeklySummary(models.Model):
     """One row per week whose summary email to ops was claimed: a task that runs twice
     sends once (the unique week is the claim)."""
