@@ -1,8 +1,10 @@
 from django.apps import AppConfig
+from django.contrib.admin import apps as admin_apps
 from django.db.models.signals import post_migrate
 
 
 class CoreConfig(AppConfig):
+    default = True
     name = "core"
     verbose_name = "Audit log and roles"
 
@@ -10,13 +12,25 @@ class CoreConfig(AppConfig):
         post_migrate.connect(ensure_role_groups, sender=self)
 
 
+class OpsAdminConfig(admin_apps.AdminConfig):
+    """django.contrib.admin with core.admin_site.OpsAdminSite as admin.site (open to ops)."""
+
+    default = False
+    default_site = "core.admin_site.OpsAdminSite"
+
+
 def ensure_role_groups(**kwargs) -> None:
-    """The groups the roles are made of (core.roles). The ops group may manage users and groups in
-    the admin (who is ops, who is engineer)."""
-    from django.contrib.auth.models import Group, Permission
+    """The groups the roles are made of (core.roles), holding no Django permission.
+
+    Roles are group names, checked by core.roles; a permission in a role group would open the
+    admin's user, group or django-q schedule forms to everyone in it (and a schedule runs
+    code on the worker host). Earlier versions gave the ops group every `auth` permission:
+    each migrate takes them away again.
+    """
+    from django.contrib.auth.models import Group
 
     from core.roles import ENGINEERS_GROUP, OPS_GROUP
 
-    ops, _ = Group.objects.get_or_create(name=OPS_GROUP)
-    ops.permissions.add(*Permission.objects.filter(content_type__app_label="auth"))
-    Group.objects.get_or_create(name=ENGINEERS_GROUP)
+    for name in (OPS_GROUP, ENGINEERS_GROUP):
+        group, _ = Group.objects.get_or_create(name=name)
+        group.permissions.clear()
