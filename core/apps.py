@@ -9,6 +9,10 @@ class CoreConfig(AppConfig):
     verbose_name = "Audit log and roles"
 
     def ready(self) -> None:
+        from core.audit import register_actions
+        from core.models import AccessAudit
+
+        register_actions(AccessAudit)
         post_migrate.connect(ensure_role_groups, sender=self)
 
 

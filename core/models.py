@@ -65,3 +65,28 @@ class AuditEntry(models.Model):
         """(field, before, after) for every field that changed, in a stable order."""
         names = list(dict.fromkeys([*self.before, *self.after]))
         return [(name, self.before.get(name), self.after.get(name)) for name in names]
+
+
+class AccessAudit(models.TextChoices):
+    """Core's own verbs: logins unlocked and temporary ops logins, made on the host by manage.py."""
+
+    LOGIN_UNLOCKED = "login.unlocked", "Login unlocked"
+    TEMPORARY_OPS_LOGIN_CREATED = "login.temporary_ops_created", "Temporary ops login created"
+
+
+class TemporaryLogin(models.Model):
+    """A break-glass ops login (`manage.py temporary_ops_login`): refused after `expires_at`."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="temporary_login")
+    expires_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.user} until {self.expires_at:%Y-%m-%d %H:%M} UTC"
+
+
+class PasswordResetRequest(models.Model):
+    """One request of a password reset email, counted by address and by email (core/password_reset.py)."""
+
+    requested_at = models.DateTimeField(default=timezone.now, db_index=True)
+    email = models.CharField(max_length=254, db_index=True)
+    address = models.GenericIPAddressField(null=True, blank=True, db_index=True)

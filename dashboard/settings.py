@@ -116,15 +116,20 @@ AUTH_PASSWORD_VALIDATORS = [
 AUTHENTICATION_BACKENDS = [
     # First, so a locked-out user name or address is refused before the password is checked.
     "core.login_throttle.LoginThrottleBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    # Django's, refusing temporary ops logins past their end (manage.py temporary_ops_login).
+    "core.login_throttle.ExpiringModelBackend",
 ]
 
-# Login throttling (core/login_throttle.py): after LOGIN_FAILURE_LIMIT failures for one
-# user name, or from one address, logins from it wait LOGIN_LOCKOUT_MINUTES. Counted in the
-# database, so all web processes share the count.
+# Login throttling (core/login_throttle.py): after LOGIN_FAILURE_LIMIT failures for one user
+# name from one address, or LOGIN_ADDRESS_FAILURE_LIMIT from one address over any user names,
+# logins from it wait LOGIN_LOCKOUT_MINUTES. A user name is never locked out from every
+# address (a stranger could keep ops out). Counted in the database, so all web processes
+# share the count. `manage.py unlock_login` lifts a lockout.
 AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+LOGIN_ADDRESS_FAILURE_LIMIT = env.int("LOGIN_ADDRESS_FAILURE_LIMIT", default=30)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=15))
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
+AXES_HANDLER = "core.login_throttle.LoginThrottleHandler"
 # A fixed wait the page can state; retries during it do not extend it.
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_LOCKOUT_CALLABLE = "core.login_throttle.locked_out"
