@@ -16,6 +16,8 @@ $(INSTALLED): requirements.txt requirements-dev.txt
 system-deps:
 	@scripts/system-deps.sh
 
+# Local use: debug pages and the local SECRET_KEY (settings.py keeps DEBUG off unless set).
+run: export DEBUG ?= true
 run: $(INSTALLED)
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo

@@ -154,4 +154,5 @@ def main() -> None:
 
 if __name__ == "__main__":
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
+    os.environ.setdefault("DEBUG", "true")  # in-process, local settings (DEBUG is off unless set)
     main()

@@ -16,7 +16,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
-DEBUG = env.bool("DEBUG", default=True)
+# Off unless set: a forgotten variable must not serve debug pages (with the public local
+# SECRET_KEY). `make run` and the test settings set DEBUG=true; a `.env` can, for local use.
+DEBUG = env.bool("DEBUG", default=False)
 
 _LOCAL_SECRET_KEY = "local-only-insecure-key-never-used-when-DEBUG-is-false"
 SECRET_KEY = env.str("SECRET_KEY", default=_LOCAL_SECRET_KEY if DEBUG else environ.Env.NOTSET)
@@ -35,6 +37,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_q",
     "axes",
+    "csp",
     # The apps, from the pages that combine (top) to the ground floor; imports point down
     # (.importlinter).
     "dashboard",
@@ -46,12 +49,17 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: X-Forwarded-* count only from TRUSTED_PROXY_IPS (see the security block below).
+    "core.middleware.ForwardedHeadersFromTrustedProxies",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "core.middleware.PrivatePagesAreNotCached",
+    "core.middleware.SessionIdleTimeout",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Every page needs login unless its view is marked @login_not_required.
@@ -220,19 +228,49 @@ FLEET_CPU_ALERT_PERCENT = env.float("FLEET_CPU_ALERT_PERCENT", default=80.0)
 # Open dashboards poll the same charts every 5 s; one result serves them all this long.
 CHART_CACHE_SECONDS = env.int("CHART_CACHE_SECONDS", default=2)
 
-# Security: strict whenever DEBUG is off (`manage.py check --deploy` is clean then).
+# ---- Security: headers, sessions, proxies (core/middleware.py) ---------------------------
+# Strict whenever DEBUG is off (`manage.py check --deploy` is clean then).
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 SECURE_REFERRER_POLICY = "same-origin"
-if not DEBUG:
+# Content-Security-Policy (django-csp): scripts only from our own static files, never inline
+# (an injected <script> or on…= handler does not run). Styles: plotly.js sets style attributes
+# on the charts it draws, which 'unsafe-inline' for styles allows; no script can come of it.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+# A session ends SESSION_IDLE_MINUTES after its last request (core.middleware.SessionIdleTimeout
+# moves the expiry on, at most once a minute), not 14 days after login.
+SESSION_COOKIE_AGE = env.int("SESSION_IDLE_MINUTES", default=60) * 60
+# Reverse proxies in front of the app (addresses or networks): only their X-Forwarded-Proto
+# and X-Forwarded-For are believed; from anyone else those headers are dropped. Behind a TLS
+# proxy this must be set, or HTTPS requests look like plain HTTP (and are redirected forever).
+TRUSTED_PROXY_IPS = env.list("TRUSTED_PROXY_IPS", default=[])
+if TRUSTED_PROXY_IPS:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+if not DEBUG:
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
+# Password reset emails (core/password_reset.py): per email address, and requests per client address.
+PASSWORD_RESET_EMAILS_PER_HOUR = env.int("PASSWORD_RESET_EMAILS_PER_HOUR", default=3)
+PASSWORD_RESET_REQUESTS_PER_HOUR = env.int("PASSWORD_RESET_REQUESTS_PER_HOUR", default=10)
+# ---- end of the security block -------------------------------------------------------------
 
 LOGGING = {
     "version": 1,

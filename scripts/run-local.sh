@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
+# Local use only: debug pages and the local SECRET_KEY (DEBUG is off unless set).
+export DEBUG="${DEBUG:-true}"
 pids=()
 stop() {
   trap - INT TERM EXIT

@@ -67,7 +67,7 @@ def stop_polling(page):
             Object.defineProperty(document, 'hidden', {value: true, configurable: true});
             document.dispatchEvent(new Event('visibilitychange'));
         }""")
-        page.wait_for_function("!window.UploadOpsCharts.isPolling()")
+        page.wait_for_function("() => !window.UploadOpsCharts.isPolling()")
         for _ in range(100):
             if not in_flight:
                 return
@@ -75,3 +75,20 @@ def stop_polling(page):
         pytest.fail(f"requests still in flight: {[request.url for request in in_flight]}")
 
     return stop
+
+
+@pytest.fixture(autouse=True)
+def no_content_security_policy_violations(request):
+    """Every browser test fails if the page's Content-Security-Policy blocked anything: a script,
+    a style or a request the page needs (the policy allows no inline script)."""
+    if "page" not in request.fixturenames:
+        yield
+        return
+    page = request.getfixturevalue("page")
+    blocked = []
+    page.on(
+        "console",
+        lambda message: blocked.append(message.text) if "Content Security Policy" in message.text else None,
+    )
+    yield
+    assert not blocked, blocked

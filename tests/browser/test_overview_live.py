@@ -45,7 +45,7 @@ def test_the_overview_draws_and_a_new_report_appears_without_reload(page, live_s
     row.wait_for(timeout=15_000)
     assert "live" in row.inner_text()
     assert page.evaluate("window.__marker") == "same page", "the page must not have reloaded"
-    page.wait_for_function("Number(document.querySelector('#chart-cpu').dataset.points) >= 2")
+    page.wait_for_function("() => Number(document.querySelector('#chart-cpu').dataset.points) >= 2")
     assert all("/api/overview?range=" in url for url in api_requests), api_requests
     screenshot("overview-live")
 
@@ -53,7 +53,7 @@ def test_the_overview_draws_and_a_new_report_appears_without_reload(page, live_s
 def test_polling_stops_while_the_tab_is_hidden(page, live_server, log_in, ops_user, stop_polling):
     log_in(ops_user.username, PASSWORD)
     page.wait_for_selector("#chart-cpu .main-svg")
-    page.wait_for_function("window.UploadOpsCharts.isPolling()")
+    page.wait_for_function("() => window.UploadOpsCharts.isPolling()")
     page.evaluate("""() => {
         Object.defineProperty(document, 'hidden', {value: true, configurable: true});
         document.dispatchEvent(new Event('visibilitychange'));
@@ -63,5 +63,5 @@ def test_polling_stops_while_the_tab_is_hidden(page, live_server, log_in, ops_us
         Object.defineProperty(document, 'hidden', {value: false, configurable: true});
         document.dispatchEvent(new Event('visibilitychange'));
     }""")
-    page.wait_for_function("window.UploadOpsCharts.isPolling()")
+    page.wait_for_function("() => window.UploadOpsCharts.isPolling()")
     stop_polling()

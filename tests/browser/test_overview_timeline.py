@@ -22,7 +22,7 @@ def test_the_cpu_chart_shows_a_limit_change_as_an_annotation(
     changed_at_ms = int(AuditEntry.objects.get(action="limits.changed").created_at.timestamp() * 1000)
 
     log_in(ops_user.username, PASSWORD)
-    page.wait_for_function("document.querySelector('#chart-cpu').dataset.timelineEvents >= 1")
+    page.wait_for_function("() => document.querySelector('#chart-cpu').dataset.timelineEvents >= 1")
 
     shapes = page.evaluate(TIMELINE_SHAPES)
     assert {"kind": "limits", "x": changed_at_ms, "color": "#2557d6"} in shapes
@@ -33,5 +33,5 @@ def test_the_cpu_chart_shows_a_limit_change_as_an_annotation(
 
     # A change made while the page is open appears with the chart's next poll.
     changes.pause(partner_a, ops_user, "backlog import paused", None)
-    page.wait_for_function(f"({TIMELINE_SHAPES})().some((shape) => shape.kind === 'pause')", timeout=15_000)
+    page.wait_for_function(f"() => ({TIMELINE_SHAPES})().some((shape) => shape.kind === 'pause')", timeout=15_000)
     stop_polling()

@@ -14,6 +14,8 @@ PRODUCTION_ENV = {
     "DATABASE_URL": "postgres://ops@db.internal:5432/uploadops",
     "REDIS_URL": "redis://cache.internal:6379/0",
     "EMAIL_URL": "smtp+tls://alerts:secret@smtp.example.org:587",
+    # The TLS proxy in front (the test client's requests come from 127.0.0.1).
+    "TRUSTED_PROXY_IPS": "127.0.0.1,10.0.0.0/8",
 }
 
 
@@ -44,7 +46,7 @@ def test_production_refuses_to_start_without_a_secret_key():
 
 
 def test_models_and_migrations_agree():
-    result = manage("makemigrations", "--check", "--dry-run", env={})
+    result = manage("makemigrations", "--check", "--dry-run", env={"DEBUG": "true"})
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -125,3 +127,61 @@ def test_plain_http_is_redirected_to_https_in_production():
     result = manage("shell", "-c", code, env=env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "https://upload-ops.example.org/accounts/login/"
+
+
+def test_debug_is_off_unless_set():
+    env = {k: v for k, v in PRODUCTION_ENV.items() if k != "DEBUG"}
+    result = manage("shell", "-c", "from django.conf import settings; print(settings.DEBUG)", env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_without_a_secret_key_an_unset_debug_refuses_to_start():
+    """A forgotten DEBUG no longer serves debug pages signed with the public local key."""
+    env = {k: v for k, v in PRODUCTION_ENV.items() if k not in ("DEBUG", "SECRET_KEY")}
+    result = manage("check", env=env)
+    assert result.returncode != 0 and "SECRET_KEY" in result.stderr
+
+
+def requests_through_production(*requests: str, **env_overrides: str) -> list[dict]:
+    """Status and Location of GET /api/v1/openapi.json (no template, so no collected static
+    files needed) for each Client(...) argument string."""
+    code = "import json; from django.test import Client; out = []\n"
+    for arguments in requests:
+        code += (
+            f"r = Client(HTTP_HOST='upload-ops.example.org', {arguments}).get('/api/v1/openapi.json'); "
+            "out.append({'status': r.status_code, 'location': r.get('Location')})\n"
+        )
+    code += "print(json.dumps(out))"
+    env = {**PRODUCTION_ENV, "DATABASE_URL": "sqlite:////tmp/upload-ops-settings-test.sqlite3", **env_overrides}
+    env = {k: v for k, v in env.items() if v is not None}
+    result = manage("shell", "-c", code, env=env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_x_forwarded_proto_counts_only_from_a_trusted_proxy():
+    from_stranger, from_proxy = requests_through_production(
+        "REMOTE_ADDR='203.0.113.9', HTTP_X_FORWARDED_PROTO='https'",
+        "REMOTE_ADDR='10.1.2.3', HTTP_X_FORWARDED_PROTO='https'",
+    )
+    # A client reaching the app directly cannot claim HTTPS: it is sent to https:// instead.
+    assert from_stranger == {"status": 301, "location": "https://upload-ops.example.org/api/v1/openapi.json"}
+    assert from_proxy["status"] == 200
+
+
+def test_without_trusted_proxies_no_forwarded_header_is_believed():
+    assert production_setting_values("SECURE_PROXY_SSL_HEADER") == {
+        "SECURE_PROXY_SSL_HEADER": ["HTTP_X_FORWARDED_PROTO", "https"]
+    }
+    (seen,) = requests_through_production(
+        "REMOTE_ADDR='127.0.0.1', HTTP_X_FORWARDED_PROTO='https'", TRUSTED_PROXY_IPS=None
+    )
+    assert seen["status"] == 301
+
+
+def test_a_malformed_trusted_proxy_list_fails_at_start_naming_the_variable():
+    code = "from django.test import Client; Client().get('/accounts/login/')"
+    env = {**PRODUCTION_ENV, "TRUSTED_PROXY_IPS": "10.0.0.0/8,not-an-address"}
+    result = manage("shell", "-c", code, env=env)
+    assert result.returncode != 0 and "TRUSTED_PROXY_IPS" in result.stderr
