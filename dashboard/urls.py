@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from core.password_reset import password_reset
 from dashboard import api, views
 
 urlpatterns = [
@@ -22,6 +23,8 @@ urlpatterns = [
     path("", include("monitoring.urls")),
     path("", include("fleet.urls")),
     path("", include("alerting.urls")),
+    # Before Django's own: the same view, throttled (core/password_reset.py).
+    path("accounts/password_reset/", password_reset, name="password_reset"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
 ]

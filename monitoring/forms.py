@@ -43,3 +43,8 @@ class EnrolmentSecretForm(forms.Form):
         help_text="Hosts enrolling with the replaced secret: refused at once, or still enrolled for a while.",
     )
     reason = ReasonField()
+
+
+class RotateTokenForm(ServerActionForm):
+    # The token the form was opened with: a second submit of the same form replaces nothing.
+    token_prefix = forms.CharField(widget=forms.HiddenInput)

@@ -1,7 +1,7 @@
 """The upload-server registry: registering servers and their report tokens (audited like every
 other change), and counting the servers that are live."""
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core import audit
@@ -9,34 +9,56 @@ from monitoring.models import ServerAudit, UploadServer
 from monitoring.signals import live_servers_counted
 
 
+class ServerNameTaken(Exception):
+    """Another registration with this name committed first (two at once: full_clean saw neither)."""
+
+
+class TokenNotReplaced(Exception):
+    """A token was not replaced; the message says why, for the person who asked."""
+
+
 def register_server(actor, name: str, reason: str) -> tuple[UploadServer, str]:
     """A new server and its token; the token is returned once and only its hash is kept."""
-    with transaction.atomic():
-        server = UploadServer(name=name, created_by=actor)
-        token = server.issue_token()
-        server.full_clean()
-        server.save()
-        audit.record(
-            actor,
-            ServerAudit.SERVER_REGISTERED,
-            f"server {name}",
-            {},
-            {"name": name, "token_prefix": server.token_prefix},
-            reason,
-            server,
-        )
+    server = UploadServer(name=name, created_by=actor)
+    token = server.issue_token()
+    server.full_clean()
+    try:
+        with transaction.atomic():
+            server.save()
+            audit.record(
+                actor,
+                ServerAudit.SERVER_REGISTERED,
+                f"server {name}",
+                {},
+                {"name": name, "token_prefix": server.token_prefix},
+                reason,
+                server,
+            )
+    except IntegrityError as error:
+        if UploadServer.objects.filter(name=name).exists():
+            raise ServerNameTaken(f"A server named {name} is registered already.") from error
+        raise
     return server, token
 
 
-def rotate_token(server: UploadServer, actor, reason: str) -> str:
+def rotate_token(server: UploadServer, actor, reason: str, replaces_prefix: str | None = None) -> str:
+    """A new token for a server that is not revoked (a new token does not bring a revoked server
+    back). With replaces_prefix, only if the token is still the one the form was opened with, so
+    a double-submitted form shows one token, and that one works."""
     with transaction.atomic():
         locked = UploadServer.objects.select_for_update().get(pk=server.pk)
+        if locked.revoked_at is not None:
+            raise TokenNotReplaced(f"{locked.name} is revoked: register the server again under a new name.")
+        if replaces_prefix is not None and locked.token_prefix != replaces_prefix:
+            raise TokenNotReplaced(
+                f"The token of {locked.name} was replaced already (now {locked.token_prefix}…); "
+                "a token is shown only once, to whoever replaced it."
+            )
         before = {"token_prefix": locked.token_prefix, "revoked": locked.revoked_at is not None}
         token = locked.issue_token()
-        locked.revoked_at = None
-        # A gone server that ops give a token by hand may report again.
+        # A gone server that ops give a token by hand may report again (a revoked one was refused above).
         locked.gone_at, locked.gone_reason = None, ""
-        locked.save(update_fields=["token_hash", "token_prefix", "revoked_at", "gone_at", "gone_reason"])
+        locked.save(update_fields=["token_hash", "token_prefix", "gone_at", "gone_reason"])
         audit.record(
             actor,
             ServerAudit.SERVER_TOKEN_ROTATED,

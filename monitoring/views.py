@@ -16,7 +16,7 @@ from core.audit import RefusedChange
 from core.login_throttle import client_ip
 from core.roles import ops_or_engineer_required, ops_required
 from monitoring import enrolment, reports, servers
-from monitoring.forms import EnrolmentSecretForm, RegisterServerForm, ServerActionForm
+from monitoring.forms import EnrolmentSecretForm, RegisterServerForm, RotateTokenForm, ServerActionForm
 from monitoring.models import UploadServer
 
 OPENAPI_PATH = Path(__file__).resolve().parent.parent / "docs" / "status-report.openapi.json"
@@ -170,10 +170,16 @@ def server_list(request: HttpRequest) -> HttpResponse:
 @ops_required
 def server_register(request: HttpRequest) -> HttpResponse:
     form = RegisterServerForm(request.POST)
-    if not form.is_valid():
-        return _server_list(request, status=400, form=form)
-    server, token = servers.register_server(request.user, form.cleaned_data["name"], form.cleaned_data["reason"])
-    return _show_token_once(request, server, token)
+    if form.is_valid():
+        try:
+            server, token = servers.register_server(
+                request.user, form.cleaned_data["name"], form.cleaned_data["reason"]
+            )
+        except servers.ServerNameTaken as taken:
+            form.add_error("name", str(taken))
+        else:
+            return _show_token_once(request, server, token)
+    return _server_list(request, status=400, form=form)
 
 
 def _show_token_once(request, server: UploadServer, token: str) -> HttpResponse:
@@ -182,30 +188,35 @@ def _show_token_once(request, server: UploadServer, token: str) -> HttpResponse:
     return response
 
 
-def _server_and_reason(request: HttpRequest, name: str, what: str) -> tuple[UploadServer, str | None]:
-    """The server an ops action is about, and its reason (None, with a message, when missing)."""
+def _server_and_form(request: HttpRequest, name: str, what: str, form_class=ServerActionForm):
+    """The server an ops action is about, and its form (None, with a message, when invalid)."""
     server = get_object_or_404(UploadServer, name=name)
-    form = ServerActionForm(request.POST)
+    form = form_class(request.POST)
     if not form.is_valid():
         messages.error(request, f"Say why the {what}: the reason goes into the audit log.")
         return server, None
-    return server, form.cleaned_data["reason"]
+    return server, form.cleaned_data
 
 
 @require_POST
 @ops_required
 def server_rotate_token(request: HttpRequest, name: str) -> HttpResponse:
-    server, reason = _server_and_reason(request, name, "token is replaced")
-    if reason is None:
+    server, data = _server_and_form(request, name, "token is replaced", RotateTokenForm)
+    if data is None:
         return redirect("monitoring:servers")
-    return _show_token_once(request, server, servers.rotate_token(server, request.user, reason))
+    try:
+        token = servers.rotate_token(server, request.user, data["reason"], replaces_prefix=data["token_prefix"])
+    except servers.TokenNotReplaced as refused:
+        messages.error(request, str(refused))
+        return redirect("monitoring:servers")
+    return _show_token_once(request, server, token)
 
 
 @require_POST
 @ops_required
 def server_revoke(request: HttpRequest, name: str) -> HttpResponse:
-    server, reason = _server_and_reason(request, name, "server is revoked")
-    if reason is not None and servers.revoke_server(server, request.user, reason):
+    server, data = _server_and_form(request, name, "server is revoked")
+    if data is not None and servers.revoke_server(server, request.user, data["reason"]):
         messages.warning(request, f"{server.name} revoked: its reports are refused from now on.")
     return redirect("monitoring:servers")
 
