@@ -9,10 +9,14 @@ class CoreConfig(AppConfig):
     verbose_name = "Audit log and roles"
 
     def ready(self) -> None:
+        from django.contrib.auth.signals import user_logged_in
+
         from core.audit import register_actions
+        from core.middleware import session_fresh_at_login
         from core.models import AccessAudit
 
         register_actions(AccessAudit)
+        user_logged_in.connect(session_fresh_at_login, dispatch_uid="core.session_fresh_at_login")
         post_migrate.connect(ensure_role_groups, sender=self)
 
 

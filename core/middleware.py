@@ -85,3 +85,9 @@ class SessionIdleTimeout:
             if now - session.get(_REFRESHED_AT, 0) >= SESSION_REFRESH_SECONDS:
                 session[_REFRESHED_AT] = now  # marks it modified: SessionMiddleware saves it
         return response
+
+
+def session_fresh_at_login(sender, request, user, **kwargs) -> None:
+    """A session saved at login needs no second save on its first request (user_logged_in)."""
+    if request is not None and hasattr(request, "session"):
+        request.session[_REFRESHED_AT] = int(time.time())

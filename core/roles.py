@@ -7,6 +7,8 @@
   those partners (the partners app decides which: partners.access).
 
 "Sees everything" (ops or engineer) opens the fleet-wide pages: fleet, servers, alerts, risk.
+A user with none of the three roles (an account made but not yet given a role) sees no fleet
+data at all: not the overview's charts, the servers table or the alerts on the timeline.
 """
 
 from collections.abc import Callable
@@ -43,12 +45,27 @@ def sees_everything(user) -> bool:
     return is_ops(user) or is_engineer(user)
 
 
+def manages_a_partner(user) -> bool:
+    if not user.is_authenticated:
+        return False
+    cached = getattr(user, "_upload_ops_manages", None)
+    if cached is None:
+        cached = user.managed_partners.exists()
+        user._upload_ops_manages = cached
+    return cached
+
+
+def has_role(user) -> bool:
+    """Ops, engineer or a partner's manager: who may see the fleet's figures on the overview."""
+    return sees_everything(user) or manages_a_partner(user)
+
+
 def role_label(user) -> str:
     if is_ops(user):
         return "ops"
     if is_engineer(user):
         return "engineer"
-    if user.is_authenticated and user.managed_partners.exists():
+    if manages_a_partner(user):
         return "partner manager"
     return "no role"
 
@@ -85,5 +102,6 @@ def user_roles(request) -> dict:
     return {
         "user_is_ops": is_ops(user),
         "user_sees_everything": sees_everything(user),
+        "user_has_role": has_role(user),
         "user_role": role_label(user) if user.is_authenticated else "",
     }

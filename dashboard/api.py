@@ -5,6 +5,7 @@ Every open dashboard polls every few seconds; one result serves them all for a m
 """
 
 import json
+from functools import wraps
 
 from django.conf import settings
 from django.core.cache import cache
@@ -23,6 +24,19 @@ from partners.models import Override, UploadLimitRow
 
 def _error(status: int, message: str) -> JsonResponse:
     return JsonResponse({"error": message}, status=status)
+
+
+def _role_required(view):
+    """The fleet's figures are for ops, engineers and partner managers; a user with no role
+    (an account not yet given one) gets a JSON 403."""
+
+    @wraps(view)
+    def checked(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if not roles.has_role(request.user):
+            return _error(403, "your account has no role yet: ask ops to give you one")
+        return view(request, *args, **kwargs)
+
+    return checked
 
 
 def _window(request: HttpRequest) -> Window:
@@ -95,6 +109,7 @@ def _chart_view(build=None, *, audience=_everyone):
         return _shared_for_a_moment(key, lambda: build(request, window, *args, **kwargs))
 
     @require_GET
+    @_role_required
     def view(request: HttpRequest, *args, **kwargs) -> JsonResponse:
         try:
             window = _window(request)
@@ -149,6 +164,7 @@ def _fleet_status_body(request: HttpRequest) -> dict:
 
 
 @require_GET
+@_role_required
 def fleet_status(request: HttpRequest) -> JsonResponse:
     return JsonResponse(_fleet_status_body(request))
 
@@ -167,6 +183,7 @@ OVERVIEW_CHARTS = {
 
 
 @require_GET
+@_role_required
 def overview_poll(request: HttpRequest) -> HttpResponse:
     try:
         window = _window(request)

@@ -32,6 +32,8 @@ TIMELINE_DAYS = 7
 
 @require_GET
 def overview(request: HttpRequest) -> HttpResponse:
+    if not roles.has_role(request.user):
+        return render(request, "dashboard/no_role.html")  # no fleet figures for an account without a role
     partners = visible_partners(request.user)
     return render(
         request,

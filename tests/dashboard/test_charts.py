@@ -80,7 +80,7 @@ def test_a_manager_sees_other_partners_merged(login, manager_a, partner_a, partn
     assert [t["name"] for t in chart["traces"]] == ["TheirStory", "direct users & other clients", "other partners"]
 
 
-def test_partner_usage_follows_the_partner_access_rules(login, manager_a, manager_b, partner_a):
+def test_partner_usage_follows_the_partner_access_rules(login, manager_a, manager_b, partner_a, partner_b):
     url = reverse("chart-partner-usage", args=[partner_a.slug])
     chart = login(manager_a).get(url, {"range": "24h"}).json()
     limit_trace = next(t for t in chart["traces"] if t["name"] == "uploads in progress limit")

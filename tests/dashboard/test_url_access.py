@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth.models import Group
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
@@ -16,9 +17,10 @@ from django.utils.regex_helper import normalize
 
 from alerting.models import Alert, AlertRule, AlertState, Silence
 from core.models import AuditEntry
+from core.roles import ENGINEERS_GROUP, OPS_GROUP
 from monitoring import servers
 from partners.models import Override, OverrideKind, Partner
-from tests.factories import make_local_group
+from tests.factories import make_local_group, make_user
 
 # Open to anonymous visitors, on purpose. Static files are served by whitenoise before
 # URL routing (and are public), so they are not in the URL configuration at all.
@@ -310,3 +312,113 @@ def test_a_new_url_with_an_unknown_kwarg_fails_loudly_naming_it(objects):
     route = walk_patterns([path("partners/<slug:slug>/widgets/<int:widget_id>/", lambda request: None)])[0]
     with pytest.raises(UnfillableKwarg, match="cannot fill kwarg 'widget_id'"):
         url_for(route, objects)
+
+
+# ---- five more kinds of user: every URL, GET and POST ------------------------------------
+
+
+@pytest.fixture
+def co_manager(partner_a):
+    """A second manager of partner A."""
+    user = make_user("cora-co-manager")
+    partner_a.managers.add(user)
+    return user
+
+
+@pytest.fixture
+def extra_users(db, co_manager):
+    return {
+        "second manager of partner A": co_manager,
+        "user in no group": make_user("nina-no-group"),
+        "inactive ops user": make_user("ivan-inactive", OPS_GROUP, is_active=False, is_staff=True),
+        "staff outside ops": make_user("stan-staff", is_staff=True),
+        "ops and engineer": make_two_group_user(),
+    }
+
+
+def make_two_group_user():
+    user = make_user("tess-two-groups", OPS_GROUP)
+    user.groups.add(Group.objects.get_or_create(name=ENGINEERS_GROUP)[0])
+    return user
+
+
+# What a user without a role must not get: the fleet's figures.
+FLEET_JSON = [
+    "api/overview",
+    "api/fleet-status",
+    "api/charts/cpu",
+    "api/charts/outcomes",
+    "api/charts/queues",
+    "api/charts/timeline",
+    "api/charts/uploads",
+    "api/charts/bytes",
+]
+NO_ROLE = ("user in no group", "staff outside ops")
+
+
+def walk_as(client, objects) -> dict:
+    """(route, method) → response, for every URL."""
+    answers = {}
+    for route in ROUTES:
+        url = url_for(route, objects)
+        answers[(route.route, "GET")] = client.get(url)
+        answers[(route.route, "POST")] = client.post(url, {"reason": "walker", "pause-reason": "walker"})
+    return answers
+
+
+def partner_a_state(partner) -> tuple:
+    return Partner.objects.filter(pk=partner.pk).values().get(), partner.managers.count(), partner.paused
+
+
+@pytest.mark.parametrize(
+    "kind",
+    ["second manager of partner A", "user in no group", "inactive ops user", "staff outside ops", "ops and engineer"],
+)
+def test_every_url_as_five_more_kinds_of_user(client, objects, extra_users, kind):
+    user = extra_users[kind]
+    client.force_login(user)
+    partner_a = objects["partner"]
+    audit_before, state_before = AuditEntry.objects.count(), partner_a_state(partner_a)
+    answers = walk_as(client, objects)
+    failures = [f"{method} {route}: {r.status_code}" for (route, method), r in answers.items() if r.status_code >= 500]
+    assert not failures, failures
+    if kind == "inactive ops user":
+        # An inactive account's session counts for nothing: it is an anonymous visitor everywhere.
+        for (route, method), response in answers.items():
+            if route in ANONYMOUS_ALLOWED or response.status_code == 405:
+                continue
+            walked = next(r for r in ROUTES if r.route == route)
+            assert is_login_redirect(response, walked) or is_json_refusal(response), f"{method} {route}"
+    if kind in NO_ROLE + ("inactive ops user",):
+        # Nothing changed, nothing of partner A shown, no fleet figure served.
+        assert AuditEntry.objects.count() == audit_before
+        assert partner_a_state(partner_a) == state_before
+        for (route, method), response in answers.items():
+            body = response.content.decode(errors="replace")
+            for secret in SECRET_PARTNER_TEXT:
+                assert secret not in body, f"{method} {route} shows {secret!r} to a {kind}"
+        for route in FLEET_JSON:
+            response = answers[(route, "GET")]
+            assert response.status_code in (302, 403), f"GET {route} to a {kind}: {response.status_code}"
+        assert "Fleet CPU" not in answers[("", "GET")].content.decode()
+        assert "chart-cpu" not in answers[("", "GET")].content.decode()
+    if kind == "second manager of partner A":
+        for route in PARTNER_SCOPED:
+            response = answers[(route.route, "GET")]
+            assert response.status_code in (200, 405), f"GET {route}: {response.status_code} to a co-manager"
+        for route in FLEET_JSON:
+            assert answers[(route, "GET")].status_code == 200, route
+    if kind == "ops and engineer":
+        for route in ROUTES:
+            response = answers[(route.route, "GET")]
+            if route.route in ANONYMOUS_ALLOWED:
+                continue
+            assert response.status_code not in (403, 404) or route.is_admin, f"GET {route}: {response.status_code}"
+
+
+def test_a_user_in_no_group_sees_no_fleet_alert_on_the_timeline(client, objects):
+    """The walker's fixtures hold a firing fleet alert: a user with no role is shown none of it."""
+    client.force_login(make_user("nina-no-group"))
+    response = client.get("/api/charts/timeline")
+    assert response.status_code == 403 and "no role" in response.json()["error"]
+    assert "No role yet" in client.get("/").content.decode()
