@@ -4,8 +4,8 @@ tasks changed by superusers only.
 A django-q schedule names a function and its arguments and the worker runs it, and a user or
 group edit can grant superuser or the schedule permissions: whoever may change those may run
 code on the worker host. So ops (and any staff account) only read them here, whatever
-permissions a group holds. Ops name a partner's managers in its audited settings form; who
-is ops or engineer is a superuser's to change (here, or `manage.py` on the host).
+permissions a group holds. Ops manage people on the dashboard's People page instead (who is
+ops or engineer, audited: core/people.py) and name a partner's managers in its settings form.
 """
 
 from axes.models import AccessAttempt, AccessFailureLog, AccessLog

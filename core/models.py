@@ -71,6 +71,7 @@ class AccessAudit(models.TextChoices):
     """Core's own verbs: logins unlocked and temporary ops logins, made on the host by manage.py."""
 
     LOGIN_UNLOCKED = "login.unlocked", "Login unlocked"
+    ROLES_CHANGED = "people.roles_changed", "Roles changed"
     TEMPORARY_OPS_LOGIN_CREATED = "login.temporary_ops_created", "Temporary ops login created"
 
 

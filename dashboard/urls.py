@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from core.password_reset import password_reset
-from dashboard import api, views
+from dashboard import api, people, views
 
 urlpatterns = [
     path("", views.overview, name="overview"),
@@ -10,6 +10,8 @@ urlpatterns = [
     path("risk/what-if/", views.what_if, name="what-if"),
     path("risk/what-if/apply/", views.what_if_apply, name="what-if-apply"),
     path("audit/", views.audit_log, name="audit"),
+    path("people/", people.people_list, name="people"),
+    path("people/<int:user_id>/roles/", people.people_roles, name="people-roles"),
     path("api/overview", api.overview_poll, name="overview-poll"),
     path("api/fleet-status", api.fleet_status, name="fleet-status"),
     path("api/charts/cpu", api.cpu_chart, name="chart-cpu"),

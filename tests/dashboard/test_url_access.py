@@ -111,6 +111,7 @@ def objects(ops_user, manager_a, manager_b, engineer, partner_a, partner_b):
     )
     return {
         "partner": partner_a,
+        "manager": manager_a,
         "server": server,
         "group": group,
         "rule": rule,
@@ -129,6 +130,7 @@ def kwarg_values(route: Route, objects: dict) -> dict[str, str]:
         "silence_id": objects["silence"].pk,
         "alert_id": objects["alert"].pk,
         "override_id": objects["override"].pk,
+        "user_id": objects["manager"].pk,
         # The admin's and password reset's own kwargs: any value reaches the login check.
         "object_id": 1,
         "content_type_id": 1,
