@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -258,6 +259,10 @@ SESSION_COOKIE_AGE = env.int("SESSION_IDLE_MINUTES", default=60) * 60
 # and X-Forwarded-For are believed; from anyone else those headers are dropped. Behind a TLS
 # proxy this must be set, or HTTPS requests look like plain HTTP (and are redirected forever).
 TRUSTED_PROXY_IPS = env.list("TRUSTED_PROXY_IPS", default=[])
+if TRUSTED_PROXY_COUNT and not TRUSTED_PROXY_IPS:
+    # X-Forwarded-For is dropped from peers not in TRUSTED_PROXY_IPS: the count alone would
+    # silently give every user the proxy's address (and its lockouts).
+    raise ImproperlyConfigured("TRUSTED_PROXY_COUNT needs TRUSTED_PROXY_IPS: the proxies' addresses")
 if TRUSTED_PROXY_IPS:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 if not DEBUG:

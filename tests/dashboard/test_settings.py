@@ -185,3 +185,9 @@ def test_a_malformed_trusted_proxy_list_fails_at_start_naming_the_variable():
     env = {**PRODUCTION_ENV, "TRUSTED_PROXY_IPS": "10.0.0.0/8,not-an-address"}
     result = manage("shell", "-c", code, env=env)
     assert result.returncode != 0 and "TRUSTED_PROXY_IPS" in result.stderr
+
+
+def test_a_proxy_count_without_the_proxies_addresses_fails_at_start():
+    env = {k: v for k, v in PRODUCTION_ENV.items() if k != "TRUSTED_PROXY_IPS"}
+    result = manage("check", env={**env, "TRUSTED_PROXY_COUNT": "1"})
+    assert result.returncode != 0 and "TRUSTED_PROXY_COUNT needs TRUSTED_PROXY_IPS" in result.stderr
