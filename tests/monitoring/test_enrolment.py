@@ -49,7 +49,7 @@ def deregister(client, token, body=b""):
 
 def test_ops_create_the_secret_on_the_servers_page_and_see_it_once(login, ops_user):
     response = login(ops_user).post(reverse("monitoring:enrolment-secret"), {"secret-reason": "autoscaling"})
-    assert response.status_code == 200 and response["Cache-Control"] == "no-store"
+    assert response.status_code == 200 and "no-store" in response["Cache-Control"]
     secret = response.context["secret"]
     stored = EnrolmentSecret.objects.get()
     assert stored.secret_hash == hash_token(secret) and secret not in stored.secret_hash
@@ -265,7 +265,10 @@ def test_a_deregistered_host_enrols_back_into_its_entry(client, secret):
 def test_ops_can_give_a_gone_server_a_new_token_by_hand(client, login, ops_user, secret):
     token = enrol(client, secret).json()["token"]
     deregister(client, token)
-    response = login(ops_user).post(reverse("monitoring:server-rotate-token", args=["upload-a"]), {"reason": "back"})
+    prefix = UploadServer.objects.get().token_prefix
+    response = login(ops_user).post(
+        reverse("monitoring:server-rotate-token", args=["upload-a"]), {"reason": "back", "token_prefix": prefix}
+    )
     assert UploadServer.objects.get().gone_at is None
     assert report(client, response.context["token"], "upload-a", sequence=9).status_code == 202
 
