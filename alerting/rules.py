@@ -15,12 +15,10 @@ A rule that is disabled closes its open alerts without email.
 """
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from alerting.models import THROTTLED_SHARE, Aggregation, AlertAudit, AlertRule, Comparison, RuleKind, Severity
-from core import audit
-from core.roles import ENGINEERS_GROUP
+from core import audit, roles
 
 # docs/runbooks.md, where engineers read it (ALERT_RUNBOOK_URL); rules seeded with it keep it.
 RUNBOOK = settings.ALERT_RUNBOOK_URL
@@ -141,8 +139,7 @@ def seed_default_rules() -> int:
 
 def engineer_addresses() -> list[str]:
     """The email addresses of every active engineer."""
-    engineers = get_user_model().objects.filter(groups__name=ENGINEERS_GROUP, is_active=True).exclude(email="")
-    return list(engineers.values_list("email", flat=True))
+    return roles.engineer_addresses()
 
 
 def recipients(rule: AlertRule) -> list[str]:

@@ -10,14 +10,19 @@ class CoreConfig(AppConfig):
 
     def ready(self) -> None:
         from django.contrib.auth.signals import user_logged_in
+        from django.core.signals import request_finished
 
+        from core import checks  # noqa: F401 - registers the deployment checks
         from core.audit import register_actions
         from core.middleware import session_fresh_at_login
         from core.models import AccessAudit
+        from core.request_log import forget_request
 
         register_actions(AccessAudit)
         user_logged_in.connect(session_fresh_at_login, dispatch_uid="core.session_fresh_at_login")
+        request_finished.connect(forget_request, dispatch_uid="core.request_log.forget_request")
         post_migrate.connect(ensure_role_groups, sender=self)
+        post_migrate.connect(ensure_heartbeat_schedule, sender=self)
 
 
 class OpsAdminConfig(admin_apps.AdminConfig):
@@ -42,3 +47,10 @@ def ensure_role_groups(**kwargs) -> None:
     for name in (OPS_GROUP, ENGINEERS_GROUP):
         group, _ = Group.objects.get_or_create(name=name)
         group.permissions.clear()
+
+
+def ensure_heartbeat_schedule(**kwargs) -> None:
+    """The worker beats every minute; the web processes watch the beat (core.heartbeat)."""
+    from core import schedules
+
+    schedules.ensure({"core: worker heartbeat": schedules.every_minute("core.heartbeat.beat")})

@@ -91,3 +91,37 @@ class PasswordResetRequest(models.Model):
     requested_at = models.DateTimeField(default=timezone.now, db_index=True)
     email = models.CharField(max_length=254, db_index=True)
     address = models.GenericIPAddressField(null=True, blank=True, db_index=True)
+class WorkerHeartbeat(models.Model):
+    """The django-q2 worker's last sign of life: one row (pk 1), rewritten every minute by a
+    scheduled task (core.heartbeat.beat). Its age says whether rollups, alerts and the reverts
+    of temporary limits are still running."""
+
+    beat_at = models.DateTimeField()
+    beaten_by = models.CharField(max_length=200, help_text="host:pid of the worker process that beat last.")
+
+    def __str__(self) -> str:
+        return f"heartbeat at {self.beat_at:%Y-%m-%d %H:%M:%S} from {self.beaten_by}"
+
+
+class WorkerOutage(models.Model):
+    """A stretch of time in which the worker's heartbeat was stale, noticed by a web process.
+
+    Engineers get one email when it starts and one when it ends. Each email is claimed with a
+    conditional update (notice_claimed_at), so of the web processes that notice at once exactly
+    one sends it; a send that failed is tried again after core.heartbeat.NOTICE_RETRY_SECONDS.
+    last_beat_at is unique: two processes that notice the same stale beat open one outage.
+    """
+
+    last_beat_at = models.DateTimeField(unique=True, help_text="The heartbeat that went stale.")
+    noticed_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    stale_notice_sent_at = models.DateTimeField(null=True, blank=True)
+    recovery_notice_sent_at = models.DateTimeField(null=True, blank=True)
+    notice_claimed_at = models.DateTimeField(null=True, blank=True)
+    last_notice_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-noticed_at"]
+
+    def __str__(self) -> str:
+        return f"worker outage noticed {self.noticed_at:%Y-%m-%d %H:%M}"

@@ -70,6 +70,14 @@ def role_label(user) -> str:
     return "no role"
 
 
+def engineer_addresses() -> list[str]:
+    """The email addresses of active engineers: who hears about alerts and a stopped worker."""
+    from django.contrib.auth import get_user_model
+
+    users = get_user_model().objects.filter(groups__name=ENGINEERS_GROUP, is_active=True).exclude(email="")
+    return sorted(set(users.values_list("email", flat=True)))
+
+
 def require_ops(request: HttpRequest) -> None:
     if not is_ops(request.user):
         raise PermissionDenied("Only ops staff can do this.")

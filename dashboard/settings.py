@@ -6,7 +6,9 @@ DATABASE_URL, REDIS_URL and the SMTP settings; a malformed value fails at start 
 variable's name (django-environ raises ImproperlyConfigured).
 """
 
+import ipaddress
 from datetime import timedelta
+from email.utils import parseaddr
 from pathlib import Path
 
 import environ
@@ -184,7 +186,6 @@ STORAGES = {
 _email = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(_email)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="upload-ops@localhost")
-SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # django-q2: the ORM broker locally, Redis in production. It reads this at import time.
 REDIS_URL = env.str("REDIS_URL", default="")
@@ -277,15 +278,9 @@ PASSWORD_RESET_EMAILS_PER_HOUR = env.int("PASSWORD_RESET_EMAILS_PER_HOUR", defau
 PASSWORD_RESET_REQUESTS_PER_HOUR = env.int("PASSWORD_RESET_REQUESTS_PER_HOUR", default=10)
 # ---- end of the security block -------------------------------------------------------------
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-}
-
 # Alerts: links in alert emails point here; SMTP gives up on an attempt after this long.
-DASHBOARD_BASE_URL = env.str("DASHBOARD_BASE_URL", default="http://127.0.0.1:8000")
+# Required when DEBUG is off (core/checks.py): a local default would send engineers to 127.0.0.1.
+DASHBOARD_BASE_URL = env.str("DASHBOARD_BASE_URL", default="http://127.0.0.1:8000" if DEBUG else "")
 ALERT_EMAIL_TIMEOUT_SECONDS = env.float("ALERT_EMAIL_TIMEOUT_SECONDS", default=10.0)
 ALERT_RUNBOOK_URL = env.str(
     "ALERT_RUNBOOK_URL", default="https://github.com/PermanentOrg/upload-ops/blob/main/docs/runbooks.md"
@@ -300,3 +295,101 @@ OVERRIDE_MAX_DAYS = env.int("OVERRIDE_MAX_DAYS", default=30)
 # carry are flagged; a pause on for this many days is a risk; the weekly summary goes to ops.
 RISK_OVERCOMMIT_WARNING_RATIO = env.float("RISK_OVERCOMMIT_WARNING_RATIO", default=1.5)
 RISK_PAUSE_DAYS = env.float("RISK_PAUSE_DAYS", default=2.0)
+
+
+# ---- Running it for real: probes, heartbeat, metrics, cache, logs, error reports -----------
+# (docs/deploy.md). One block, so that other changes to the settings above merge cleanly.
+
+# First the request id (every log line of the request carries it), then /healthz, /readyz and
+# /metrics, answered before SecurityMiddleware and CommonMiddleware: a load balancer's health
+# check comes over plain HTTP with the target's address as Host (dashboard/probes.py).
+MIDDLEWARE.insert(0, "dashboard.probes.ProbesMiddleware")
+MIDDLEWARE.insert(0, "core.request_log.RequestIdMiddleware")
+
+# The worker beats every minute (core/heartbeat.py); older than this, it counts as stopped.
+WORKER_HEARTBEAT_STALE_SECONDS = env.int("WORKER_HEARTBEAT_STALE_SECONDS", default=180)
+
+# /metrics: a scraper sends this as a bearer token, or comes from one of these addresses
+# (addresses or networks, e.g. 10.0.0.0/16); empty token: addresses only.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+try:
+    METRICS_ALLOWED_NETWORKS = [
+        ipaddress.ip_network(item.strip(), strict=False)
+        for item in env.list("METRICS_ALLOWED_ADDRESSES", default=["127.0.0.1", "::1"])
+        if item.strip()
+    ]
+except ValueError as error:
+    raise ImproperlyConfigured(f"METRICS_ALLOWED_ADDRESSES: {error}") from error
+
+# One cache for every web process when Redis is there (the chart cache: dashboard/api.py), so
+# "one request rebuilds the chart" holds across processes and machines; per process otherwise.
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "upload-ops",
+            # A Redis that stops answering must not hold a page for long.
+            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# Who gets Django's emails about 500s: ADMINS="Ops <ops@example.org>,oncall@example.org".
+ADMINS = []
+for _admin in env.list("ADMINS", default=[]):
+    _name, _address = parseaddr(_admin)
+    if "@" not in _address:
+        raise ImproperlyConfigured(f"ADMINS: {_admin!r} is not an email address")
+    ADMINS.append((_name, _address))
+SERVER_EMAIL = env.str("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
+
+# Logs: JSON lines in production (one object per line, with the request id, the user and a
+# refused report's reason as fields), plain lines under `make run`.
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain" if DEBUG else "json")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json, not {LOG_FORMAT!r}")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {
+        "request_context": {"()": "core.request_log.RequestContextFilter"},
+        "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
+    },
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(levelname)s %(name)s %(message)s",
+            "rename_fields": {"levelname": "level", "name": "logger"},
+            "timestamp": "time",
+        },
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_context"]},
+        "mail_admins": {
+            "class": "django.utils.log.AdminEmailHandler",
+            "level": "ERROR",
+            "filters": ["require_debug_false"],
+        },
+    },
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {
+        "django": {"handlers": ["console", "mail_admins"], "level": "INFO", "propagate": False},
+        # django-q2 adds a handler of its own unless its logger already has one.
+        "django-q": {"handlers": ["console"], "level": "INFO", "propagate": False},
+    },
+}
+
+# Error tracking: Sentry (or anything that speaks its protocol) when a DSN is set.
+SENTRY_DSN = env.str("SENTRY_DSN", default="")
+if SENTRY_DSN:
+    import sentry_sdk
+
+    sentry_sdk.init(
+        dsn=SENTRY_DSN,
+        environment=env.str("SENTRY_ENVIRONMENT", default="production"),
+        traces_sample_rate=env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0),
+        send_default_pii=False,
+    )

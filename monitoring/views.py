@@ -12,10 +12,11 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
+from core import heartbeat
 from core.audit import RefusedChange
 from core.login_throttle import client_ip
 from core.roles import ops_or_engineer_required, ops_required
-from monitoring import enrolment, reports, servers
+from monitoring import enrolment, prometheus, reports, servers
 from monitoring.forms import EnrolmentSecretForm, RegisterServerForm, RotateTokenForm, ServerActionForm
 from monitoring.models import UploadServer
 
@@ -24,6 +25,12 @@ OPENAPI_PATH = Path(__file__).resolve().parent.parent / "docs" / "status-report.
 
 def _error(status: int, message: str, **details) -> JsonResponse:
     return JsonResponse({"error": message, **details}, status=status)
+
+
+def _refused(status: int, reason: str, message: str, server: str = "", **details) -> JsonResponse:
+    """A refused report: counted for /metrics by reason and logged with the reason."""
+    prometheus.count_refused(reason, status, message, server=server, **details)
+    return _error(status, message, **details)
 
 
 # The report API: token-authenticated, for upload servers, not people.
@@ -35,24 +42,30 @@ def _error(status: int, message: str, **details) -> JsonResponse:
 def post_report(request: HttpRequest) -> JsonResponse:
     length = int(request.META.get("CONTENT_LENGTH") or 0)
     if length > reports.MAX_REPORT_BYTES:
-        return _error(413, f"report larger than {reports.MAX_REPORT_BYTES} bytes")
+        return _refused(413, prometheus.TOO_LARGE, f"report larger than {reports.MAX_REPORT_BYTES} bytes")
     if request.content_type != "application/json":
-        return _error(415, "send the report as Content-Type: application/json")
+        return _refused(415, prometheus.WRONG_CONTENT_TYPE, "send the report as Content-Type: application/json")
     server = reports.authenticate(request.headers.get("Authorization", ""))
     if server is None:
-        response = _error(401, "missing, unknown or revoked token: send Authorization: Bearer <token>")
+        message = "missing, unknown or revoked token: send Authorization: Bearer <token>"
+        response = _refused(401, prometheus.UNAUTHENTICATED, message)
         response["WWW-Authenticate"] = 'Bearer realm="upload-ops reports"'
         return response
     try:
         report = reports.parse_report(request.body)
     except reports.InvalidReport as invalid:
-        return _error(400, "invalid report", fields=invalid.errors)
+        return _refused(400, prometheus.INVALID, "invalid report", server.name, fields=invalid.errors)
     if report.server_id != server.name:
-        return _error(403, f"this token belongs to server {server.name}, not {report.server_id}")
+        message = f"this token belongs to server {server.name}, not {report.server_id}"
+        return _refused(403, prometheus.WRONG_SERVER, message, server.name)
     try:
         stored = reports.store_report(server, report)
     except DatabaseError:
-        return _error(503, "the dashboard's database is unavailable; keep the report and retry")
+        message = "the dashboard's database is unavailable; keep the report and retry"
+        return _refused(503, prometheus.DATABASE_UNAVAILABLE, message, server.name)
+    prometheus.count_ingested("accepted" if stored else "duplicate")
+    # The worker cannot say it has stopped: report ingest is one of the places that notice.
+    heartbeat.check_now_and_then()
     return JsonResponse({"status": "accepted" if stored else "duplicate", "sequence": report.sequence}, status=202)
 
 

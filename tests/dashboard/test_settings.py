@@ -16,6 +16,7 @@ PRODUCTION_ENV = {
     "EMAIL_URL": "smtp+tls://alerts:secret@smtp.example.org:587",
     # The TLS proxy in front (the test client's requests come from 127.0.0.1).
     "TRUSTED_PROXY_IPS": "127.0.0.1,10.0.0.0/8",
+    "DASHBOARD_BASE_URL": "https://upload-ops.example.org",
 }
 
 
