@@ -69,4 +69,6 @@ def start_gunicorn(env: dict, port: int, workers: int, worker_threads: int, work
     command = [str(ROOT / ".venv/bin/gunicorn"), "dashboard.wsgi", "--bind", f"127.0.0.1:{port}"]
     command += ["--workers", str(workers), "--threads", str(worker_threads), "--worker-class", worker_class]
     command += ["--log-level", "warning", "--keep-alive", "30"]
-    return subprocess.Popen(command, cwd=ROOT, env=env)
+    # gunicorn.conf.py applies (gunicorn reads it from the working directory); its access log
+    # would print a line per request of the load, so it is off here.
+    return subprocess.Popen(command, cwd=ROOT, env={"GUNICORN_ACCESS_LOG": "", **env})

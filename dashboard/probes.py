@@ -34,6 +34,7 @@ from prometheus_client.registry import Collector
 
 from alerting.models import OPEN_STATES, Alert
 from core import heartbeat
+from monitoring import prometheus  # noqa: F401 - the report counters, shown from the first scrape
 from monitoring.models import MetricSource, UploadServer
 from partners.models import ConfigVersion
 

@@ -11,6 +11,7 @@ conftest.py files) and no tests. Test modules import from here, never from one a
 - worker processes: start_worker_process, wait_until
 - the shared config table outside Django: table_ddl, NOON, star_row, create_sqlite_table,
   insert_sqlite_row, free_port, PostgresCluster
+- production settings in a process of its own: PRODUCTION_ENV, run_manage
 """
 
 from __future__ import annotations
@@ -463,3 +464,30 @@ class PostgresCluster:
         except subprocess.CalledProcessError:
             pass  # already stopped
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# ---- production settings in a process of its own -----------------------------------------
+
+# What an operator sets in production (docs/deploy.md); tests add a DATABASE_URL they can reach.
+PRODUCTION_ENV = {
+    "DEBUG": "false",
+    "SECRET_KEY": "x7!k2p#q9v@m4w$z8r&t1y^u6i*o3e(a5s)d0f_g-h+j=k~l<n>b?c",
+    "ALLOWED_HOSTS": "upload-ops.example.org",
+    "DATABASE_URL": "postgres://ops@db.internal:5432/uploadops",
+    "EMAIL_URL": "smtp+tls://alerts:secret@smtp.example.org:587",
+    "DASHBOARD_BASE_URL": "https://upload-ops.example.org",
+}
+
+
+def run_manage(*args: str, env: dict, timeout_seconds: float = 120) -> subprocess.CompletedProcess:
+    """manage.py with only `env` and the machine's basics: the test run's own settings (and
+    Playwright's DJANGO_ALLOW_ASYNC_UNSAFE) must not leak into "production"."""
+    clean_env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout_seconds,
+        env={**clean_env, "DJANGO_SETTINGS_MODULE": "dashboard.settings", **env},
+    )
