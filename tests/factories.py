@@ -474,6 +474,7 @@ PRODUCTION_ENV = {
     "SECRET_KEY": "x7!k2p#q9v@m4w$z8r&t1y^u6i*o3e(a5s)d0f_g-h+j=k~l<n>b?c",
     "ALLOWED_HOSTS": "upload-ops.example.org",
     "DATABASE_URL": "postgres://ops@db.internal:5432/uploadops",
+    "REDIS_URL": "redis://cache.internal:6379/0",
     "EMAIL_URL": "smtp+tls://alerts:secret@smtp.example.org:587",
     "DASHBOARD_BASE_URL": "https://upload-ops.example.org",
 }

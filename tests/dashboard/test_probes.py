@@ -177,7 +177,8 @@ def test_metrics_say_never_for_a_worker_that_has_not_beaten(client, db):
 def production_database(tmp_path_factory):
     """A migrated SQLite database with a fresh heartbeat, for the production settings."""
     path = tmp_path_factory.mktemp("production") / "db.sqlite3"
-    env = {**PRODUCTION_ENV, "DATABASE_URL": f"sqlite:///{path}"}
+    # No REDIS_URL: django-q2's broker and the cache are then the database and the process.
+    env = {**PRODUCTION_ENV, "DATABASE_URL": f"sqlite:///{path}", "REDIS_URL": ""}
     result = run_manage("migrate", "--noinput", env=env, timeout_seconds=300)
     assert result.returncode == 0, result.stderr
     return env
