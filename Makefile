@@ -2,13 +2,19 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# What runs the dashboard (requirements.txt), and on top of it the test tools (requirements-dev.txt).
+RUNTIME := $(VENV)/.installed-runtime
 INSTALLED := $(VENV)/.installed
 
 .PHONY: run test system-deps clean
 
-$(INSTALLED): requirements.txt requirements-dev.txt
+$(RUNTIME): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(INSTALLED): $(RUNTIME) requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
@@ -18,7 +24,7 @@ system-deps:
 
 # Local use: debug pages and the local SECRET_KEY (settings.py keeps DEBUG off unless set).
 run: export DEBUG ?= true
-run: $(INSTALLED)
+run: $(RUNTIME)
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo
 	@scripts/run-local.sh
