@@ -5,6 +5,7 @@ Every open dashboard polls every few seconds; one result serves them all for a m
 """
 
 import json
+import logging
 from functools import wraps
 
 from django.conf import settings
@@ -13,6 +14,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
+from redis.exceptions import RedisError
 
 from core import roles
 from dashboard import charts, timeline
@@ -20,6 +22,8 @@ from monitoring.models import MetricSource, UploadServer
 from monitoring.queries import UnknownRange, Window
 from partners.access import partner_for, visible_partners
 from partners.models import Override, UploadLimitRow
+
+logger = logging.getLogger(__name__)
 
 
 def _error(status: int, message: str) -> JsonResponse:
@@ -75,23 +79,39 @@ def _shared_for_a_moment(key: str, build):
     seconds = settings.CHART_CACHE_SECONDS
     if seconds <= 0:
         return build()
-    body = cache.get(key)
-    if body is not None:
-        return body
-    # One request rebuilds; those arriving meanwhile get the previous body rather than
-    # building it again each (at 10x, the herd after each expiry made the p95 triple).
-    previous = cache.get(f"{key}:previous")
-    claimed = previous is not None and cache.add(f"{key}:building", True, REBUILD_CLAIM_SECONDS)
+    try:
+        body = cache.get(key)
+        if body is not None:
+            return body
+        # One request rebuilds; those arriving meanwhile get the previous body rather than
+        # building it again each (at 10x, the herd after each expiry made the p95 triple).
+        previous = cache.get(f"{key}:previous")
+        claimed = previous is not None and cache.add(f"{key}:building", True, REBUILD_CLAIM_SECONDS)
+    except CACHE_ERRORS:
+        logger.warning("chart cache unreachable; building %s without it", key, exc_info=True)
+        return build()
     if previous is not None and not claimed:
         return previous
     try:
         body = build()
     finally:
         if claimed:
-            cache.delete(f"{key}:building")
-    cache.set(key, body, seconds)
-    cache.set(f"{key}:previous", body, seconds * PREVIOUS_BODY_LIFETIMES)
+            _quietly(cache.delete, f"{key}:building")
+    _quietly(cache.set, key, body, seconds)
+    _quietly(cache.set, f"{key}:previous", body, seconds * PREVIOUS_BODY_LIFETIMES)
     return body
+
+
+# What the Redis cache raises when its server is away (ConnectionError, TimeoutError): the
+# chart is then built for each request, as without a cache, rather than failing the page.
+CACHE_ERRORS = (RedisError, OSError)
+
+
+def _quietly(call, *args) -> None:
+    try:
+        call(*args)
+    except CACHE_ERRORS:
+        logger.warning("chart cache unreachable; %s not stored", args[0])
 
 
 def _chart_view(build=None, *, audience=_everyone):

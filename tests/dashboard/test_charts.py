@@ -189,3 +189,19 @@ def test_while_one_request_rebuilds_a_chart_the_others_get_the_previous_one(char
     cache.delete("chart:k:building")  # that rebuild died without a body
     assert _shared_for_a_moment("chart:k", lambda: {"built": 2}) == {"built": 2}
     assert cache.get("chart:k:building") is None, "the claim is released after the rebuild"
+
+
+def test_charts_are_built_without_the_cache_while_redis_is_away(login, ops_user, settings):
+    from tests.factories import free_port
+
+    settings.CHART_CACHE_SECONDS = 60
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{free_port()}/0",  # nothing listens there
+        }
+    }
+    seed_fleet_metrics(servers=2, minutes=5)
+    response = login(ops_user).get(reverse("chart-cpu"), {"range": "15m"})
+    assert response.status_code == 200
+    assert response.json()["traces"]
