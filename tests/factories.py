@@ -476,6 +476,8 @@ PRODUCTION_ENV = {
     "DATABASE_URL": "postgres://ops@db.internal:5432/uploadops",
     "REDIS_URL": "redis://cache.internal:6379/0",
     "EMAIL_URL": "smtp+tls://alerts:secret@smtp.example.org:587",
+    # The TLS proxy in front: the test client's requests come from 127.0.0.1.
+    "TRUSTED_PROXY_IPS": "127.0.0.1",
     "DASHBOARD_BASE_URL": "https://upload-ops.example.org",
 }
 

@@ -24,7 +24,7 @@ def test_requirements_txt_holds_no_test_tool():
 
 def test_make_run_installs_the_runtime_requirements_only():
     makefile = (ROOT / "Makefile").read_text()
-    run_prerequisites = re.search(r"^run: (.*)$", makefile, re.M).group(1).split()
+    run_prerequisites = re.search(r"^run: (?!export )(.*)$", makefile, re.M).group(1).split()
     runtime_rule = re.search(r"^\$\(RUNTIME\): (.*)\n((?:\t.*\n)+)", makefile, re.M)
     assert run_prerequisites == ["$(RUNTIME)"]
     assert runtime_rule.group(1).split() == ["requirements.txt"]

@@ -47,7 +47,8 @@ def test_check_deploy_fails_without_a_public_dashboard_base_url(base_url):
 
 
 def test_a_local_run_needs_no_dashboard_base_url():
-    assert setting_values({}, "DASHBOARD_BASE_URL") == {"DASHBOARD_BASE_URL": "http://127.0.0.1:8000"}
+    local = {"DEBUG": "true"}  # what make run sets
+    assert setting_values(local, "DASHBOARD_BASE_URL") == {"DASHBOARD_BASE_URL": "http://127.0.0.1:8000"}
 
 
 # ---- the cache ----------------------------------------------------------------------------
@@ -189,7 +190,7 @@ def test_production_logs_are_json_with_request_id_user_and_a_refused_reports_rea
 
 def test_local_logs_are_plain_lines():
     code = "import logging; logging.getLogger('monitoring.reports').warning('report refused: test')"
-    result = run_manage("shell", "-c", code, env={})
+    result = run_manage("shell", "-c", code, env={"DEBUG": "true"})  # what make run sets
     [line] = [line for line in result.stderr.splitlines() if "report refused: test" in line]
     assert not line.startswith("{")
     assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ WARNING monitoring.reports: report refused: test", line)
