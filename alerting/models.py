@@ -13,6 +13,8 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils import timezone
 
+from core.bounds import int32_max
+
 
 class AlertAudit(models.TextChoices):
     """The alerting app's verbs in the audit log (core.audit)."""
@@ -83,22 +85,26 @@ class AlertRule(models.Model):
     )
     aggregation = models.CharField(max_length=8, choices=Aggregation.choices, default=Aggregation.AVG)
     window_seconds = models.PositiveIntegerField(
-        default=60, validators=[MinValueValidator(60)], help_text="Minute values aggregated, seconds."
+        default=60, validators=[MinValueValidator(60), int32_max()], help_text="Minute values aggregated, seconds."
     )
     comparison = models.CharField(max_length=4, choices=Comparison.choices, default=Comparison.GT)
     threshold = models.FloatField(default=0)
     for_seconds = models.PositiveIntegerField(
-        default=120, help_text="The condition must hold this long before the alert fires."
+        default=120,
+        validators=[int32_max()],
+        help_text="The condition must hold this long before the alert fires.",
     )
     resolve_after_seconds = models.PositiveIntegerField(
-        default=120, help_text="The condition must be false this long before the alert resolves."
+        default=120,
+        validators=[int32_max()],
+        help_text="The condition must be false this long before the alert resolves.",
     )
     severity = models.CharField(max_length=10, choices=Severity.choices, default=Severity.WARNING)
     notify_engineers = models.BooleanField(default=True, help_text="Email every user in the engineers group.")
     extra_recipients = models.TextField(blank=True, help_text="More addresses, one per line or comma-separated.")
     runbook_url = models.URLField(blank=True)
     repeat_interval_seconds = models.PositiveIntegerField(
-        default=3600, help_text="Remind while firing and unacknowledged; 0 = never."
+        default=3600, validators=[int32_max()], help_text="Remind while firing and unacknowledged; 0 = never."
     )
     enabled = models.BooleanField(default=True)
     changed_at = models.DateTimeField(default=timezone.now)

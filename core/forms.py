@@ -8,6 +8,7 @@ from django.contrib import messages
 from django.db import DatabaseError
 
 from core.audit import ChangeResult, RefusedChange
+from core.bounds import BIGINT_MAX, INT32_MAX, too_large_message
 from core.units import ByteSizeError, format_bytes_exact, parse_bytes
 
 logger = logging.getLogger(__name__)
@@ -29,9 +30,13 @@ class ReasonField(forms.CharField):
 
 
 class ByteSizeField(forms.Field):
-    """A byte count typed and shown in human units ("5 GB", "2 GiB")."""
+    """A byte count typed and shown in human units ("5 GB", "2 GiB"), at most what a `bigint`
+    column holds."""
 
-    default_error_messages = {"min_value": MIN_ONE_MESSAGE}
+    default_error_messages = {
+        "min_value": MIN_ONE_MESSAGE,
+        "max_value": f"At most {format_bytes_exact(BIGINT_MAX)}: the largest size the column holds.",
+    }
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("widget", forms.TextInput(attrs={"placeholder": "no limit", "inputmode": "text"}))
@@ -56,6 +61,29 @@ class ByteSizeField(forms.Field):
         super().validate(value)
         if value is not None and value < 1:
             raise forms.ValidationError(self.error_messages["min_value"], code="min_value")
+        if value is not None and value > BIGINT_MAX:
+            raise forms.ValidationError(self.error_messages["max_value"], code="max_value")
+
+
+class Int32Field(forms.IntegerField):
+    """A whole number that lands in an `integer` column: at most 2^31 - 1, said in the error."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs["error_messages"] = {"max_value": too_large_message(INT32_MAX), **kwargs.get("error_messages", {})}
+        super().__init__(*args, max_value=INT32_MAX, **kwargs)
+
+
+class RevisionField(Int32Field):
+    """The revision of the object the form was opened at (hidden): a save from a form opened
+    before someone else saved is refused, and so is one that leaves the revision out."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("widget", forms.HiddenInput)
+        kwargs.setdefault(
+            "error_messages",
+            {"required": "Missing: the form does not say which version of the settings it edits. Nothing was saved."},
+        )
+        super().__init__(required=True, **kwargs)
 
 
 def save_change(form: forms.Form, change, *args, **kwargs):

@@ -187,13 +187,16 @@ def _proposal_form(request, partner: Partner, what_if_form: WhatIfForm) -> Apply
     if not may_change(request.user, partner):
         return None
     blank = _apply_form(request, partner, what_if_form)
-    data = {
-        blank.add_prefix(name): field.prepare_value(blank.initial.get(name)) or ""
-        for name, field in blank.fields.items()
-    }
+    data = {blank.add_prefix(name): _as_posted(field, blank.initial.get(name)) for name, field in blank.fields.items()}
     checked = _apply_form(request, partner, what_if_form, data)
     checked.is_valid()
     return checked
+
+
+def _as_posted(field, value) -> str:
+    """A form value as the browser would post it (None is an empty field; 0 stays 0)."""
+    prepared = field.prepare_value(value)
+    return "" if prepared is None else str(prepared)
 
 
 def _render(request, form: WhatIfForm, status: int = 200, apply_form=None) -> HttpResponse:

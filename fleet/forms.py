@@ -1,14 +1,14 @@
 from django import forms
 
-from core.forms import ReasonField
+from core.forms import Int32Field, ReasonField
 from fleet.models import AWS_POLICY_FIELDS, POLICY_FIELDS, ScalingGroup, ScalingPolicy
 
 
 class ScaleForm(forms.Form):
     """The confirmation: from → to, a reason, and the key that makes a double submit scale once."""
 
-    from_capacity = forms.IntegerField(min_value=0, widget=forms.HiddenInput)
-    to_capacity = forms.IntegerField(min_value=0, widget=forms.HiddenInput)
+    from_capacity = Int32Field(min_value=0, widget=forms.HiddenInput)
+    to_capacity = Int32Field(min_value=0, widget=forms.HiddenInput)
     idempotency_key = forms.UUIDField(widget=forms.HiddenInput)
     reason = ReasonField()
 

@@ -13,6 +13,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
+from core.bounds import int32_max
 from monitoring import metrics
 
 
@@ -40,13 +41,13 @@ class ScalingGroup(models.Model):
         help_text="Local backend: upload servers whose names start with this belong to the group "
         "(empty: every upload server).",
     )
-    min_capacity = models.PositiveIntegerField(default=1)
-    max_capacity = models.PositiveIntegerField(default=10)
+    min_capacity = models.PositiveIntegerField(default=1, validators=[int32_max()])
+    max_capacity = models.PositiveIntegerField(default=10, validators=[int32_max()])
     cooldown_seconds = models.PositiveIntegerField(
-        default=300, help_text="After a scaling, the next one waits this long."
+        default=300, validators=[int32_max()], help_text="After a scaling, the next one waits this long."
     )
     # Local backend: the capacity the simulated fleet runs. AWS: unused (AWS holds it).
-    desired_capacity = models.PositiveIntegerField(default=2)
+    desired_capacity = models.PositiveIntegerField(default=2, validators=[int32_max()])
     # Reserved by the action that scales; the cooldown counts from here (see scaling.run_action).
     last_scaled_at = models.DateTimeField(null=True, blank=True)
 
@@ -209,7 +210,7 @@ class ScalingPolicy(models.Model):
         help_text="Scale in only after CPU has stayed low for this many minutes.",
     )
     max_step = models.PositiveIntegerField(
-        default=3, validators=[MinValueValidator(1)], help_text="At most this many servers per action."
+        default=3, validators=[MinValueValidator(1), int32_max()], help_text="At most this many servers per action."
     )
     never_scale_in = models.BooleanField(default=False)
     warmup_seconds = models.PositiveIntegerField(

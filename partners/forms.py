@@ -1,3 +1,4 @@
+import re
 from datetime import timedelta
 
 from django import forms
@@ -5,17 +6,19 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from core.forms import MIN_ONE_MESSAGE, ByteSizeField, ReasonField
+from core.forms import MIN_ONE_MESSAGE, ByteSizeField, Int32Field, ReasonField, RevisionField
 from core.units import format_bytes_exact
 from partners.models import BYTE_LIMIT_FIELDS, LIMIT_FIELDS, LOAD_CONTROL_FIELDS, SHADOW_FIELDS, FleetSettings, Partner
 
 NO_LIMIT_HELP = "Empty means no limit."
+# What str.splitlines() breaks on: none of it belongs in a reason sent in an HTTP response.
+LINE_BREAK_RE = re.compile(r"[\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 
 
 def limit_form_field(name: str, label: str) -> forms.Field:
     if name in BYTE_LIMIT_FIELDS:
         return ByteSizeField(label=label, required=False, help_text=NO_LIMIT_HELP)
-    return forms.IntegerField(
+    return Int32Field(
         label=label,
         required=False,
         min_value=1,
@@ -51,7 +54,7 @@ class LimitsForm(forms.Form):
     """A partner's (or the defaults') five limits. Ceilings apply when given (managers)."""
 
     reason = ReasonField()
-    revision = forms.IntegerField(widget=forms.HiddenInput, required=False)
+    revision = RevisionField()
 
     def __init__(self, *args, ceilings: dict | None = None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -92,7 +95,7 @@ class ShadowLimitsForm(forms.Form):
     Managers stay within the partner's ceilings, as for the limits themselves."""
 
     reason = ReasonField()
-    revision = forms.IntegerField(widget=forms.HiddenInput, required=False)
+    revision = RevisionField()
 
     def __init__(self, *args, ceilings: dict | None = None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -121,16 +124,26 @@ class ShadowLimitsForm(forms.Form):
         return {name: self.cleaned_data[name] for name in SHADOW_FIELDS}
 
 
-def _user_choices():
-    return get_user_model().objects.filter(is_active=True).order_by("username")
+def _user_choices(partner: Partner | None = None):
+    """Active users, and the partner's own managers even when inactive: a save of the settings
+    keeps a manager nobody unticked (an inactive one may come back)."""
+    users = get_user_model().objects.filter(is_active=True)
+    if partner is not None and partner.pk:
+        users = users | get_user_model().objects.filter(managed_partners=partner)
+    return users.distinct().order_by("username")
+
+
+class ManagerChoiceField(forms.ModelMultipleChoiceField):
+    def label_from_instance(self, user) -> str:
+        return user.get_username() if user.is_active else f"{user.get_username()} (inactive)"
 
 
 class PartnerForm(forms.ModelForm):
     """What only ops set: who the partner is, who manages it, and its ceilings."""
 
     reason = ReasonField()
-    revision = forms.IntegerField(widget=forms.HiddenInput, required=False)
-    managers = forms.ModelMultipleChoiceField(queryset=_user_choices(), required=False)
+    revision = RevisionField()
+    managers = ManagerChoiceField(queryset=_user_choices(), required=False)
 
     class Meta:
         model = Partner
@@ -138,7 +151,9 @@ class PartnerForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["managers"].queryset = _user_choices()
+        self.fields["managers"].queryset = _user_choices(self.instance)
+        if self.instance.pk is None:
+            del self.fields["revision"]  # a new partner has no revision to be stale against
         for name in LIMIT_FIELDS:
             label = LIMIT_LABELS[name]
             field = limit_form_field(name, f"Ceiling: {label[0].lower()}{label[1:]}")
@@ -175,6 +190,12 @@ class PauseForm(forms.Form):
         input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"],
         help_text="Optional. Empty means the pause lasts until someone resumes it.",
     )
+
+    def clean_reason(self):
+        reason = self.cleaned_data["reason"]
+        if reason and LINE_BREAK_RE.search(reason):
+            raise forms.ValidationError("One line only: partners get the reason in an HTTP response and its headers.")
+        return reason
 
     def clean_resume_at(self):
         resume_at = self.cleaned_data.get("resume_at")
@@ -255,7 +276,7 @@ class LoadControlForm(forms.ModelForm):
     """Ops' settings of load-coupled limits (FleetSettings), with the reason for the audit log."""
 
     reason = ReasonField()
-    revision = forms.IntegerField(widget=forms.HiddenInput, required=False)
+    revision = RevisionField()
 
     class Meta:
         model = FleetSettings

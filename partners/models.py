@@ -10,6 +10,8 @@ from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 
+from core.bounds import bigint_max, int32_max
+
 LIMIT_FIELDS = (
     "requests_per_minute",
     "burst",
@@ -38,7 +40,10 @@ class Priority(models.TextChoices):
 
 def _limit_field(verbose_name: str, big: bool = False, help_text: str = ""):
     field_class = models.PositiveBigIntegerField if big else models.PositiveIntegerField
-    return field_class(verbose_name, null=True, blank=True, validators=[MinValueValidator(1)], help_text=help_text)
+    maximum = bigint_max() if big else int32_max()
+    return field_class(
+        verbose_name, null=True, blank=True, validators=[MinValueValidator(1), maximum], help_text=help_text
+    )
 
 
 class UploadLimits(models.Model):
@@ -201,7 +206,7 @@ class FleetSettings(UploadLimits):
     load_window_seconds = models.PositiveIntegerField(
         "window (seconds)",
         default=300,
-        validators=[MinValueValidator(60)],
+        validators=[MinValueValidator(60), int32_max()],
         help_text="CPU must stay above (or below) the target this long before a step.",
     )
     load_reserved_share_percent = models.FloatField(
@@ -225,7 +230,7 @@ class FleetSettings(UploadLimits):
     load_server_upload_capacity = models.PositiveIntegerField(
         "uploads one server carries",
         default=80,
-        validators=[MinValueValidator(1)],
+        validators=[MinValueValidator(1), int32_max()],
         help_text="Concurrent uploads one upload server carries at full CPU; sizes the reserved share.",
     )
 

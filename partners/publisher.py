@@ -65,9 +65,17 @@ def published_live_server_count() -> int:
     return count or max(1, settings.FLEET_CONFIGURED_SERVER_COUNT)
 
 
+def one_line(text: str) -> str:
+    """The text with every line break made a space. A reader shows the pause reason to the
+    client in its 503 (docs/shared-config-table.md), in a body or a header of its choosing,
+    where a CR or LF would split a log line or end a header. Pauses stored before their form
+    refused line breaks publish safely too."""
+    return " ".join(text.splitlines())
+
+
 def _pause_columns(pause: Override | None) -> dict:
     return {
-        "reason": pause.reason if pause else "",
+        "reason": one_line(pause.reason) if pause else "",
         "resume_at": pause.ends_at if pause else None,
         "paused": pause is not None,
     }

@@ -4,7 +4,7 @@ import pytest
 from django.urls import reverse
 
 from core.models import AuditEntry
-from partners.models import Partner
+from partners.models import FleetSettings, Partner
 
 ROLES = ["ops", "manager_a", "manager_b", "engineer", "anonymous"]
 
@@ -55,7 +55,11 @@ def valid_post_data(url_name: str, partner) -> dict:
     if url_name in ("partners:pause", "partners:controls-pause-all"):
         return {"pause-reason": "matrix"}
     if url_name == "partners:controls-defaults":
-        return {"defaults-requests_per_minute": "500", "defaults-reason": "matrix"}
+        return {
+            "defaults-requests_per_minute": "500",
+            "defaults-reason": "matrix",
+            "defaults-revision": FleetSettings.load().revision,
+        }
     return {}
 
 
