@@ -144,3 +144,16 @@ def test_the_alerts_page_costs_a_fixed_number_of_queries(login, ops_user, firing
     client = login(ops_user)
     with django_assert_max_num_queries(12):
         assert client.get(reverse("alerting:alerts")).status_code == 200
+
+
+@pytest.mark.parametrize("field", ["window_seconds", "for_seconds", "resolve_after_seconds", "repeat_interval_seconds"])
+def test_a_rule_duration_beyond_its_column_is_a_field_error(login, ops_user, field):
+    # window_seconds=2**40 once stopped every rule's evaluation (a date out of range on SQLite).
+    rule = AlertRule.objects.get(slug="fleet-cpu-high")
+    response = login(ops_user).post(
+        reverse("alerting:rule-edit", args=[rule.id]), rule_post(rule, **{field: str(2**40)})
+    )
+    assert response.status_code == 400
+    assert "At most 2147483647" in " ".join(response.context["form"].errors[field])
+    rule.refresh_from_db()
+    assert getattr(rule, field) != 2**40

@@ -166,3 +166,21 @@ def test_aws_instances_show_their_latest_minute_cpu(login, ops_user, group, monk
     assert "87.5 %" in content and "30.0 %" not in content
     assert "InService · Healthy" in content and "Pending · Healthy" in content
     assert ScalingGroup.objects.count() >= 2
+
+
+@pytest.mark.parametrize("field", ["from_capacity", "to_capacity"])
+def test_a_capacity_beyond_its_column_is_refused_not_a_crash(login, ops_user, group, field):
+    data = scale_post(3)
+    data[field] = str(10**30)
+    response = login(ops_user).post(reverse("fleet:scale", args=[group.name]), data)
+    assert response.status_code == 400
+    assert "2147483647" in response.content.decode()
+    assert not ScalingAction.objects.exists()
+
+
+def test_a_policy_step_beyond_its_column_is_a_field_error(login, ops_user, group):
+    response = login(ops_user).post(
+        reverse("fleet:policy", args=[group.name]), policy_post(group, max_step=2**40), follow=True
+    )
+    assert "At most 2147483647" in response.content.decode()
+    assert not ScalingPolicy.objects.filter(max_step=2**40).exists()

@@ -135,3 +135,21 @@ def test_admin_is_open_to_ops_only(login, ops_user, manager_a):
 def test_get_on_a_change_endpoint_is_refused(login, ops_user, partner_a):
     response = login(ops_user).get(reverse("partners:pause", args=[partner_a.slug]))
     assert response.status_code == 405
+
+
+def test_saving_partner_settings_keeps_an_inactive_manager(login, ops_user, manager_a, partner_a):
+    manager_a.is_active = False  # on leave: may come back, still the partner's manager
+    manager_a.save()
+    client = login(ops_user)
+    page = client.get(reverse("partners:detail", args=[partner_a.slug]))
+    form = page.context["settings_form"]
+    data = {
+        form.add_prefix(name): form[name].value()
+        for name in ("name", "slug", "client_id", "priority", "managers", "revision")
+    }
+    data["settings-contact_email"] = "new@example.org"
+    data["settings-reason"] = "new contact"
+    response = client.post(reverse("partners:settings", args=[partner_a.slug]), data)
+    assert response.status_code == 302
+    assert list(Partner.objects.get(pk=partner_a.pk).managers.all()) == [manager_a]
+    assert "mara-manager-a (inactive)" in page.content.decode()

@@ -39,6 +39,9 @@ def test_manager_pauses_their_partner_with_a_reason(login, manager_a, partner_a)
         ({"pause-reason": "   "}, "reason", "A pause needs a reason"),
         ({"pause-reason": "x", "pause-resume_at": "2001-01-01T00:00"}, "resume_at", "in the future"),
         ({"pause-reason": "x", "pause-resume_at": "tomorrow-ish"}, "resume_at", "valid date/time"),
+        ({"pause-reason": "CPU\r\nX-Injected: 1"}, "reason", "One line only"),
+        ({"pause-reason": "CPU\nhigh"}, "reason", "One line only"),
+        ({"pause-reason": "CPU\u2028high"}, "reason", "One line only"),
     ],
 )
 def test_a_bad_pause_gives_a_field_error_and_pauses_nothing(login, ops_user, partner_a, data, field, message):
@@ -104,3 +107,13 @@ def test_a_renewed_pause_is_not_resumed_by_a_stale_listing(ops_user, partner_a):
     changes.pause(partner_a, ops_user, "first", timezone.now() + timedelta(hours=1))
     assert not changes.resume(partner_a, None, "late", due_by=due).changed
     assert row("theirstory-sdk").paused
+
+
+@pytest.mark.parametrize("subject", ["partner", "all"])
+def test_a_pause_stored_with_line_breaks_is_published_on_one_line(ops_user, partner_a, subject):
+    # Stored before the form refused line breaks (or by any other path): the table never gets them.
+    partner = partner_a if subject == "partner" else None
+    changes.pause(partner, ops_user, "CPU at 98%\r\nX-Injected: yes\nand more", None)
+    published = row("theirstory-sdk" if partner else "*")
+    reason = published.pause_reason if partner else published.all_partners_pause_reason
+    assert reason == "CPU at 98% X-Injected: yes and more"

@@ -1,6 +1,10 @@
 """Two staff editing the same partner from stale forms: the second save is refused."""
 
+from datetime import timedelta
+
+import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from core.models import AuditEntry
 from partners.models import FleetSettings, Partner, UploadLimitRow
@@ -51,3 +55,69 @@ def test_stale_default_limits_are_refused(client, ops_user):
     assert response.status_code == 400
     assert "since you opened it" in response.content.decode()
     assert FleetSettings.load().requests_per_minute == 100
+
+
+def _without_revision(data: dict) -> dict:
+    return {name: value for name, value in data.items() if not name.endswith("-revision")}
+
+
+@pytest.mark.parametrize(
+    "url_name, prefix, data",
+    [
+        ("partners:limits", "limits", lambda partner: limits_post(partner, max_concurrent_uploads="30")),
+        (
+            "partners:shadow",
+            "shadow",
+            lambda partner: {"shadow-shadow_max_concurrent_uploads": "8", "shadow-reason": "try"},
+        ),
+        (
+            "partners:override",
+            "override",
+            lambda partner: (
+                {f"override-{name[len('limits-') :]}": value for name, value in limits_post(partner).items()}
+                | {"override-max_concurrent_uploads": "4"}
+            ),
+        ),
+    ],
+)
+def test_a_partner_form_without_its_revision_is_refused_with_a_field_error(
+    client, ops_user, partner_a, url_name, prefix, data
+):
+    # Leaving the revision out used to skip the stale-edit check: last write won.
+    posted = _without_revision(data(partner_a))
+    posted.setdefault(f"{prefix}-reason", "no revision")
+    posted.setdefault(f"{prefix}-ends_at", (timezone.now() + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"))
+    before = (Partner.objects.get(pk=partner_a.pk).revision, AuditEntry.objects.count())
+    client.force_login(ops_user)
+    response = client.post(reverse(url_name, args=[partner_a.slug]), posted)
+    assert response.status_code == 400
+    form = response.context[f"{prefix}_form"]
+    assert "Missing" in " ".join(form.errors["revision"])
+    assert (Partner.objects.get(pk=partner_a.pk).revision, AuditEntry.objects.count()) == before
+
+
+def test_partner_settings_without_their_revision_are_refused(client, ops_user, partner_a):
+    client.force_login(ops_user)
+    response = client.post(
+        reverse("partners:settings", args=[partner_a.slug]),
+        {
+            "settings-name": "Renamed",
+            "settings-slug": partner_a.slug,
+            "settings-client_id": partner_a.client_id,
+            "settings-priority": partner_a.priority,
+            "settings-reason": "rename",
+        },
+    )
+    assert response.status_code == 400
+    assert "revision" in response.context["settings_form"].errors
+    assert Partner.objects.get(pk=partner_a.pk).name == "TheirStory"
+
+
+def test_default_limits_without_their_revision_are_refused(client, ops_user):
+    client.force_login(ops_user)
+    response = client.post(
+        reverse("partners:controls-defaults"), {"defaults-requests_per_minute": "900", "defaults-reason": "x"}
+    )
+    assert response.status_code == 400
+    assert "revision" in response.context["defaults_form"].errors
+    assert FleetSettings.load().requests_per_minute is None
