@@ -7,6 +7,7 @@ Windows: a metric rule aggregates the minute rollups whose bucket started in
 (now - window - 60 s, now - 60 s], i.e. the last `window` of complete minutes.
 """
 
+import logging
 from collections import defaultdict
 from datetime import datetime, timedelta
 
@@ -32,6 +33,8 @@ from monitoring import metrics, queries
 from monitoring.models import MetricSource, UploadServer
 from partners.models import UploadLimitRow
 
+logger = logging.getLogger(__name__)
+
 
 def run(now: datetime | None = None) -> dict:
     """The scheduled job: evaluate, then deliver every notification due (retries included)."""
@@ -47,17 +50,23 @@ def evaluate(now: datetime | None = None) -> dict:
     open_alerts = {(a.rule_id, a.subject): a for a in Alert.objects.filter(state__in=OPEN_STATES)}
     counts: dict[str, int] = defaultdict(int)
     for rule in rules:
-        values = rule_values(rule, now)
-        subjects = set(values) | {subject for (rule_id, subject) in open_alerts if rule_id == rule.id}
-        # One commit per rule, not one per alert: a rule over 50 servers moves 50 alerts.
-        with transaction.atomic():
-            for subject in sorted(subjects):
-                value = values.get(subject)
-                if value is None and rule.kind == RuleKind.METRIC:
-                    continue  # no data: the alert keeps its state (see rules.py)
-                # A server or source that is gone (revoked, no longer live) no longer matches.
-                holds = value is not None and Comparison(rule.comparison).holds(value, rule.threshold)
-                counts[_step(rule, open_alerts.get((rule.id, subject)), subject, holds, value, now)] += 1
+        try:
+            # One commit per rule, not one per alert: a rule over 50 servers moves 50 alerts. Its
+            # own savepoint too: one rule's failure (a value stored before it was bounded, a
+            # bug) leaves its alerts as they were and never stops the other rules.
+            with transaction.atomic():
+                values = rule_values(rule, now)
+                subjects = set(values) | {subject for (rule_id, subject) in open_alerts if rule_id == rule.id}
+                for subject in sorted(subjects):
+                    value = values.get(subject)
+                    if value is None and rule.kind == RuleKind.METRIC:
+                        continue  # no data: the alert keeps its state (see rules.py)
+                    # A server or source that is gone (revoked, no longer live) no longer matches.
+                    holds = value is not None and Comparison(rule.comparison).holds(value, rule.threshold)
+                    counts[_step(rule, open_alerts.get((rule.id, subject)), subject, holds, value, now)] += 1
+        except Exception:
+            logger.exception("Alert rule %s could not be evaluated; the other rules were", rule.slug)
+            counts["rule_failed"] += 1
     counts["closed_disabled"] = _close_disabled(now)
     counts["queued"] = queue_notifications(now)
     return dict(counts)

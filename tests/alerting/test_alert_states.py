@@ -11,7 +11,18 @@ from alerting import evaluation
 from alerting.models import Alert, AlertRule, AlertState, Notification, NotificationKind
 from monitoring.models import MetricSource
 from partners import publisher
-from tests.factories import T0, alert_state, at, drive, make_server, report_seen, rule, subjects_of_mail, tick
+from tests.factories import (
+    T0,
+    alert_state,
+    at,
+    drive,
+    make_server,
+    on_postgres,
+    report_seen,
+    rule,
+    subjects_of_mail,
+    tick,
+)
 
 CPU = ("cpu_percent", "fleet")
 pytestmark = pytest.mark.django_db
@@ -218,3 +229,27 @@ def test_disabling_a_firing_rule_closes_its_alert_without_email():
     drive(6, [90] * 3, CPU)
     assert alert_state("fleet-cpu-high") == AlertState.RESOLVED
     assert len(mail.outbox) == 1
+
+
+def test_one_rule_that_fails_to_evaluate_never_stops_the_others(monkeypatch, caplog):
+    broken = rule("throttled-share-high")
+    real_rule_values = evaluation.rule_values
+
+    def failing_for_one_rule(evaluated, now):
+        if evaluated.pk == broken.pk:
+            raise OverflowError("date value out of range")
+        return real_rule_values(evaluated, now)
+
+    monkeypatch.setattr(evaluation, "rule_values", failing_for_one_rule)
+    drive(0, [90] * 6, CPU)
+    assert alert_state("fleet-cpu-high") == AlertState.FIRING
+    assert evaluation.evaluate(at(6))["rule_failed"] == 1
+    assert "throttled-share-high could not be evaluated" in caplog.text
+
+
+@pytest.mark.skipif(on_postgres(), reason="PostgreSQL's integer column refuses the value; SQLite stored it")
+def test_a_window_stored_before_it_was_bounded_stops_only_its_own_rule():
+    # The value an old form accepted on SQLite: now - 2**40 s is before year 1.
+    AlertRule.objects.filter(slug="throttled-share-high").update(window_seconds=1099511627776)
+    drive(0, [90] * 6, CPU)
+    assert alert_state("fleet-cpu-high") == AlertState.FIRING
