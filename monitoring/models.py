@@ -125,6 +125,20 @@ class UploadServer(models.Model):
         return seen_at + timedelta(seconds=SILENT_AFTER_INTERVALS * interval_seconds)
 
 
+class ServerBoot(models.Model):
+    """The highest report sequence seen from one boot of a server: a report whose sequence is
+    not above it is a retry or a replay, counted once, whichever boot the server is on now.
+    Kept for METRICS_MINUTE_RETENTION_DAYS after the boot's last report."""
+
+    server = models.ForeignKey(UploadServer, on_delete=models.CASCADE, related_name="boots")
+    boot_id = models.CharField(max_length=64, blank=True)
+    last_sequence = models.BigIntegerField()
+    last_seen_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["server", "boot_id"], name="server_boot_unique")]
+
+
 class ServerReport(models.Model):
     """One status report, kept raw for a short window (settings.METRICS_RAW_RETENTION)."""
 

@@ -1,20 +1,22 @@
 """Status reports from upload servers: validation and storage (docs/status-report.md).
 
-A report costs a handful of queries: the token lookup, one conditional UPDATE of the
-server (which also drops a retried report), one INSERT, and the live-server count.
+A report costs a handful of queries: the token lookup, one conditional upsert of the boot's
+highest sequence (which drops a retried or replayed report), one UPDATE of the server, one
+INSERT, and the live-server count.
 """
 
 import json
 import math
 import re
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import connection, transaction
 from django.utils import timezone
 
+from core.bounds import BIGINT_MAX, INT32_MAX
 from monitoring import servers
-from monitoring.models import ServerReport, UploadServer, hash_token
+from monitoring.models import ServerBoot, ServerReport, UploadServer, hash_token
 
 MAX_REPORT_BYTES = 256 * 1024
 LIVE_COUNT_CHECK_SECONDS = 5
@@ -25,11 +27,15 @@ CLIENT_GAUGES = ("uploads_in_progress", "bytes_in_flight")
 CLIENT_FIELDS = CLIENT_GAUGES + CLIENT_COUNTERS
 # Optional per client: stored only when sent (servers send it for clients with shadow limits).
 CLIENT_OPTIONAL_COUNTERS = ("would_have_throttled",)
-CLIENT_ID_RE = re.compile(r"^(\*|[A-Za-z0-9][A-Za-z0-9._:@-]{0,254})$")
-SERVER_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-BOOT_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
-MAX_COUNT = 2**31 - 1
-MAX_BYTES = 2**63 - 1
+# Matched whole (fullmatch): with `$`, an id with a trailing newline would pass.
+CLIENT_ID_RE = re.compile(r"(\*|[A-Za-z0-9][A-Za-z0-9._:@-]{0,254})")
+SERVER_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+BOOT_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+# RFC 3339, as the reporter writes it ("2026-11-28T09:12:03.123Z"); informational only.
+SENT_AT_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\d)", re.IGNORECASE)
+MAX_SENT_AT_CHARS = 40
+MAX_COUNT = INT32_MAX
+MAX_BYTES = BIGINT_MAX
 MAX_BAD_ROWS = 100
 BAD_ROW_FIELD_CHARS = {"client_id": 300, "column": 64, "problem": 300}
 
@@ -57,10 +63,7 @@ class Report:
 
 def parse_report(body: bytes) -> Report:
     """Parse and check a report body; raise InvalidReport naming every field that is wrong."""
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise InvalidReport({"body": f"not valid JSON ({error})"}) from error
+    data = _json_object(body)
     if not isinstance(data, dict):
         raise InvalidReport({"body": "must be a JSON object"})
     errors: dict[str, str] = {}
@@ -77,6 +80,7 @@ def parse_report(body: bytes) -> Report:
     }
     for name in sorted(unknown):
         errors[name] = "unknown field"
+    _check_sent_at(data.get("sent_at"), errors)
     report = Report(
         server_id=_string(data, "server_id", SERVER_ID_RE, errors, required=True),
         sequence=_integer(data, "sequence", errors, required=True, maximum=2**62),
@@ -93,9 +97,53 @@ def parse_report(body: bytes) -> Report:
     return report
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _refuse_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
+    data = {}
+    for key, value in pairs:
+        if key in data:
+            raise _DuplicateKey(f"the key {key!r} appears twice in one object")
+        data[key] = value
+    return data
+
+
+def _json_object(body: bytes):
+    """The body as JSON: UTF-8 only (json.loads would guess UTF-16 or UTF-32), no key twice in
+    one object (which value counts would be a guess), and nesting deep enough to blow the
+    parser's stack is a refusal like any other malformed body."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InvalidReport({"body": f"not UTF-8 ({error.reason} at byte {error.start})"}) from error
+    try:
+        return json.loads(text, object_pairs_hook=_refuse_duplicate_keys)
+    except RecursionError as error:
+        raise InvalidReport({"body": "JSON nested too deeply (a report nests objects three deep)"}) from error
+    except _DuplicateKey as error:
+        raise InvalidReport({"body": str(error)}) from error
+    except ValueError as error:
+        raise InvalidReport({"body": f"not valid JSON ({error})"}) from error
+
+
+def _check_sent_at(value, errors: dict[str, str]) -> None:
+    if value is None:
+        return
+    if not isinstance(value, str) or len(value) > MAX_SENT_AT_CHARS or not SENT_AT_RE.fullmatch(value):
+        errors["sent_at"] = "must be an RFC 3339 date-time string such as 2026-11-28T09:12:03.123Z"
+        return
+    try:
+        # fromisoformat takes at most six fractional digits; the date's own ranges are what matter.
+        datetime.fromisoformat(re.sub(r"\.(\d{6})\d+", r".\1", value.upper().replace("Z", "+00:00")))
+    except ValueError:
+        errors["sent_at"] = "not a real date and time"
+
+
 def _check_totals(report: Report, errors: dict[str, str]) -> None:
     """The report's totals are stored in columns of the same ranges as one client's figures."""
-    for name in CLIENT_FIELDS:
+    for name in CLIENT_FIELDS + CLIENT_OPTIONAL_COUNTERS:
         maximum = MAX_BYTES if name == "bytes_in_flight" else MAX_COUNT
         if report.total(name) > maximum:
             errors[f"clients.*.{name}"] = f"the sum over all clients must be at most {maximum}"
@@ -107,8 +155,8 @@ def _string(data, name, pattern, errors, required: bool) -> str:
         if required:
             errors[name] = "required"
         return ""
-    if not isinstance(value, str) or not pattern.match(value):
-        errors[name] = f"must be a string matching {pattern.pattern}"
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        errors[name] = f"must be a string matching ^{pattern.pattern}$"
         return ""
     return value
 
@@ -155,7 +203,7 @@ def _clients(clients, errors) -> dict[str, dict[str, int]]:
     checked = {}
     for client_id, stats in clients.items():
         prefix = f"clients.{client_id}"
-        if not CLIENT_ID_RE.match(client_id):
+        if not CLIENT_ID_RE.fullmatch(client_id):
             errors[prefix] = "not a valid client id"
             continue
         if not isinstance(stats, dict):
@@ -214,12 +262,18 @@ def authenticate(authorization_header: str) -> UploadServer | None:
 # request has about 2 ms, and building these queries through the ORM took a third of it.
 _SERVER_TABLE = UploadServer._meta.db_table
 _REPORT_TABLE = ServerReport._meta.db_table
+_BOOT_TABLE = ServerBoot._meta.db_table
+# A retry or replay repeats its boot and sequence: only a sequence above the highest seen from
+# that boot (or a boot not seen before) claims it, whichever boot the server is on now.
 _CLAIM_SQL = (
+    f"INSERT INTO {_BOOT_TABLE} (server_id, boot_id, last_sequence, last_seen_at) VALUES (%s, %s, %s, %s) "
+    "ON CONFLICT (server_id, boot_id) DO UPDATE SET last_sequence = excluded.last_sequence, "
+    f"last_seen_at = excluded.last_seen_at WHERE {_BOOT_TABLE}.last_sequence < excluded.last_sequence"
+)
+_SERVER_SQL = (
     f"UPDATE {_SERVER_TABLE} SET boot_id = %s, last_sequence = %s, last_seen_at = %s, silent_after = %s, "
     "report_interval_seconds = %s, last_cpu_percent = %s, last_config_version = %s, "
-    "last_uploads_in_progress = %s, last_bytes_in_flight = %s, last_bad_rows = %s "
-    # A retry repeats its sequence: only a higher one, or a new boot, claims the server row.
-    "WHERE id = %s AND (last_sequence IS NULL OR last_sequence < %s OR boot_id <> %s)"
+    "last_uploads_in_progress = %s, last_bytes_in_flight = %s, last_bad_rows = %s WHERE id = %s"
 )
 _REPORT_COLUMNS = (
     "server_id",
@@ -249,8 +303,11 @@ def store_report(server: UploadServer, report: Report, now=None) -> bool:
     clients = ServerReport._meta.get_field("clients").get_db_prep_value(report.clients, connection)
     bad_rows = UploadServer._meta.get_field("last_bad_rows").get_db_prep_value(report.bad_rows, connection)
     with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_CLAIM_SQL, [server.pk, report.boot_id, report.sequence, at])
+        if cursor.rowcount != 1:
+            return False
         cursor.execute(
-            _CLAIM_SQL,
+            _SERVER_SQL,
             [
                 report.boot_id,
                 report.sequence,
@@ -263,12 +320,8 @@ def store_report(server: UploadServer, report: Report, now=None) -> bool:
                 bytes_in_flight,
                 bad_rows,
                 server.pk,
-                report.sequence,
-                report.boot_id,
             ],
         )
-        if cursor.rowcount != 1:
-            return False
         cursor.execute(
             _INSERT_SQL,
             [

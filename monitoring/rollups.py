@@ -13,7 +13,7 @@ from django.db.models import Max, Min, Sum
 from django.utils import timezone
 
 from monitoring import metrics
-from monitoring.models import Rollup, RollupWatermark, ServerReport
+from monitoring.models import Rollup, RollupWatermark, ServerBoot, ServerReport
 
 # A minute is rolled once it has ended and in-flight requests have committed.
 MINUTE_GRACE_SECONDS = 5
@@ -203,4 +203,6 @@ def purge_expired(now: datetime | None = None) -> dict[str, int]:
         deleted[str(resolution)] = Rollup.objects.filter(
             resolution_seconds=resolution, bucket_start__lt=cutoffs[resolution]
         ).delete()[0]
+    # A boot's highest sequence dedupes its replays as long as minutes are kept.
+    deleted["boots"] = ServerBoot.objects.filter(last_seen_at__lt=cutoffs[metrics.MINUTE_SECONDS]).delete()[0]
     return deleted

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
-from django.db import DatabaseError
+from django.db import DatabaseError, DataError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -60,6 +60,10 @@ def post_report(request: HttpRequest) -> JsonResponse:
         return _refused(403, prometheus.WRONG_SERVER, message, server.name)
     try:
         stored = reports.store_report(server, report)
+    except DataError:
+        # A value the checks let through but the database refuses: retrying cannot help, and
+        # a 503 would block the reporter's in-order queue behind this report for good.
+        return _error(400, "invalid report", fields={"body": "a value does not fit the column it is stored in"})
     except DatabaseError:
         message = "the dashboard's database is unavailable; keep the report and retry"
         return _refused(503, prometheus.DATABASE_UNAVAILABLE, message, server.name)

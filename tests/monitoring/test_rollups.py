@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from monitoring import metrics, rollups
-from monitoring.models import Rollup, ServerReport, UploadServer
+from monitoring.models import Rollup, ServerBoot, ServerReport, UploadServer
 from monitoring.rollups import write_minute_value
 
 T0 = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
@@ -124,7 +124,10 @@ def test_retention_purges_each_level_at_its_own_age(settings):
                 minimum=1,
                 maximum=1,
             )
+    for boot_id, days in (("old-boot", 15), ("recent-boot", 13)):
+        ServerBoot.objects.create(server=a, boot_id=boot_id, last_sequence=1, last_seen_at=now - timedelta(days=days))
     deleted = rollups.purge_expired(now)
-    assert deleted == {"raw": 1, "60": 1, "600": 1, "3600": 1}
+    assert deleted == {"raw": 1, "60": 1, "600": 1, "3600": 1, "boots": 1}
+    assert list(ServerBoot.objects.values_list("boot_id", flat=True)) == ["recent-boot"]
     assert list(ServerReport.objects.all()) == [kept]
     assert Rollup.objects.count() == 3
