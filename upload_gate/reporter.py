@@ -13,7 +13,11 @@ When the dashboard is unreachable, times out or answers 5xx / 429 / 408, reports
 (at most `max_queued_reports`, the oldest dropped first and counted) and are sent again in
 order, with their original sequence numbers, after a backoff (1 s, 2 s, 4 s ... capped, or the
 answer's Retry-After). Any other 4xx drops the report it answered (it would fail again) and is
-logged. A 202 "duplicate" counts as delivered. Standard library only.
+logged. A report answered with 500 (the dashboard failed on that very report) is tried
+`max_attempts_on_500` times, then dropped and logged, so one report the dashboard cannot take
+never holds up the in-order queue for good; 502, 503 and 504 (the dashboard or its database is
+away) are retried for as long as the queue keeps the report. A 202 "duplicate" counts as
+delivered. Standard library only.
 
 A host can enrol itself instead of being given a token: see reporter_enrolment.py.
 """
@@ -25,32 +29,24 @@ import http.client
 import json
 import logging
 import random
-import re
 import threading
 import time
 import urllib.parse
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from .host import ProcStatCpu, next_sequence, process_boot_id
+from .report_body import ReportBody
 from .reporter_enrolment import HostEnrolment
 
 log = logging.getLogger("upload_gate.reporter")
 
 REPORT_PATH = "/api/v1/reports"
-CLIENT_ID_RE = re.compile(r"^(\*|[A-Za-z0-9][A-Za-z0-9._:@-]{0,254})$")  # as the dashboard checks
-DEFAULTS_CLIENT_ID = "*"
-MAX_COUNT = 2**31 - 1
-MAX_BYTES = 2**63 - 1
-CLIENT_FIGURES = ("uploads_in_progress", "bytes_in_flight", "admitted", "throttled", "timed_out", "completed", "failed")
 RETRY_STATUSES = frozenset({408, 425, 429})  # and every 5xx
-# As the dashboard checks (docs/status-report.openapi.json, BadRow): more or longer is cut.
-MAX_BAD_ROWS = 100
-BAD_ROW_FIELD_CHARS = {"client_id": 300, "column": 64, "problem": 300}
+INTERNAL_ERROR = 500  # the dashboard failed on this report: it may fail on it every time
 
 
-class StatusReporter(HostEnrolment):
+class StatusReporter(ReportBody, HostEnrolment):
     """Reports one gate's figures to `<dashboard_url>/api/v1/reports`. Thread-safe."""
 
     def __init__(
@@ -67,6 +63,7 @@ class StatusReporter(HostEnrolment):
         timeout_seconds: float = 3,
         min_backoff_seconds: float = 1.0,
         max_backoff_seconds: float = 60.0,
+        max_attempts_on_500: int = 5,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Any] | None = None,
         start: bool = True,
@@ -79,8 +76,8 @@ class StatusReporter(HostEnrolment):
         url = urllib.parse.urlsplit(dashboard_url.rstrip("/") + REPORT_PATH)
         if url.scheme not in ("http", "https") or not url.hostname:
             raise ValueError(f"dashboard_url must be http(s)://host[:port][/prefix], not {dashboard_url!r}")
-        if max_queued_reports < 1 or interval_seconds <= 0:
-            raise ValueError("max_queued_reports must be >= 1 and interval_seconds > 0")
+        if max_queued_reports < 1 or interval_seconds <= 0 or max_attempts_on_500 < 1:
+            raise ValueError("max_queued_reports and max_attempts_on_500 must be >= 1 and interval_seconds > 0")
         if not token and not enrolment_secret:
             raise ValueError("give the server's token, or the fleet enrolment_secret to enrol with")
         self.gate = gate
@@ -93,6 +90,8 @@ class StatusReporter(HostEnrolment):
         self.timeout_seconds = timeout_seconds
         self.min_backoff_seconds = min_backoff_seconds
         self.max_backoff_seconds = max_backoff_seconds
+        self.max_attempts_on_500 = max_attempts_on_500
+        self._500s_of_head: tuple[int, int] | None = None  # (sequence, 500s in a row)
         self._url = url
         self._token = token or None
         self._enrolment_secret = enrolment_secret
@@ -117,6 +116,7 @@ class StatusReporter(HostEnrolment):
         self.duplicates = 0
         self.dropped_overflow = 0  # the queue was full: the oldest report went
         self.rejected = 0  # a 4xx other than 408/425/429: that report went
+        self.dropped_after_500s = 0  # answered 500 max_attempts_on_500 times: that report went
         self.failures = 0  # attempts that will be retried
         self.last_error: str | None = None
         self.last_status: int | None = None
@@ -132,7 +132,7 @@ class StatusReporter(HostEnrolment):
 
     @property
     def dropped(self) -> int:
-        return self.dropped_overflow + self.rejected
+        return self.dropped_overflow + self.rejected + self.dropped_after_500s
 
     def stats(self) -> dict:
         with self._lock:
@@ -143,64 +143,12 @@ class StatusReporter(HostEnrolment):
                 "dropped": self.dropped,
                 "dropped_overflow": self.dropped_overflow,
                 "rejected": self.rejected,
+                "dropped_after_500s": self.dropped_after_500s,
                 "failures": self.failures,
                 "last_error": self.last_error,
                 "last_status": self.last_status,
                 "last_sequence": self.last_sequence,
             }
-
-    # -- building a report -------------------------------------------------------------
-    def build_report(self, snapshot: dict, sequence: int) -> dict:
-        """The report body for one gate snapshot (docs/status-report.md)."""
-        clients: dict[str, dict[str, int]] = {}
-        for client_id, counts in snapshot.get("clients", {}).items():
-            # Clients without a row of their own are reported together as `*`, as are ids
-            # the dashboard would refuse (one bad id would otherwise cost the whole report).
-            key = client_id if self._has_row(client_id) and CLIENT_ID_RE.match(client_id) else "*"
-            figures = clients.setdefault(key, dict.fromkeys(CLIENT_FIGURES, 0))
-            figures["uploads_in_progress"] += counts.get("uploads_in_flight", 0)
-            figures["bytes_in_flight"] += counts.get("bytes_in_flight", 0)
-            figures["admitted"] += counts.get("admitted", 0)
-            # The report has no field for pauses: a 503 (paused) is reported as throttled.
-            figures["throttled"] += counts.get("throttled", 0) + counts.get("paused", 0)
-            for name in ("timed_out", "completed", "failed"):
-                figures[name] += counts.get(name, 0)
-            if counts.get("would_have_throttled"):  # optional: only clients with shadow limits
-                figures["would_have_throttled"] = (
-                    figures.get("would_have_throttled", 0) + counts["would_have_throttled"]
-                )
-        for figures in clients.values():
-            for name, value in figures.items():
-                figures[name] = max(0, min(MAX_BYTES if name == "bytes_in_flight" else MAX_COUNT, value))
-        try:
-            cpu = float(self._cpu())
-        except Exception:  # a broken CPU probe must not cost the report
-            log.exception("cpu_percent() failed; reporting 0")
-            cpu = 0.0
-        cpu = round(max(0.0, min(100.0, cpu)), 1) if cpu == cpu else 0.0  # NaN -> 0
-        return {
-            "server_id": self.server_id,
-            "boot_id": self.boot_id,
-            "sequence": sequence,
-            "sent_at": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            "interval_seconds": max(1, min(3600, round(self.interval_seconds))),
-            "cpu_percent": cpu,
-            # null while the gate runs on its fallback limits: no table version applied yet.
-            "config_version": snapshot.get("config_version") or 0,
-            "clients": clients,
-            # Rows of upload_limits this gate skipped because they cannot be parsed ([] when none,
-            # so the servers page clears them once fixed).
-            "bad_rows": [
-                {name: str(bad.get(name, ""))[:chars] for name, chars in BAD_ROW_FIELD_CHARS.items()}
-                for bad in snapshot.get("bad_rows", [])[:MAX_BAD_ROWS]
-            ],
-        }
-
-    def _has_row(self, client_id: str) -> bool:
-        try:
-            return bool(self.gate.client_config(client_id).get("has_row", True))
-        except Exception:
-            return True
 
     def collect(self) -> int:
         """Take the gate's counters (resetting them) and queue one report; returns its sequence."""
@@ -242,6 +190,8 @@ class StatusReporter(HostEnrolment):
                 self._stale_token, self._token = self._token, None
                 continue
             with self._lock:
+                if outcome == "error":
+                    outcome = self._after_500(sequence)
                 if outcome in ("retry", "enrol"):
                     self._back_off(retry_after)
                     break
@@ -251,6 +201,8 @@ class StatusReporter(HostEnrolment):
                 self._retry_at = 0.0
                 if outcome == "rejected":
                     self.rejected += 1
+                elif outcome == "dropped":
+                    self.dropped_after_500s += 1
                 else:
                     delivered += 1
                     self.sent += 1
@@ -266,8 +218,20 @@ class StatusReporter(HostEnrolment):
         self._retry_at = self._clock() + wait
         self._backoff_seconds = min(self.max_backoff_seconds, self._backoff_seconds * 2)
 
+    def _after_500(self, sequence: int) -> str:
+        """ "retry", or "dropped" once the report at the head got its last 500 in a row."""
+        previous = self._500s_of_head[1] if self._500s_of_head and self._500s_of_head[0] == sequence else 0
+        self._500s_of_head = (sequence, previous + 1)
+        if previous + 1 < self.max_attempts_on_500:
+            return "retry"
+        self._500s_of_head = None
+        log.error(
+            "status report %s dropped: the dashboard answered 500 to it %s times in a row", sequence, previous + 1
+        )
+        return "dropped"
+
     def _post(self, sequence: int, body: bytes) -> tuple[str, float | None]:
-        """POST one report: ("accepted" | "duplicate" | "rejected" | "retry" | "enrol", Retry-After)."""
+        """POST one report: ("accepted" | "duplicate" | "rejected" | "error" | "retry" | "enrol", Retry-After)."""
         url = self._url
         https = url.scheme == "https"
         connection_class = http.client.HTTPSConnection if https else http.client.HTTPConnection
@@ -303,6 +267,9 @@ class StatusReporter(HostEnrolment):
         if status == 401 and self._enrolment_secret:
             self._record_error(status, text, sequence, retry=True)
             return "enrol", None  # the token was replaced or the server marked gone: enrol again
+        if status == INTERNAL_ERROR:
+            self._record_error(status, text, sequence, retry=True)
+            return "error", _seconds(retry_after)
         if status >= 500 or status in RETRY_STATUSES:
             self._record_error(status, text, sequence, retry=True)
             return "retry", _seconds(retry_after)

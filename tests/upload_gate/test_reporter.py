@@ -329,6 +329,33 @@ def test_a_4xx_drops_the_report_instead_of_retrying_it(make_gate, make_reporter,
     assert (reporter.sent, reporter.queued, reporter.dropped) == (1, 0, 1)
 
 
+def test_a_report_the_dashboard_answers_500_to_is_dropped_after_a_few_attempts(make_gate, make_reporter, dashboard):
+    # A report the dashboard fails on (it once answered 500 to JSON nested too deeply) would
+    # otherwise be resent forever, holding every later report behind it.
+    gate = make_gate(table_rows())
+    dashboard.respond = lambda report: (500, {"error": "server error"})
+    reporter = make_reporter(gate, dashboard.url, max_attempts_on_500=3)
+    for _ in range(2):
+        reporter.send_now()
+    assert (reporter.queued, reporter.dropped) == (2, 0)
+    reporter.send_now()  # the third 500 to the first report drops it; the next one is tried
+    assert (reporter.queued, reporter.dropped, reporter.stats()["dropped_after_500s"]) == (2, 1, 1)
+    dashboard.respond = lambda report: (202, {"status": "accepted", "sequence": report["sequence"]})
+    assert reporter.send_now() == 3
+    first = dashboard.sequences[0]
+    assert dashboard.sequences == [first, first, first, first + 1, first + 1, first + 2, first + 3]
+
+
+def test_a_503_is_retried_for_as_long_as_the_queue_keeps_the_report(make_gate, make_reporter, dashboard):
+    gate = make_gate(table_rows())
+    dashboard.respond = lambda report: (503, {"error": "the dashboard's database is unavailable"})
+    reporter = make_reporter(gate, dashboard.url, max_attempts_on_500=2)
+    for _ in range(6):
+        reporter.send_now()
+    assert (reporter.queued, reporter.dropped) == (6, 0)
+    assert len(set(dashboard.sequences)) == 1  # the oldest, again and again
+
+
 def test_429_is_retried_like_an_outage(make_gate, make_reporter, dashboard):
     gate = make_gate(table_rows())
     dashboard.respond = lambda report: (429, {"error": "slow down"})
