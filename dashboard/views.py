@@ -159,7 +159,14 @@ def what_if_apply(request: HttpRequest) -> HttpResponse:
             f"({reverse('what-if')}?{what_if_query.urlencode()})"
         )
         result = save_change(
-            form, changes.change_limits, partner, request.user, form.limits(), reason, form.cleaned_data["revision"]
+            form,
+            changes.change_limits,
+            partner,
+            request.user,
+            form.limits(),
+            reason,
+            form.cleaned_data["revision"],
+            within_ceilings=True,
         )
         if result:
             say_saved(request, result, f"Limits of {partner.name} set from the what-if")

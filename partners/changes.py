@@ -16,8 +16,10 @@ from django.utils import timezone
 
 from core import audit
 from core.audit import NOTHING_CHANGED, ChangeResult
+from core.units import format_bytes_exact
 from partners import publisher
 from partners.models import (
+    BYTE_LIMIT_FIELDS,
     LIMIT_FIELDS,
     LOAD_CONTROL_FIELDS,
     NOT_PAUSED,
@@ -48,6 +50,24 @@ def create_partner(actor, values: dict, managers, reason: str) -> Partner:
     return partner
 
 
+def _limit_text(name: str, value: int | None) -> str:
+    if value is None:
+        return "no limit"
+    return format_bytes_exact(value) if name in BYTE_LIMIT_FIELDS else str(value)
+
+
+def cap_at_ceilings(partner: Partner, values: dict) -> tuple[dict, str]:
+    """The limits among values with each one above the partner's ceiling (no limit is above
+    any ceiling) lowered to the ceiling, and a sentence for the audit entry saying which."""
+    capped, notes = dict(values), []
+    for name, value in values.items():
+        ceiling = partner.ceilings().get(name) if name in LIMIT_FIELDS else None
+        if ceiling is not None and (value is None or value > ceiling):
+            capped[name] = ceiling
+            notes.append(f"{name} {_limit_text(name, value)} → {_limit_text(name, ceiling)}")
+    return capped, (f"Held at the ceiling set by ops: {', '.join(notes)}." if notes else "")
+
+
 def change_partner(
     partner: Partner,
     actor,
@@ -56,11 +76,18 @@ def change_partner(
     expected_revision: int | None,
     managers=None,
     action: str = PartnerAudit.PARTNER_CHANGED,
+    within_ceilings: bool = False,
 ) -> ChangeResult:
-    """Apply field values (limits, ceilings, settings) to a partner, audited and published."""
+    """Apply field values (limits, ceilings, settings) to a partner, audited and published.
+
+    within_ceilings: limits above the partner's ceilings as they are now (under the lock) are
+    set to the ceiling instead, and the audit entry says so (overrides ending, what-ifs)."""
     with transaction.atomic():
         locked = Partner.objects.select_for_update().get(pk=partner.pk)
         audit.check_fresh(locked, expected_revision)
+        if within_ceilings:
+            values, note = cap_at_ceilings(locked, values)
+            reason = f"{reason} {note}".strip() if note else reason
         previous_client_id = locked.client_id
         before_values = {name: getattr(locked, name) for name in values}
         after_values = dict(values)
@@ -89,7 +116,14 @@ def _only(values: dict, allowed: tuple[str, ...], what: str) -> dict:
     return values
 
 
-def change_limits(partner: Partner, actor, limits: dict, reason: str, expected_revision: int | None) -> ChangeResult:
+def change_limits(
+    partner: Partner,
+    actor,
+    limits: dict,
+    reason: str,
+    expected_revision: int | None,
+    within_ceilings: bool = False,
+) -> ChangeResult:
     return change_partner(
         partner,
         actor,
@@ -97,6 +131,7 @@ def change_limits(partner: Partner, actor, limits: dict, reason: str, expected_r
         reason,
         expected_revision,
         action=PartnerAudit.LIMITS_CHANGED,
+        within_ceilings=within_ceilings,
     )
 
 
@@ -247,18 +282,34 @@ def set_effective_limits(
 ) -> ChangeResult:
     """The system lowers (or restores) a partner's limits in force, audited as "system" and
     published in one transaction. None, or a value at or above the configured one, means
-    the configured limit. The partner's revision is not bumped: an editor's open form of
-    the configured limits is not stale because of this."""
+    the configured limit; never above the partner's ceiling as it is now (growing back to a
+    configured limit above a ceiling ops lowered since stops at the ceiling, and the audit
+    entry says so). The partner's revision is not bumped: an editor's open form of the
+    configured limits is not stale because of this."""
     with transaction.atomic():
         locked = Partner.objects.select_for_update().get(pk=partner.pk)
         before_state = _effective_state(locked)
-        locked.effective_max_concurrent_uploads = _below_configured(
-            max_concurrent_uploads, locked.max_concurrent_uploads
+        wanted, note = cap_at_ceilings(
+            locked,
+            {
+                "max_concurrent_uploads": locked.max_concurrent_uploads
+                if max_concurrent_uploads is None
+                else max_concurrent_uploads,
+                "max_bytes_in_flight": locked.max_bytes_in_flight
+                if max_bytes_in_flight is None
+                else max_bytes_in_flight,
+            },
         )
-        locked.effective_max_bytes_in_flight = _below_configured(max_bytes_in_flight, locked.max_bytes_in_flight)
+        locked.effective_max_concurrent_uploads = _below_configured(
+            wanted["max_concurrent_uploads"], locked.max_concurrent_uploads
+        )
+        locked.effective_max_bytes_in_flight = _below_configured(
+            wanted["max_bytes_in_flight"], locked.max_bytes_in_flight
+        )
         before, after = audit.diff(before_state, _effective_state(locked))
         if not after:
             return NOTHING_CHANGED
+        reason = f"{reason} {note}".strip() if note else reason
         locked.effective_reason = reason if locked.reduced_limits() else ""
         locked.effective_changed_at = changed_at or timezone.now()
         locked.save(

@@ -102,9 +102,11 @@ def _check_not_covered(partner: Partner, new_values: dict) -> None:
             )
 
 
-def _apply(locked: Partner, actor, values: dict, action: str, reason: str) -> ChangeResult:
+def _apply(
+    locked: Partner, actor, values: dict, action: str, reason: str, within_ceilings: bool = False
+) -> ChangeResult:
     # Inside the caller's transaction, which holds the partner's row lock already.
-    return changes.change_partner(locked, actor, values, reason, None, action=action)
+    return changes.change_partner(locked, actor, values, reason, None, action=action, within_ceilings=within_ceilings)
 
 
 def end_override(override: Override, actor, reason: str = "", due_by: datetime | None = None) -> ChangeResult:
@@ -124,7 +126,8 @@ def end_override(override: Override, actor, reason: str = "", due_by: datetime |
         current.close(actor, OverrideState.EXPIRED if due_by is not None else OverrideState.ENDED_EARLY)
         audit_reason = _end_reason(current, actor, reason, kept)
         if restore:
-            return _apply(locked, actor, restore, PartnerAudit.OVERRIDE_ENDED, audit_reason)
+            # Ops may have lowered a ceiling below what the override replaced: the ceiling holds.
+            return _apply(locked, actor, restore, PartnerAudit.OVERRIDE_ENDED, audit_reason, within_ceilings=True)
         # Every field was edited since: nothing to restore, but the end is still on record.
         entry = audit.record(actor, PartnerAudit.OVERRIDE_ENDED, locked.name, {}, {}, audit_reason, locked)
         return ChangeResult(entry, None)
