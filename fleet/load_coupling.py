@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 from django.utils import timezone
 
+from core.bounds import INT32_MAX
 from fleet_sim.load_control import ControlSettings, PartnerLimits, Tick, control
 from monitoring import metrics, queries
 from monitoring.models import UploadServer
@@ -25,14 +26,17 @@ def fleet_cpu_samples(since: datetime, until: datetime) -> list[tuple[float, flo
 
 def control_settings(fleet: FleetSettings) -> ControlSettings:
     # Hold a partner for one window after a change, so each step is judged on a window of
-    # samples taken after the previous one: at most 3600 / window changes an hour.
+    # samples taken after the previous one: at most 3600 / window changes an hour. A window
+    # stored on SQLite before the form bounded it (2**40 s reaches before year 1) is read as
+    # the longest one the form allows, so the controller keeps running.
+    window_seconds = min(fleet.load_window_seconds, INT32_MAX)
     return ControlSettings(
         cpu_target_percent=fleet.load_cpu_target_percent,
-        window_seconds=fleet.load_window_seconds,
+        window_seconds=window_seconds,
         reserved_share_percent=fleet.load_reserved_share_percent,
         decrease_factor=fleet.load_decrease_factor,
         increase_step_percent=fleet.load_increase_step_percent,
-        hold_seconds=fleet.load_window_seconds,
+        hold_seconds=window_seconds,
     )
 
 

@@ -15,6 +15,7 @@ from monitoring import metrics
 from monitoring.models import Rollup
 from partners import changes
 from partners.models import FleetSettings, Partner, PartnerAudit, UploadLimitRow
+from tests.factories import on_postgres
 from upload_gate import StaticSource, UploadGate
 
 pytestmark = pytest.mark.django_db
@@ -166,3 +167,13 @@ def test_partner_page_and_controls_page_show_effective_beside_configured(client,
     assert "lowered for load: 8" in page and "fleet CPU above 70 %" in page
     controls = client.get(reverse("partners:controls")).content.decode()
     assert "Load-coupled limits" in controls and "of 16" in controls and "fleet CPU above 70 %" in controls
+
+
+@pytest.mark.skipif(on_postgres(), reason="PostgreSQL's integer column refuses the value; SQLite stored it")
+def test_a_window_stored_before_it_was_bounded_does_not_stop_the_controller(ops_user, partner_a):
+    turn_on(ops_user)
+    FleetSettings.objects.update(load_window_seconds=2**40)  # what the form used to accept
+    now = timezone.now()
+    fleet_cpu(92, 6, now)
+    assert load_coupling.run(now) is not None  # was OverflowError: date value out of range
+    assert published("theirstory-sdk").max_concurrent_uploads == 16
