@@ -5,7 +5,7 @@ import logging
 
 from django import forms
 from django.contrib import messages
-from django.db import DatabaseError
+from django.db import DatabaseError, DataError
 
 from core.audit import ChangeResult, RefusedChange
 from core.bounds import BIGINT_MAX, INT32_MAX, too_large_message
@@ -92,6 +92,11 @@ def save_change(form: forms.Form, change, *args, **kwargs):
         return change(*args, **kwargs)
     except RefusedChange as refused:
         form.add_error(None, str(refused))
+    except DataError:
+        # A value the form's bounds let through but the database refuses: input to correct,
+        # not a failure to try again (fields are bounded by their columns, so this is a gap).
+        logger.exception("A change was refused by the database as out of range")
+        form.add_error(None, "A value does not fit the column it is stored in. Nothing was changed.")
     except DatabaseError as error:
         logger.exception("A change failed to commit")
         form.database_failed = True

@@ -3,10 +3,12 @@
 a field error naming the maximum, never a 500, a 503 or a value an int32 reader overflows on."""
 
 import pytest
+from django.db import DataError
 from django.urls import reverse
 
 from core.bounds import BIGINT_MAX, INT32_MAX
 from core.models import AuditEntry
+from partners import changes
 from partners.models import FleetSettings, Partner, UploadLimitRow
 from tests.factories import limits_post
 
@@ -111,3 +113,15 @@ def test_load_coupled_settings_above_their_column_are_field_errors(login, ops_us
     assert response.status_code == 400
     assert str(INT32_MAX) in " ".join(response.context["load_form"].errors[field])
     assert FleetSettings.load().revision == fleet.revision
+
+
+def test_a_value_the_database_refuses_as_out_of_range_is_a_400_not_a_503(login, ops_user, partner_a, monkeypatch):
+    # Should a bound ever be missing: PostgreSQL's "integer out of range" is input to correct,
+    # not "try again in a moment".
+    def out_of_range(*args, **kwargs):
+        raise DataError("integer out of range")
+
+    monkeypatch.setattr(changes, "change_limits", out_of_range)
+    response = login(ops_user).post(reverse("partners:limits", args=[partner_a.slug]), limits_post(partner_a))
+    assert response.status_code == 400
+    assert "does not fit the column" in " ".join(response.context["limits_form"].non_field_errors())
