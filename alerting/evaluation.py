@@ -3,8 +3,13 @@ transitions they cause, and the emails those transitions queue. Run every minute
 django-q2 (alerting.tasks.evaluate_alerts); safe to run twice or concurrently: alerts are
 opened under a unique constraint and moved by conditional updates on the state read.
 
-Windows: a metric rule aggregates the minute rollups whose bucket started in
-(now - window - 60 s, now - 60 s], i.e. the last `window` of complete minutes.
+Windows: a metric rule aggregates the last `window` of complete minutes, the newest being
+the last minute that has ended (rollups.last_complete_minute). The minutes are rolled up from
+the raw reports first, in this job: when the separate rollup job lags (the worker is busy
+exactly during an incident), the rules still see every minute the servers reported. If even
+that fails, the "metrics delayed" rule says so; a rule never goes quiet for want of rollups.
+
+One rule that fails (bad data, a bug) is logged and counted; the others are still evaluated.
 """
 
 import logging
@@ -29,7 +34,7 @@ from alerting.models import (
 )
 from alerting.rules import recipients
 from fleet import membership
-from monitoring import metrics, queries
+from monitoring import metrics, queries, rollups
 from monitoring.models import MetricSource, UploadServer
 from partners.models import UploadLimitRow
 
@@ -46,30 +51,44 @@ def run(now: datetime | None = None) -> dict:
 
 def evaluate(now: datetime | None = None) -> dict:
     now = now or timezone.now()
+    counts: dict[str, int] = defaultdict(int)
+    _bring_minutes_up_to_date(now, counts)
     rules = list(AlertRule.objects.filter(enabled=True))
     open_alerts = {(a.rule_id, a.subject): a for a in Alert.objects.filter(state__in=OPEN_STATES)}
-    counts: dict[str, int] = defaultdict(int)
     for rule in rules:
         try:
-            # One commit per rule, not one per alert: a rule over 50 servers moves 50 alerts. Its
-            # own savepoint too: one rule's failure (a value stored before it was bounded, a
-            # bug) leaves its alerts as they were and never stops the other rules.
-            with transaction.atomic():
-                values = rule_values(rule, now)
-                subjects = set(values) | {subject for (rule_id, subject) in open_alerts if rule_id == rule.id}
-                for subject in sorted(subjects):
-                    value = values.get(subject)
-                    if value is None and rule.kind == RuleKind.METRIC:
-                        continue  # no data: the alert keeps its state (see rules.py)
-                    # A server or source that is gone (revoked, no longer live) no longer matches.
-                    holds = value is not None and Comparison(rule.comparison).holds(value, rule.threshold)
-                    counts[_step(rule, open_alerts.get((rule.id, subject)), subject, holds, value, now)] += 1
+            _evaluate_rule(rule, open_alerts, now, counts)
         except Exception:
+            # One rule's failure (a value stored before it was bounded, a bug) leaves its alerts
+            # as they were (its own savepoint) and never stops the other rules.
             logger.exception("Alert rule %s could not be evaluated; the other rules were", rule.slug)
             counts["rule_failed"] += 1
     counts["closed_disabled"] = _close_disabled(now)
     counts["queued"] = queue_notifications(now)
     return dict(counts)
+
+
+def _bring_minutes_up_to_date(now: datetime, counts: dict[str, int]) -> None:
+    try:
+        counts["minutes_rolled"] = rollups.roll_up_minutes(now)
+    except Exception:
+        # The rules then read what is there, and "metrics delayed" fires as the lag grows.
+        logger.exception("minute rollups could not be brought up to date before evaluating alerts")
+        counts["rollup_failed"] = 1
+
+
+def _evaluate_rule(rule: AlertRule, open_alerts: dict, now: datetime, counts: dict[str, int]) -> None:
+    # One commit per rule, not one per alert: a rule over 50 servers moves 50 alerts.
+    with transaction.atomic():
+        values = rule_values(rule, now)
+        subjects = set(values) | {subject for (rule_id, subject) in open_alerts if rule_id == rule.id}
+        for subject in sorted(subjects):
+            value = values.get(subject)
+            if value is None and rule.kind == RuleKind.METRIC:
+                continue  # no data: the alert keeps its state (see rules.py)
+            # A server or source that is gone (revoked, no longer live) no longer matches.
+            holds = value is not None and Comparison(rule.comparison).holds(value, rule.threshold)
+            counts[_step(rule, open_alerts.get((rule.id, subject)), subject, holds, value, now)] += 1
 
 
 def _close_disabled(now: datetime) -> int:
@@ -174,6 +193,8 @@ def rule_values(rule: AlertRule, now: datetime) -> dict[str, float]:
         return _config_lag(now)
     if rule.kind == RuleKind.COLLECTOR_FAILING:
         return {f"source:{s.kind}:{s.name}": float(s.failing) for s in MetricSource.objects.filter(enabled=True)}
+    if rule.kind == RuleKind.METRICS_DELAYED:
+        return _rollup_delay(now)
     if rule.metric == THROTTLED_SHARE:
         return _throttled_share(rule, now)
     return _window_values(rule, rule.metric, now, rule.aggregation)
@@ -181,10 +202,20 @@ def rule_values(rule: AlertRule, now: datetime) -> dict[str, float]:
 
 def _window_values(rule: AlertRule, metric: str, now: datetime, aggregation: str) -> dict[str, float]:
     """The rule's window: the last `window_seconds` of complete minutes."""
-    newest = now - timedelta(seconds=metrics.MINUTE_SECONDS)
+    newest = rollups.last_complete_minute(now)
     return queries.minute_aggregates(
         metric, rule.subject, newest - timedelta(seconds=rule.window_seconds), newest, aggregation
     )
+
+
+def _rollup_delay(now: datetime) -> dict[str, float]:
+    """Seconds between the end of the last complete minute and the end of the newest minute
+    rolled from the reports: 0 when up to date; absent before the first report."""
+    rolled_until = rollups.minutes_rolled_until(now)
+    if rolled_until is None:
+        return {}
+    due_until = rollups.last_complete_minute(now) + timedelta(seconds=metrics.MINUTE_SECONDS)
+    return {metrics.FLEET: max(0.0, (due_until - rolled_until).total_seconds())}
 
 
 def _throttled_share(rule: AlertRule, now: datetime) -> dict[str, float]:

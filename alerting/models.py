@@ -30,6 +30,7 @@ class RuleKind(models.TextChoices):
     SERVER_SILENT = "server_silent", "Upload server silent"
     CONFIG_STALE = "config_stale", "Server behind the newest config version"
     COLLECTOR_FAILING = "collector_failing", "Metric collector failing"
+    METRICS_DELAYED = "metrics_delayed", "Metrics delayed (minute rollups behind the reports)"
 
 
 class Aggregation(models.TextChoices):
@@ -123,6 +124,8 @@ class AlertRule(models.Model):
             return f"config versions behind the newest {comparison}"
         if self.kind == RuleKind.COLLECTOR_FAILING:
             return "last collection failed"
+        if self.kind == RuleKind.METRICS_DELAYED:
+            return f"seconds the minute rollups are behind {comparison}"
         if self.metric == THROTTLED_SHARE:
             return f"{self.get_metric_display()} over {self.window_seconds // 60} min {comparison}"
         return (

@@ -12,6 +12,10 @@ resolves only after it was false for `resolve_after_seconds`; a pending alert wh
 condition stops holding goes back to ok without email.
 
 A rule that is disabled closes its open alerts without email.
+
+Late metrics: the evaluation rolls the minutes up from the raw reports itself before reading
+them (evaluation.py); should that fail, "metrics delayed" fires once the minute rollups are
+more than two minutes behind, so a lag is never silence.
 """
 
 from django.conf import settings
@@ -124,6 +128,19 @@ DEFAULT_RULES = [
         "resolve_after_seconds": 0,
         "severity": Severity.WARNING,
         "runbook_url": f"{RUNBOOK}#collector-failing",
+    },
+    {
+        # Late metrics are their own alert: rules over minutes that are not there go quiet.
+        "slug": "metrics-delayed",
+        "name": "Metrics delayed",
+        "kind": RuleKind.METRICS_DELAYED,
+        "subject": "fleet",
+        "comparison": Comparison.GT,
+        "threshold": 120,
+        "for_seconds": 0,
+        "resolve_after_seconds": 0,
+        "severity": Severity.WARNING,
+        "runbook_url": f"{RUNBOOK}#metrics-delayed",
     },
 ]
 

@@ -27,10 +27,28 @@ def roll_up(now: datetime | None = None) -> dict[int, int]:
     """Roll every level up to `now`; returns buckets rolled per resolution."""
     now = now or timezone.now()
     return {
-        60: _roll_level(60, now, _minute_rows),
+        60: roll_up_minutes(now),
         600: _roll_level(600, now, lambda start: _coarser_rows(start, 600, 60)),
         3600: _roll_level(3600, now, lambda start: _coarser_rows(start, 3600, 600)),
     }
+
+
+def roll_up_minutes(now: datetime) -> int:
+    """Roll the raw reports into minutes up to the last complete minute; returns minutes rolled.
+    The alert evaluation calls it before reading minutes, so a rollup job that lags behind
+    (the worker runs at low priority and lags exactly when the fleet is busy) can't hide them."""
+    return _roll_level(60, now, _minute_rows)
+
+
+def last_complete_minute(now: datetime) -> datetime:
+    """The start of the newest minute that has ended and been given its grace for late commits."""
+    return metrics.bucket_start(now - timedelta(seconds=MINUTE_GRACE_SECONDS), 60) - timedelta(minutes=1)
+
+
+def minutes_rolled_until(now: datetime) -> datetime | None:
+    """The end of the newest minute rolled from the raw reports; None before the first roll."""
+    watermark = RollupWatermark.objects.filter(resolution_seconds=60).first()
+    return watermark.rolled_until if watermark else None
 
 
 def _roll_level(resolution_seconds: int, now: datetime, rows_for_bucket) -> int:

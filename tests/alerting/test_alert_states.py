@@ -38,7 +38,7 @@ def test_default_rules_are_seeded_once():
 
     assert seed_default_rules() == 0
     assert {r["slug"] for r in DEFAULT_RULES} == set(AlertRule.objects.values_list("slug", flat=True))
-    assert len(DEFAULT_RULES) == 8
+    assert len(DEFAULT_RULES) == 9
 
 
 def test_fleet_cpu_goes_pending_then_fires_after_five_minutes_then_resolves():
