@@ -40,7 +40,7 @@ def top_partners(now: datetime, limit: int = TOP_PARTNERS) -> list[dict]:
         partner = partners.get(client_id)
         result.append(
             {
-                "name": partner.name if partner else f"{client_id} (no partner)",
+                "name": client_name(client_id, partner),
                 "client_id": client_id,
                 "uploads_in_progress": load,
                 "partner": partner,
@@ -49,6 +49,28 @@ def top_partners(now: datetime, limit: int = TOP_PARTNERS) -> list[dict]:
             }
         )
     return result[:limit]
+
+
+def client_name(client_id: str, partner: Partner | None) -> str:
+    """How people know a client: its partner's name, or what the gate's id means."""
+    if partner:
+        return partner.name
+    if client_id == "*":
+        return "Direct users and clients without limits of their own"
+    return f"Client “{client_id}” (no partner)"
+
+
+def held_back(alert: Alert) -> list[Alert]:
+    """Warnings of the critical alert's cause that wait while it fires."""
+    if alert.rule.severity != "critical" or alert.state != "firing":
+        return []
+    return [
+        other
+        for other in Alert.objects.filter(state="firing", rule__enabled=True, rule__severity="warning").select_related(
+            "rule"
+        )
+        if other.rule.cause == alert.rule.cause
+    ]
 
 
 def actions_taken(alert: Alert, now: datetime) -> list[AuditEntry]:
@@ -79,6 +101,8 @@ def context(notification: Notification, now: datetime, shared: dict | None = Non
         "now": now,
         "duration": alert.duration(now),
         "top_partners": shared["top_partners"],
+        "related": list(notification.related.select_related("rule")),
+        "held_back": held_back(alert),
         "actions": actions_taken(alert, now),
         "link": dashboard_link(f"{reverse('alerting:alerts')}?alert={alert.id}#alert-{alert.id}"),
     }

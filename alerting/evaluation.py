@@ -30,6 +30,7 @@ from alerting.models import (
     Notification,
     NotificationKind,
     RuleKind,
+    Severity,
     Silence,
 )
 from alerting.rules import recipients
@@ -146,39 +147,63 @@ def _open(rule: AlertRule, subject: str, value, now: datetime) -> Alert | None:
 
 
 def queue_notifications(now: datetime) -> int:
-    """Queue the firing, reminder and resolved emails now due; a claim per alert makes a
-    second concurrent run queue nothing."""
+    """Queue the firing, reminder and resolved emails now due, as Alertmanager would: alerts
+    of one cause due together go out as one email, and a warning is held back while a
+    critical of its cause fires. A claim per alert makes a second concurrent run queue nothing."""
     silences = list(Silence.active(now))
-    addresses: dict[int, list[str]] = {}
-    queued = 0
-    for alert in Alert.objects.filter(state=AlertState.FIRING, rule__enabled=True).select_related("rule"):
-        if any(s.matches(alert) for s in silences):
-            continue
-        if alert.notified_at is None:
-            kind = NotificationKind.FIRING
-        elif (
-            alert.acknowledged_at is None
-            and alert.rule.repeat_interval_seconds
-            and now - alert.notified_at >= timedelta(seconds=alert.rule.repeat_interval_seconds)
-        ):
-            kind = NotificationKind.REMINDER
-        else:
-            continue
+    due: list[tuple[Alert, str]] = []
+    firing = [
+        alert
+        for alert in Alert.objects.filter(state=AlertState.FIRING, rule__enabled=True).select_related("rule")
+        if not any(s.matches(alert) for s in silences)
+    ]
+    critical_causes = held_back_causes(firing)
+    for alert in firing:
+        kind = _firing_kind_due(alert, now)
+        if kind is None or alert.rule.cause in critical_causes and alert.rule.severity != Severity.CRITICAL:
+            continue  # a held-back warning is mailed once the critical resolves, if it still fires
         if alert.claim_notification(now):
-            queued += _queue(alert, kind, now, addresses)
+            due.append((alert, kind))
     for alert in Alert.objects.filter(
         state=AlertState.RESOLVED, resolved_notified=False, notified_at__isnull=False
     ).select_related("rule"):
         # A resolution while silenced is claimed too, so it is not mailed once the silence ends.
         if alert.claim_resolved_notification() and not any(s.matches(alert) for s in silences):
-            queued += _queue(alert, NotificationKind.RESOLVED, now, addresses)
-    return queued
+            due.append((alert, NotificationKind.RESOLVED))
+    return sum(_queue(group, now) for group in _groups(due))
 
 
-def _queue(alert: Alert, kind: str, now: datetime, addresses: dict[int, list[str]]) -> int:
-    if alert.rule_id not in addresses:
-        addresses[alert.rule_id] = recipients(alert.rule)
-    Notification.objects.create(alert=alert, kind=kind, recipients=addresses[alert.rule_id], due_at=now, created_at=now)
+def held_back_causes(firing: list[Alert]) -> set[str]:
+    """Causes whose warnings wait: a critical alert of that cause is firing."""
+    return {alert.rule.cause for alert in firing if alert.rule.severity == Severity.CRITICAL}
+
+
+def _firing_kind_due(alert: Alert, now: datetime) -> str | None:
+    if alert.notified_at is None:
+        return NotificationKind.FIRING
+    repeat = alert.rule.repeat_interval_seconds
+    if alert.acknowledged_at is None and repeat and now - alert.notified_at >= timedelta(seconds=repeat):
+        return NotificationKind.REMINDER
+    return None
+
+
+def _groups(due: list[tuple[Alert, str]]) -> list[list[tuple[Alert, str]]]:
+    """One group per cause and direction (firing or resolved), the most urgent alert first:
+    critical before warning, the fleet before one server."""
+    groups: dict[tuple[str, bool], list[tuple[Alert, str]]] = defaultdict(list)
+    for alert, kind in due:
+        groups[(alert.rule.cause, kind == NotificationKind.RESOLVED)].append((alert, kind))
+    return [
+        sorted(members, key=lambda m: (m[0].rule.severity != Severity.CRITICAL, m[0].subject != "fleet", m[0].id))
+        for members in groups.values()
+    ]
+
+
+def _queue(group: list[tuple[Alert, str]], now: datetime) -> int:
+    (lead, kind), others = group[0], [alert for alert, _ in group[1:]]
+    addresses = sorted({address for alert, _ in group for address in recipients(alert.rule)})
+    notification = Notification.objects.create(alert=lead, kind=kind, recipients=addresses, due_at=now, created_at=now)
+    notification.related.set(others)
     return 1
 
 

@@ -14,6 +14,7 @@ from django.db import models
 from django.utils import timezone
 
 from core.bounds import int32_max
+from core.units import format_bytes_short
 
 
 class AlertAudit(models.TextChoices):
@@ -73,6 +74,25 @@ RULE_METRICS = [
 ]
 
 
+# The unit each value is read in (by metric for metric rules, by kind for the others).
+VALUE_UNITS = {
+    "cpu_percent": "%",
+    THROTTLED_SHARE: "%",
+    "bytes_in_flight": "bytes",
+    "uploads_in_progress": "uploads",
+    "admitted": "per minute",
+    "throttled": "per minute",
+    "timed_out": "per minute",
+    "failed": "per minute",
+    "queue_visible": "messages",
+    "queue_in_flight": "messages",
+    RuleKind.SERVER_SILENT: "report intervals",
+    RuleKind.CONFIG_STALE: "versions behind",
+    RuleKind.COLLECTOR_FAILING: "",
+    RuleKind.METRICS_DELAYED: "s",
+}
+
+
 class AlertRule(models.Model):
     slug = models.SlugField(max_length=60, unique=True)
     name = models.CharField(max_length=120)
@@ -117,7 +137,7 @@ class AlertRule(models.Model):
         return self.name
 
     def condition_text(self) -> str:
-        comparison = f"{self.get_comparison_display()} {self.threshold:g}"
+        comparison = self.threshold_text()
         if self.kind == RuleKind.SERVER_SILENT:
             return f"report intervals since the last report {comparison}"
         if self.kind == RuleKind.CONFIG_STALE:
@@ -132,6 +152,25 @@ class AlertRule(models.Model):
             f"{self.get_aggregation_display()} {self.get_metric_display()} over "
             f"{self.window_seconds // 60} min {comparison}"
         )
+
+    @property
+    def cause(self) -> str:
+        """What the rule is about: rules with one cause (the fleet's CPU, one server's CPU) are
+        mailed together, and their warnings held back while a critical of that cause fires."""
+        return self.metric if self.kind == RuleKind.METRIC else self.kind
+
+    def show(self, value: float | None) -> str:
+        """A value or threshold as people read it: "96.4 %", "1.2 GB", "4 report intervals"."""
+        if value is None:
+            return "—"
+        unit = VALUE_UNITS.get(self.kind if self.kind != RuleKind.METRIC else self.metric, "")
+        if unit == "bytes":
+            return format_bytes_short(round(value))
+        number = f"{value:.1f}".removesuffix(".0")
+        return f"{number} {unit}".strip()
+
+    def threshold_text(self) -> str:
+        return f"{self.get_comparison_display()} {self.show(self.threshold)}"
 
     def extra_addresses(self) -> list[str]:
         return [a.strip() for a in self.extra_recipients.replace(",", "\n").splitlines() if a.strip()]
@@ -190,6 +229,20 @@ class Alert(models.Model):
     def is_open(self) -> bool:
         return self.state in OPEN_STATES
 
+    def value_text(self) -> str:
+        return self.rule.show(self.value) if self.value is not None else "no data"
+
+    def threshold_text(self) -> str:
+        return f"{self.rule.get_comparison_display()} {self.rule.show(self.threshold)}"
+
+    def urgency(self) -> tuple:
+        """Sort key: critical before warning, firing before pending, the oldest first."""
+        return (
+            self.rule.severity != Severity.CRITICAL,
+            self.state != AlertState.FIRING,
+            self.fired_at or self.pending_since,
+        )
+
     def _move(self, expected_state: str, **changes) -> bool:
         """A conditional update from the state we read: False if someone moved it first."""
         changed = Alert.objects.filter(id=self.id, state=expected_state).update(**changes)
@@ -212,7 +265,8 @@ class Alert(models.Model):
         return self._move(AlertState.FIRING, state=AlertState.RESOLVED, closed_at=now, value=value, evaluated_at=now)
 
     def acknowledge(self, user, now: datetime) -> bool:
-        changed = Alert.objects.filter(id=self.id, state__in=OPEN_STATES, acknowledged_at=None).update(
+        # Only a firing alert: a pending one has sent nothing to acknowledge yet.
+        changed = Alert.objects.filter(id=self.id, state=AlertState.FIRING, acknowledged_at=None).update(
             acknowledged_at=now, acknowledged_by=user
         )
         if changed:
@@ -282,6 +336,9 @@ class Notification(models.Model):
     next attempt as a new row, due after a backoff; each row keeps its own error."""
 
     alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="notifications")
+    # Alerts of the same cause that became due in the same evaluation, told in this email
+    # (Alertmanager's grouping): two servers at 100 % CPU are one email, not two.
+    related = models.ManyToManyField(Alert, blank=True, related_name="grouped_notifications")
     kind = models.CharField(max_length=10, choices=NotificationKind.choices)
     recipients = models.JSONField(default=list)
     attempt = models.PositiveSmallIntegerField(default=1)

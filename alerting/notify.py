@@ -80,7 +80,7 @@ def _record_failure(notification: Notification, error: TransportError, now: date
     final = error.permanent or notification.attempt >= MAX_ATTEMPTS
     Notification.objects.filter(id=notification.id).update(error=error.message[:2000], permanent_failure=final)
     if not final:
-        Notification.objects.create(
+        retry = Notification.objects.create(
             alert=notification.alert,
             kind=notification.kind,
             recipients=notification.recipients,
@@ -88,3 +88,4 @@ def _record_failure(notification: Notification, error: TransportError, now: date
             created_at=now,
             due_at=now + retry_delay(notification.attempt),
         )
+        retry.related.set(notification.related.all())

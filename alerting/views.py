@@ -9,7 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from alerting import actions
+from alerting import actions, evaluation
 from alerting.forms import AlertRuleForm, ExpireSilenceForm, SilenceForm
 from alerting.models import OPEN_STATES, Alert, AlertRule, AlertState, Silence
 from alerting.rules import save_rule
@@ -22,18 +22,29 @@ HISTORY_ROWS = 50
 @require_GET
 @ops_or_engineer_required
 def alerts(request: HttpRequest) -> HttpResponse:
-    return _page(request, SilenceForm())
+    return _page(request, SilenceForm(initial=_silence_prefill(request)))
+
+
+def _silence_prefill(request: HttpRequest) -> dict:
+    """ "Silence…" on an alert row opens the form filled in for that rule and subject."""
+    alert_id = request.GET.get("silence", "")
+    alert = Alert.objects.filter(id=alert_id).select_related("rule").first() if alert_id.isdigit() else None
+    if alert is None:
+        return {}
+    return {"rule": alert.rule, "subject": alert.subject, "comment": f"Working on {alert.rule.name} ({alert.subject})"}
 
 
 def _page(request, silence_form, status=200) -> HttpResponse:
     now = timezone.now()
     alerts_shown = Alert.objects.select_related("rule", "acknowledged_by")
+    open_alerts = sorted(alerts_shown.filter(state__in=OPEN_STATES), key=Alert.urgency)
     return render(
         request,
         "alerting/alerts.html",
         {
             "now": now,
-            "open_alerts": alerts_shown.filter(state__in=OPEN_STATES).order_by("state", "-pending_since"),
+            "open_alerts": open_alerts,
+            "held_back_causes": evaluation.held_back_causes([a for a in open_alerts if a.state == AlertState.FIRING]),
             "history": alerts_shown.filter(state=AlertState.RESOLVED).order_by("-closed_at")[:HISTORY_ROWS],
             "rules": AlertRule.objects.all(),
             "silences": Silence.objects.select_related("rule", "created_by").filter(
@@ -94,4 +105,8 @@ def alert_acknowledge(request: HttpRequest, alert_id: int) -> HttpResponse:
     alert = get_object_or_404(Alert.objects.select_related("rule"), id=alert_id)
     if actions.acknowledge(request.user, alert):
         messages.success(request, f"Acknowledged: no more reminders for {alert.rule.name}.")
+    elif alert.state != AlertState.FIRING:
+        messages.error(
+            request, f"{alert.rule.name} is {alert.get_state_display().lower()}: only a firing alert is acknowledged."
+        )
     return redirect("alerting:alerts")

@@ -79,7 +79,7 @@ def test_the_email_arrives_over_smtp_with_both_parts(engineer, smtp_settings):
         controller.stop()
     [(recipients, message)] = inbox.messages
     assert recipients == [engineer.email]
-    assert str(message["Subject"]).strip() == "[FIRING · CRITICAL] Fleet CPU high: 90.0 > 80"
+    assert str(message["Subject"]).strip() == "[FIRING · CRITICAL] Fleet CPU high: 90 % > 80 %"
     types = [part.get_content_type() for part in message.walk()]
     assert "text/plain" in types and "text/html" in types
     assert "Open in the dashboard" in message.get_body(("html",)).get_content()

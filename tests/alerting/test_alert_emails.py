@@ -27,7 +27,7 @@ def test_the_firing_email_says_what_is_wrong_who_loads_the_fleet_and_where_to_lo
     message = mail.outbox[0]
     html = message.alternatives[0].content
     for body in (message.body, html):
-        assert "92.50" in body and "80" in body
+        assert "92.5 %" in body and "80 %" in body  # values in their unit
         assert "2026-11-28 10:05" in body
         assert body.index("TheirStory") < body.index("Family Archive")
         assert "16" in body  # TheirStory's concurrent-upload limit in force
