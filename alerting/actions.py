@@ -25,6 +25,7 @@ def create_silence(
             {},
             {"subject": subject or "all", "expires_at": silence.expires_at.isoformat()},
             comment,
+            rule,
         )
     return silence
 
@@ -42,6 +43,7 @@ def expire_silence(actor, silence: Silence, reason: str, now: datetime | None = 
             {"expires_at": silence.expires_at.isoformat()},
             {"expires_at": now.isoformat()},
             reason or "Silence expired by hand.",
+            silence.rule,
         )
         silence.expires_at = now
     return True
@@ -60,5 +62,6 @@ def acknowledge(actor, alert: Alert, now: datetime | None = None) -> bool:
             {},
             {"acknowledged_at": now.isoformat()},
             "",
+            alert,
         )
     return True

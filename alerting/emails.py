@@ -3,7 +3,6 @@
 from datetime import datetime, timedelta
 
 from django.core.mail import EmailMultiAlternatives
-from django.urls import reverse
 
 from alerting.models import Alert, AlertAudit, Notification, NotificationKind
 from core.mail import dashboard_link, templated_email
@@ -104,7 +103,7 @@ def context(notification: Notification, now: datetime, shared: dict | None = Non
         "related": list(notification.related.select_related("rule")),
         "held_back": held_back(alert),
         "actions": actions_taken(alert, now),
-        "link": dashboard_link(f"{reverse('alerting:alerts')}?alert={alert.id}#alert-{alert.id}"),
+        "link": dashboard_link(alert.get_absolute_url()),
     }
 
 

@@ -24,6 +24,7 @@ from alerting.models import (
     OPEN_STATES,
     THROTTLED_SHARE,
     Alert,
+    AlertAudit,
     AlertRule,
     AlertState,
     Comparison,
@@ -34,6 +35,7 @@ from alerting.models import (
     Silence,
 )
 from alerting.rules import recipients
+from core import audit
 from fleet import membership
 from monitoring import metrics, queries, rollups
 from monitoring.models import MetricSource, UploadServer
@@ -112,7 +114,10 @@ def _step(rule: AlertRule, alert: Alert | None, subject: str, holds: bool, value
             return "cancelled"
         clear_since = alert.clear_since or now
         if now - clear_since >= timedelta(seconds=rule.resolve_after_seconds):
-            return "resolved" if alert.resolve(now, value) else "raced"
+            if not alert.resolve(now, value):
+                return "raced"
+            _record(alert, AlertAudit.ALERT_RESOLVED, value)
+            return "resolved"
         Alert.objects.filter(id=alert.id, state=AlertState.FIRING).update(
             clear_since=clear_since, value=value, evaluated_at=now
         )
@@ -123,11 +128,27 @@ def _step(rule: AlertRule, alert: Alert | None, subject: str, holds: bool, value
             return "raced"
     if alert.state == AlertState.PENDING:
         if now - alert.pending_since >= timedelta(seconds=rule.for_seconds):
-            return "fired" if alert.fire(now, value) else "raced"
+            if not alert.fire(now, value):
+                return "raced"
+            _record(alert, AlertAudit.ALERT_FIRED, value)
+            return "fired"
         Alert.objects.filter(id=alert.id, state=AlertState.PENDING).update(value=value, evaluated_at=now)
         return "pending"
     Alert.objects.filter(id=alert.id, state=AlertState.FIRING).update(value=value, evaluated_at=now, clear_since=None)
     return "firing"
+
+
+def _record(alert: Alert, action: str, value) -> None:
+    """The transition in the audit log, in the rule's transaction (the system is the actor)."""
+    audit.record(
+        None,
+        action,
+        f"alert: {alert.rule.name} [{alert.subject}]",
+        {},
+        {"value": alert.rule.show(value), "threshold": alert.threshold_text()},
+        alert.rule.get_severity_display(),
+        alert,
+    )
 
 
 def _open(rule: AlertRule, subject: str, value, now: datetime) -> Alert | None:

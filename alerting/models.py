@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
+from django.urls import reverse
 from django.utils import timezone
 
 from core.bounds import int32_max
@@ -24,6 +25,9 @@ class AlertAudit(models.TextChoices):
     ALERT_SILENCED = "alerts.silenced", "Alert silenced"
     ALERT_ACKNOWLEDGED = "alerts.acknowledged", "Alert acknowledged"
     TEST_ALERT_SENT = "alerts.test_sent", "Test alert email sent"
+    # Written by the evaluation (the system actor), so the audit log tells the whole incident.
+    ALERT_FIRED = "alerts.fired", "Alert fired"
+    ALERT_RESOLVED = "alerts.resolved", "Alert resolved"
 
 
 class RuleKind(models.TextChoices):
@@ -153,6 +157,9 @@ class AlertRule(models.Model):
             f"{self.window_seconds // 60} min {comparison}"
         )
 
+    def get_absolute_url(self) -> str:
+        return reverse("alerting:alerts")
+
     @property
     def cause(self) -> str:
         """What the rule is about: rules with one cause (the fleet's CPU, one server's CPU) are
@@ -228,6 +235,9 @@ class Alert(models.Model):
     @property
     def is_open(self) -> bool:
         return self.state in OPEN_STATES
+
+    def get_absolute_url(self) -> str:
+        return f"{reverse('alerting:alerts')}?alert={self.id}#alert-{self.id}"
 
     def value_text(self) -> str:
         return self.rule.show(self.value) if self.value is not None else "no data"

@@ -16,7 +16,7 @@ from datetime import datetime
 from django.db.models import Q
 from django.urls import reverse
 
-from alerting.models import Alert, AlertState
+from alerting.models import Alert, AlertAudit, AlertState
 from core import roles
 from core.models import AuditEntry
 from fleet.models import ScalingAction
@@ -48,6 +48,9 @@ AUDIT_KINDS = {
     PartnerAudit.PARTNER_RESUMED: Kind.PAUSE,
     PartnerAudit.ALL_PAUSED: Kind.PAUSE,
     PartnerAudit.ALL_RESUMED: Kind.PAUSE,
+    # What people did about an alert; its firing and recovery come from the alert rows.
+    AlertAudit.ALERT_ACKNOWLEDGED: Kind.ALERT,
+    AlertAudit.ALERT_SILENCED: Kind.ALERT,
 }
 
 DEFAULT_LIMIT = 200

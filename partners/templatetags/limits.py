@@ -1,3 +1,6 @@
+import re
+from datetime import UTC, datetime
+
 from django import template
 
 from core.units import format_bytes_exact, format_bytes_short
@@ -55,9 +58,27 @@ def audit_value(value, name: str) -> str:
         return show_limit_exact(value, name.removeprefix("ceiling_"))
     if value is None or value == "":
         return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, list):
         return ", ".join(map(str, value)) or "—"
+    if isinstance(value, str) and _ISO_MOMENT.match(value):
+        return _readable_moment(value)
     return str(value)
+
+
+# Moments are stored in the audit log as ISO 8601 (exact, sortable); people read minutes in UTC.
+_ISO_MOMENT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
+
+
+def _readable_moment(value: str) -> str:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return f"{moment:%Y-%m-%d %H:%M} UTC"
 
 
 @register.filter
