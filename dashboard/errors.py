@@ -1,4 +1,6 @@
-"""The 500 handler: a failed database connection answers 503 saying so, not a stack trace.
+"""Error answers people can act on. 403, 404 and 405 are pages with the navigation that say
+what happened and where to go (the JSON APIs answer JSON); the 500 handler answers 503 for a
+failed database connection, not a stack trace.
 
 An unreachable database is an outage, not a bug. Django calls handler500 inside the `except`
 that caught the failure (whether it came from a view or from a middleware reading the session),
@@ -12,6 +14,7 @@ import sys
 
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
 from django.template import loader
 
 RETRY_AFTER_SECONDS = 30
@@ -35,3 +38,40 @@ def _answer(request: HttpRequest, status: int, message: str, template: str) -> H
     if "/api/" in request.path:
         return JsonResponse({"error": message}, status=status)
     return HttpResponse(loader.render_to_string(template), status=status)
+
+
+def _is_api(request: HttpRequest) -> bool:
+    return "/api/" in request.path
+
+
+def permission_denied(request: HttpRequest, exception=None) -> HttpResponse:
+    reason = str(exception or "") or "Your role does not allow this."
+    if _is_api(request):
+        return JsonResponse({"error": reason}, status=403)
+    return render(request, "403.html", {"reason": reason}, status=403)
+
+
+def page_not_found(request: HttpRequest, exception=None) -> HttpResponse:
+    if _is_api(request):
+        return JsonResponse({"error": f"no such address: {request.path}"}, status=404)
+    return render(request, "404.html", status=404)
+
+
+class MethodNotAllowedPage:
+    """Django's require_POST answers an empty 405: say instead which methods the address takes
+    (a bookmarked or reloaded form address is the usual way here) and link back."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if response.status_code != 405 or response.content:
+            return response
+        allowed = response.get("Allow", "")
+        if _is_api(request):
+            answer = JsonResponse({"error": f"{request.method} is not allowed here; use {allowed}"}, status=405)
+        else:
+            answer = render(request, "405.html", {"allowed": allowed}, status=405)
+        answer["Allow"] = allowed
+        return answer

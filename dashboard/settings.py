@@ -65,6 +65,8 @@ MIDDLEWARE = [
     "core.middleware.SessionIdleTimeout",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # An empty 405 from require_POST becomes a page (or JSON) that says what to do.
+    "dashboard.errors.MethodNotAllowedPage",
     # Every page needs login unless its view is marked @login_not_required.
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     # Last, as django-axes asks: it turns a refused login of a locked-out client into the lockout page.

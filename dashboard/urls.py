@@ -33,3 +33,5 @@ urlpatterns = [
 
 # An unreachable database answers 503 (page or JSON), not a stack trace: see dashboard/errors.py.
 handler500 = "dashboard.errors.server_error"
+handler403 = "dashboard.errors.permission_denied"
+handler404 = "dashboard.errors.page_not_found"

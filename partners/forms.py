@@ -181,14 +181,31 @@ class PartnerForm(forms.ModelForm):
         return values
 
 
+# How long a pause lasts: during an incident ops pick a preset; "at" takes the time field.
+PAUSE_FOR_CHOICES = [
+    ("30", "30 min"),
+    ("60", "1 h"),
+    ("240", "4 h"),
+    ("", "until resumed by hand"),
+    ("at", "until a set time"),
+]
+
+
 class PauseForm(forms.Form):
     reason = ReasonField(error_messages={"required": "A pause needs a reason: partners see it in the 503 response."})
+    pause_for = forms.ChoiceField(
+        label="Resume automatically",
+        choices=PAUSE_FOR_CHOICES,
+        required=False,
+        initial="60",
+        widget=forms.RadioSelect,
+    )
     resume_at = forms.DateTimeField(
-        label="Resume automatically at (UTC)",
+        label="Resume at (UTC)",
         required=False,
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
         input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"],
-        help_text="Optional. Empty means the pause lasts until someone resumes it.",
+        help_text="With “until a set time”: when the imports resume, in UTC.",
     )
 
     def clean_reason(self):
@@ -196,12 +213,32 @@ class PauseForm(forms.Form):
         if reason and LINE_BREAK_RE.search(reason):
             raise forms.ValidationError("One line only: partners get the reason in an HTTP response and its headers.")
         return reason
+    def __init__(self, *args, all_partners: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        if all_partners:
+            # Every partner's imports stop: one checkbox so a stray click pauses nothing.
+            self.fields["confirm"] = forms.BooleanField(
+                label="Yes, stop every partner's imports",
+                error_messages={"required": "Tick the box to confirm: this stops every partner's imports."},
+            )
 
     def clean_resume_at(self):
         resume_at = self.cleaned_data.get("resume_at")
         if resume_at is not None and resume_at <= timezone.now():
             raise forms.ValidationError("The resume time must be in the future.")
         return resume_at
+
+    def clean(self):
+        cleaned = super().clean()
+        pause_for = cleaned.get("pause_for", "")
+        if pause_for == "at":
+            if cleaned.get("resume_at") is None and "resume_at" not in self.errors:
+                self.add_error("resume_at", "Say when the imports resume, or pick another choice.")
+        elif pause_for:
+            cleaned["resume_at"] = timezone.now() + timedelta(minutes=int(pause_for))
+        elif "pause_for" in self.data or self.add_prefix("pause_for") in self.data:
+            cleaned["resume_at"] = None  # until resumed by hand, whatever the time field says
+        return cleaned
 
 
 class ResumeForm(forms.Form):

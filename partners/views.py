@@ -118,7 +118,7 @@ def _render_detail(request, partner, status: int = 200, **forms) -> HttpResponse
             "shadow_form": form("shadow_form", lambda: _shadow_form(request, partner)),
             "settings_form": forms.get("settings_form")
             or (_settings_form(partner) if roles.is_ops(request.user) else None),
-            "pause_form": forms.get("pause_form") or PauseForm(prefix="pause"),
+            "pause_form": forms.get("pause_form") or PauseForm(prefix="pause", all_partners=True),
             "resume_form": ResumeForm(prefix="resume"),
             "overrides": _override_rows(overrides.active_overrides(partner)),
             "covered": overrides.covered_fields(partner),
@@ -263,7 +263,7 @@ def _render_controls(request, status: int = 200, **forms) -> HttpResponse:
             "pause_all": Override.objects.active_pause_of(None),
             "defaults_form": forms.get("defaults_form")
             or LimitsForm(initial={**fleet.limit_values(), "revision": fleet.revision}, prefix="defaults"),
-            "pause_form": forms.get("pause_form") or PauseForm(prefix="pause"),
+            "pause_form": forms.get("pause_form") or PauseForm(prefix="pause", all_partners=True),
             "resume_form": ResumeForm(prefix="resume"),
             "published": UploadLimitRow.objects.filter(client_id=DEFAULTS_CLIENT_ID).first(),
             "limit_fields": LIMIT_FIELDS,
@@ -322,7 +322,7 @@ def controls_load(request: HttpRequest) -> HttpResponse:
 @require_POST
 @ops_required
 def controls_pause_all(request: HttpRequest) -> HttpResponse:
-    form = PauseForm(request.POST, prefix="pause")
+    form = PauseForm(request.POST, prefix="pause", all_partners=True)
     result = form.is_valid() and save_change(
         form, changes.pause, None, request.user, form.cleaned_data["reason"], form.cleaned_data["resume_at"]
     )

@@ -43,6 +43,7 @@ def test_markup_in_names_reasons_and_comments_is_text(page, live_server, log_in,
 
     page.goto(f"{live_server.url}/controls/")
     page.fill("#id_pause-reason", GLOBAL_REASON)
+    page.check("#id_pause-confirm")
     page.click("text=Pause all partner imports")
     page.wait_for_selector(".message.warning")
     actions.create_silence(ops_user, AlertRule.objects.order_by("id").first(), "", COMMENT, timedelta(hours=1))

@@ -79,7 +79,7 @@ def endpoints(setup) -> dict[str, tuple[str, list[str]]]:
         "partner-pause": (f"/partners/{partner.slug}/pause/", html_names(PauseForm(prefix="pause"))),
         "partner-resume": (f"/partners/{partner.slug}/resume/", html_names(ResumeForm(prefix="resume"))),
         "defaults": ("/controls/defaults/", html_names(LimitsForm(prefix="defaults"))),
-        "pause-all": ("/controls/pause-all/", html_names(PauseForm(prefix="pause"))),
+        "pause-all": ("/controls/pause-all/", html_names(PauseForm(prefix="pause", all_partners=True))),
         "server-register": ("/servers/register/", html_names(RegisterServerForm())),
         "server-revoke": (f"/servers/{server.name}/revoke/", html_names(ServerActionForm())),
         "alert-rule": ("/alerts/rules/new/", html_names(AlertRuleForm())),

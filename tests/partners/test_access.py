@@ -53,7 +53,7 @@ def valid_post_data(url_name: str, partner) -> dict:
             "settings-revision": partner.revision,
         }
     if url_name in ("partners:pause", "partners:controls-pause-all"):
-        return {"pause-reason": "matrix"}
+        return {"pause-reason": "matrix", "pause-confirm": "on"}
     if url_name == "partners:controls-defaults":
         return {
             "defaults-requests_per_minute": "500",

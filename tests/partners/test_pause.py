@@ -60,7 +60,9 @@ def test_resume_clears_the_pause_in_the_table(login, manager_a, partner_a):
 
 
 def test_ops_pause_all_partner_imports(login, ops_user, partner_a):
-    response = login(ops_user).post(reverse("partners:controls-pause-all"), {"pause-reason": "incident 42"})
+    response = login(ops_user).post(
+        reverse("partners:controls-pause-all"), {"pause-reason": "incident 42", "pause-confirm": "on"}
+    )
     assert response.status_code == 302
     defaults = row("*")
     assert defaults.all_partners_paused and defaults.all_partners_pause_reason == "incident 42"
@@ -72,6 +74,40 @@ def test_pause_all_needs_a_reason(login, ops_user):
     response = login(ops_user).post(reverse("partners:controls-pause-all"), {"pause-reason": ""})
     assert response.status_code == 400
     assert Override.objects.active_pause_of(None) is None
+
+
+def test_pause_all_without_the_confirmation_box_pauses_nothing_and_says_why(login, ops_user):
+    response = login(ops_user).post(reverse("partners:controls-pause-all"), {"pause-reason": "incident 42"})
+    assert response.status_code == 400
+    assert "Tick the box to confirm" in response.content.decode()
+    assert Override.objects.active_pause_of(None) is None
+
+
+@pytest.mark.parametrize(("choice", "minutes"), [("30", 30), ("60", 60), ("240", 240)])
+def test_a_preset_sets_when_the_pause_ends(login, ops_user, partner_a, choice, minutes):
+    before = timezone.now()
+    login(ops_user).post(
+        reverse("partners:pause", args=[partner_a.slug]), {"pause-reason": "incident", "pause-pause_for": choice}
+    )
+    ends_at = Override.objects.active_pause_of(partner_a).ends_at
+    assert before + timedelta(minutes=minutes) <= ends_at <= timezone.now() + timedelta(minutes=minutes)
+
+
+def test_until_a_set_time_needs_the_time(login, ops_user, partner_a):
+    response = login(ops_user).post(
+        reverse("partners:pause", args=[partner_a.slug]), {"pause-reason": "incident", "pause-pause_for": "at"}
+    )
+    assert response.status_code == 400 and "Say when the imports resume" in response.content.decode()
+    assert Override.objects.active_pause_of(partner_a) is None
+
+
+def test_until_resumed_by_hand_ignores_a_leftover_time(login, ops_user, partner_a):
+    later = (timezone.now() + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M")
+    login(ops_user).post(
+        reverse("partners:pause", args=[partner_a.slug]),
+        {"pause-reason": "incident", "pause-pause_for": "", "pause-resume_at": later},
+    )
+    assert Override.objects.active_pause_of(partner_a).ends_at is None
 
 
 def test_a_pause_resumes_by_itself_when_its_time_comes(ops_user, partner_a, partner_b):
