@@ -231,17 +231,9 @@ def fleet_status_for(user) -> dict:
     """The servers table, what is paused, collector health. A fixed handful of queries."""
     now = timezone.now()
     newest_version = UploadLimitRow.published_version()
-    listed = UploadServer.objects.filter(revoked_at=None, gone_at=None)
-    rows = [_server_row(server, now, newest_version) for server in listed]
-    pause_all = Override.objects.active_pause_of(None)
-    paused = [
-        {
-            "name": p.name,
-            "url": p.get_absolute_url(),
-            "reason": p.active_pause.reason,
-            "resume_at": p.active_pause.ends_at.isoformat() if p.active_pause.ends_at else None,
-        }
-        for p in visible_partners(user).paused().with_pause()
+    rows = [
+        _server_row(server, now, newest_version)
+        for server in UploadServer.objects.filter(revoked_at=None, gone_at=None)
     ]
     return {
         "now": now.isoformat(),
@@ -250,12 +242,33 @@ def fleet_status_for(user) -> dict:
         "live_servers": sum(1 for row in rows if not row["silent"]),
         "live_servers_counted": UploadServer.live_count(now),
         "applied_newest": sum(1 for row in rows if not row["silent"] and row["config_version"] == newest_version),
-        "all_partners_paused": pause_all is not None,
-        "all_partners_pause_reason": pause_all.reason if pause_all else "",
-        "paused_partners": paused,
+        **pauses_for(user),
         "sources": [_source_row(source) for source in MetricSource.objects.all()]
         if roles.sees_everything(user)
         else [],
+    }
+
+
+def pauses_for(user) -> dict:
+    """What is paused, as the overview's banner, "paused" tile and "Paused now" list show it:
+    the page and its live refresh draw all three from this one answer, so they never disagree."""
+    pause_all = Override.objects.active_pause_of(None)
+    partners = visible_partners(user)
+    paused = [
+        {
+            "name": p.name,
+            "url": p.get_absolute_url(),
+            "reason": p.active_pause.reason,
+            "resume_at": p.active_pause.ends_at.isoformat() if p.active_pause.ends_at else None,
+        }
+        for p in partners.paused().with_pause()
+    ]
+    return {
+        "all_partners_paused": pause_all is not None,
+        "all_partners_pause_reason": pause_all.reason if pause_all else "",
+        "paused_partners": paused,
+        # While all imports are paused every partner is paused, whatever its own state.
+        "paused_count": partners.count() if pause_all else len(paused),
     }
 
 

@@ -17,13 +17,13 @@ from core.forms import refusal_status, save_change, say_saved
 from core.models import AuditEntry
 from core.roles import ops_or_engineer_required
 from core.units import format_bytes_short
-from dashboard import risk, timeline
+from dashboard import api, risk, timeline
 from dashboard.forms import WHAT_IF_LIMITS, ApplyWhatIfForm, AuditFilterForm, WhatIfForm
 from fleet_sim.whatif import HORIZON_SECONDS, PARTNER_LIMIT_NAMES, SDK_CONCURRENCY, Projection, project
 from monitoring.models import UploadServer
 from partners import changes
 from partners.access import ceilings_for, may_change, partner_for, visible_partners
-from partners.models import FleetSettings, Override, Partner, UploadLimitRow
+from partners.models import FleetSettings, Partner, UploadLimitRow
 
 AUDIT_PAGE_SIZE = 50
 # The week the weekly summary covers, and then some: what led to today's state.
@@ -39,9 +39,8 @@ def overview(request: HttpRequest) -> HttpResponse:
         request,
         "dashboard/overview.html",
         {
-            "pause_all": Override.objects.active_pause_of(None),
+            "pauses": api.pauses_for(request.user),
             "partner_count": partners.count(),
-            "paused_partners": partners.paused().with_pause(),
             "unlimited_partners": partners.filter(
                 requests_per_minute=None,
                 max_concurrent_uploads=None,

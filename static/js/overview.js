@@ -52,14 +52,31 @@
       "config v" + status.config_version + " applied by " + status.applied_newest + "/" + status.live_servers + " live servers";
   }
 
+  // The banner, the "paused" tile and the "Paused now" list, all from the same answer, so that
+  // one never says "paused" while another says otherwise; partners keep their links.
   function renderPaused(status) {
-    const list = document.querySelector("#paused-now");
+    const banner = document.querySelector("#pause-all-banner");
+    banner.hidden = !status.all_partners_paused;
+    document.querySelector("#pause-all-reason").textContent = status.all_partners_pause_reason;
+    const tile = document.querySelector("#tile-paused");
+    tile.querySelector(".big").textContent = status.paused_count;
+    tile.classList.toggle("warn", status.paused_count > 0);
     const items = [];
-    if (status.all_partners_paused) items.push("All partner imports: " + status.all_partners_pause_reason);
-    status.paused_partners.forEach((p) => items.push(p.name + ": " + p.reason));
-    list.replaceChildren(...(items.length ? items : ["Nothing is paused."]).map((text) => {
+    if (status.all_partners_paused) {
+      const strong = document.createElement("strong");
+      strong.textContent = "All partner imports";
+      items.push([strong, ": " + status.all_partners_pause_reason]);
+    }
+    status.paused_partners.forEach((p) => {
+      const link = document.createElement("a");
+      link.href = p.url;
+      link.textContent = p.name;
+      items.push([link, ": " + p.reason]);
+    });
+    const list = document.querySelector("#paused-now");
+    list.replaceChildren(...(items.length ? items : [["Nothing is paused."]]).map((parts) => {
       const li = document.createElement("li");
-      li.textContent = text;
+      li.append(...parts);
       if (!items.length) li.className = "muted";
       return li;
     }));

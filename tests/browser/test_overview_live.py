@@ -65,3 +65,25 @@ def test_polling_stops_while_the_tab_is_hidden(page, live_server, log_in, ops_us
     }""")
     page.wait_for_function("() => window.UploadOpsCharts.isPolling()")
     stop_polling()
+
+
+def test_the_live_refresh_agrees_with_itself_after_resume_all_elsewhere(
+    page, live_server, log_in, ops_user, partner_a, stop_polling
+):
+    from partners import changes
+
+    changes.pause(None, ops_user, "database failover", None)
+    log_in(ops_user.username, PASSWORD)
+    page.wait_for_selector("#pause-all-banner", state="visible")
+    assert page.inner_text("#tile-paused .big") == "1"
+
+    # Another session resumes all and pauses one partner: the open page follows, all three parts.
+    changes.resume(None, ops_user, "failover done")
+    changes.pause(partner_a, ops_user, "runaway import", None)
+    page.wait_for_selector("#pause-all-banner", state="hidden", timeout=15_000)
+    link = page.locator("#paused-now a", has_text=partner_a.name)
+    link.wait_for()
+    assert link.get_attribute("href") == partner_a.get_absolute_url()
+    assert page.inner_text("#tile-paused .big") == "1"
+    assert "All partner imports" not in page.inner_text("#paused-now")
+    stop_polling()
