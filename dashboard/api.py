@@ -16,12 +16,13 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 from redis.exceptions import RedisError
 
+from alerting.context import open_alert_summary
 from core import roles
-from dashboard import charts, timeline
+from dashboard import charts, consumers, timeline
 from monitoring.models import MetricSource, UploadServer
 from monitoring.queries import UnknownRange, Window
 from partners.access import partner_for, visible_partners
-from partners.models import Override, UploadLimitRow
+from partners.models import Override, Partner, UploadLimitRow
 
 logger = logging.getLogger(__name__)
 
@@ -235,6 +236,7 @@ def fleet_status_for(user) -> dict:
         _server_row(server, now, newest_version)
         for server in UploadServer.objects.filter(revoked_at=None, gone_at=None)
     ]
+    partners = list(visible_partners(user).with_pause())
     return {
         "now": now.isoformat(),
         "config_version": newest_version,
@@ -242,18 +244,24 @@ def fleet_status_for(user) -> dict:
         "live_servers": sum(1 for row in rows if not row["silent"]),
         "live_servers_counted": UploadServer.live_count(now),
         "applied_newest": sum(1 for row in rows if not row["silent"] and row["config_version"] == newest_version),
-        **pauses_for(user),
+        **pauses_for(user, partners),
+        "top_consumers": consumers.top_consumers(user, UploadServer.live(now), partners),
+        # The nav's, the title's and the overview's alert state, refreshed with every poll.
+        "alerts": open_alert_summary() if roles.sees_everything(user) else None,
         "sources": [_source_row(source) for source in MetricSource.objects.all()]
         if roles.sees_everything(user)
         else [],
     }
 
 
-def pauses_for(user) -> dict:
+def pauses_for(user, partners: list[Partner] | None = None) -> dict:
     """What is paused, as the overview's banner, "paused" tile and "Paused now" list show it:
-    the page and its live refresh draw all three from this one answer, so they never disagree."""
+    the page and its live refresh draw all three from this one answer, so they never disagree.
+
+    partners: the user's visible partners with their pauses prefetched, if already loaded."""
     pause_all = Override.objects.active_pause_of(None)
-    partners = visible_partners(user)
+    if partners is None:
+        partners = list(visible_partners(user).with_pause())
     paused = [
         {
             "name": p.name,
@@ -261,14 +269,15 @@ def pauses_for(user) -> dict:
             "reason": p.active_pause.reason,
             "resume_at": p.active_pause.ends_at.isoformat() if p.active_pause.ends_at else None,
         }
-        for p in partners.paused().with_pause()
+        for p in partners
+        if p.paused
     ]
     return {
         "all_partners_paused": pause_all is not None,
         "all_partners_pause_reason": pause_all.reason if pause_all else "",
         "paused_partners": paused,
         # While all imports are paused every partner is paused, whatever its own state.
-        "paused_count": partners.count() if pause_all else len(paused),
+        "paused_count": len(partners) if pause_all else len(paused),
     }
 
 

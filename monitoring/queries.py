@@ -11,10 +11,11 @@ resolution that keeps a series at about 1,000 points or fewer.
 """
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Avg, Max, Min, Sum
+from django.db.models import Avg, Max, Min, OuterRef, Subquery, Sum
 from django.utils import timezone
 
 from monitoring import metrics
@@ -280,12 +281,15 @@ def shadow_outcomes_by_hour(client_id: str, now: datetime | None = None) -> list
     return [hours[hour] for hour in sorted(hours, reverse=True)]
 
 
-def latest_client_figures(servers: list[UploadServer]) -> dict[str, tuple[int, int]]:
-    """{client id: (uploads in progress, bytes in flight)} added up over each server's latest report."""
+def latest_client_figures(servers: Iterable[UploadServer]) -> dict[str, tuple[int, int]]:
+    """{client id: (uploads in progress, bytes in flight)} added up over each server's latest report.
+
+    One query whatever the fleet's size: the overview asks for it at every poll."""
+    newest = ServerReport.objects.filter(server=OuterRef("server")).order_by("-received_at", "-sequence")
+    reports = ServerReport.objects.filter(server__in=servers, pk=Subquery(newest.values("pk")[:1]))
     per_client: dict[str, list[int]] = {}
-    for server in servers:
-        report = ServerReport.objects.filter(server=server).order_by("-received_at", "-sequence").first()
-        for client_id, figures in (report.clients if report else {}).items():
+    for clients in reports.values_list("clients", flat=True):
+        for client_id, figures in (clients or {}).items():
             totals = per_client.setdefault(client_id, [0, 0])
             totals[0] += int(figures.get("uploads_in_progress", 0))
             totals[1] += int(figures.get("bytes_in_flight", 0))

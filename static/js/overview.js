@@ -82,6 +82,64 @@
     }));
   }
 
+  function link(text, href) {
+    const a = document.createElement("a");
+    a.href = href;
+    a.textContent = text;
+    return a;
+  }
+
+  // "12 of 40": the figure beside the limit it is held to ("per client" for direct users).
+  function figureOfLimit(figure, limit, perClient) {
+    const td = cell(figure, "num");
+    if (limit !== null && limit !== undefined) {
+      const of = document.createElement("span");
+      of.className = "of";
+      of.textContent = " of " + limit + (perClient ? " each" : "");
+      td.append(of);
+    }
+    return td;
+  }
+
+  function renderConsumers(status) {
+    const body = document.querySelector("#top-consumers tbody");
+    if (!body) return;
+    body.replaceChildren(...status.top_consumers.map((who) => {
+      const row = document.createElement("tr");
+      row.dataset.consumer = who.name;
+      const name = document.createElement("td");
+      name.append(link(who.name, who.url));
+      if (who.paused) name.append(" (paused)");
+      const act = document.createElement("td");
+      act.append(link(who.kind === "direct" ? "Lower defaults" : "Lower limits", who.lower_url));
+      if (who.pause_url && !who.paused) act.append(link("Pause", who.pause_url));
+      row.append(
+        name,
+        figureOfLimit(String(who.uploads_in_progress), who.max_concurrent_uploads, who.limits_per_client),
+        figureOfLimit(bytes(who.bytes_in_flight), who.max_bytes_in_flight === null ? null : bytes(who.max_bytes_in_flight), who.limits_per_client),
+        act,
+      );
+      return row;
+    }));
+    if (!status.top_consumers.length) {
+      const row = document.createElement("tr");
+      const td = cell("No uploads in progress.", "empty");
+      td.colSpan = 4;
+      row.append(td);
+      body.append(row);
+    }
+  }
+
+  function renderAlerts(status) {
+    const tile = document.querySelector("#tile-alerts");
+    if (!tile || !status.alerts) return;
+    tile.querySelector(".big").textContent = status.alerts.open_alert_count;
+    tile.querySelector("#tile-alerts-text").textContent = status.alerts.worst_alert_severity ?
+      "open alerts, worst " + status.alerts.worst_alert_severity : "open alerts";
+    tile.classList.toggle("bad", status.alerts.worst_alert_severity === "critical");
+    tile.classList.toggle("warn", status.alerts.worst_alert_severity === "warning");
+  }
+
   function renderSources(status) {
     const list = document.querySelector("#sources");
     if (!list || !status.sources.length) return;
@@ -105,6 +163,8 @@
     if (status.config_version !== null) document.querySelector("#tile-config-version").textContent = "v" + status.config_version;
     document.querySelector("#tile-live-servers").textContent = status.live_servers_counted;
     renderPaused(status);
+    renderConsumers(status);
+    renderAlerts(status);
     renderSources(status);
   });
 })();

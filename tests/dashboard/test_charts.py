@@ -38,7 +38,8 @@ def test_each_endpoint_runs_the_same_queries_whatever_the_data_volume(login, ops
     seed_fleet_metrics(servers=4, minutes=90)
     with CaptureQueriesContext(connection) as full:
         assert client.get(reverse(url_name), {"range": range_name}).status_code == 200
-    assert len(full) == len(empty) <= 10
+    # 13: the fleet status also names the top consumers and the alert state (3 are the session's).
+    assert len(full) == len(empty) <= 13
 
 
 def test_the_cpu_chart_draws_each_server_the_fleet_and_the_threshold(login, ops_user, settings):
