@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET
 from redis.exceptions import RedisError
 
 from alerting.context import open_alert_summary
+from alerting.models import AlertRule
 from core import roles
 from dashboard import charts, consumers, timeline
 from monitoring.models import MetricSource, UploadServer
@@ -143,9 +144,14 @@ def _chart_view(build=None, *, audience=_everyone):
     return view
 
 
+# The rule whose threshold the CPU chart draws: the chart shows what this alert compares.
+FLEET_CPU_RULE = "fleet-cpu-high"
+
+
 @_chart_view
 def cpu_chart(request, window):
-    return charts.cpu_chart(window, settings.FLEET_CPU_ALERT_PERCENT)
+    rule = AlertRule.objects.filter(slug=FLEET_CPU_RULE, enabled=True).first()
+    return charts.cpu_chart(window, rule.threshold if rule else None)
 
 
 @_chart_view(audience=_audience)

@@ -2,7 +2,7 @@
 
 from core import roles
 from monitoring import metrics
-from monitoring.queries import RANGES_SECONDS, Window, raw_cpu_series, rollup_band, rollup_series, rounded
+from monitoring.queries import Window, raw_cpu_minutes, rollup_band, rollup_series, rounded
 from partners.access import visible_partners
 from partners.models import Partner
 
@@ -28,116 +28,93 @@ def _chart(window: Window, traces: list[dict], layout: dict) -> dict:
     return {"range": window.name, "resolution_seconds": window.resolution_seconds, "traces": traces, "layout": layout}
 
 
-# Up to an hour, a line per server; beyond, 50 lines of a thousand points each are noise:
-# the band between the coolest and the hottest server says what matters.
-PER_SERVER_MAX_RANGE_SECONDS = RANGES_SECONDS["1h"]
-# Nor are more lines than this readable in any range (a fleet scaled out for a backlog):
-# the band then too, from the raw reports; each server's CPU is in the servers table.
-MAX_SERVER_LINES = 30
+CPU_RED = "#c0322b"
+LIVE_MEAN_NAME = "fleet, 1-min average (what the alert compares)"
 
 
-def cpu_chart(window: Window, threshold_percent: float) -> dict:
-    if window.seconds > PER_SERVER_MAX_RANGE_SECONDS:
-        traces = _cpu_band_traces(window)
+def cpu_chart(window: Window, threshold_percent: float | None) -> dict:
+    """Fleet CPU as the "Fleet CPU high" alert sees it: its 1-minute averages as the line,
+    with the threshold of that rule (None: no such rule enabled, no line), and the spread
+    behind the averages as a band. Raw 5 s samples swing across the line while the average
+    the alert compares stays below it: drawn as lines, they showed red where no alert fires.
+    Each server's CPU is in the servers table."""
+    if window.resolution_seconds is None:
+        band = raw_cpu_minutes(window)
+        band_name, mean_name = "range of the 5 s reports", LIVE_MEAN_NAME
     else:
-        traces = _cpu_per_server_traces(window)
-    threshold = {
+        band = rollup_band(metrics.CPU_PERCENT, metrics.FLEET, window)
+        minutes = window.resolution_seconds // 60
+        band_name, mean_name = "coolest to hottest server", f"fleet, {minutes}-min average"
+    traces = _band_traces(band, band_name, mean_name)
+    layout = _layout("Fleet CPU", "CPU %")
+    layout["yaxis"].update(range=[0, 105], ticksuffix=" %")
+    if threshold_percent is not None:
+        layout["shapes"] = [_threshold_line(threshold_percent)]
+        layout["annotations"] = [_threshold_label(threshold_percent)]
+    return _chart(window, traces, layout)
+
+
+def _threshold_line(threshold_percent: float) -> dict:
+    return {
         "type": "line",
         "xref": "paper",
         "x0": 0,
         "x1": 1,
         "y0": threshold_percent,
         "y1": threshold_percent,
-        "line": {"color": "#c0322b", "dash": "dash", "width": 2},
+        "line": {"color": CPU_RED, "dash": "dash", "width": 2},
     }
-    layout = _layout(
-        "Fleet CPU",
-        "CPU %",
-        shapes=[threshold],
-        annotations=[
-            {
-                "xref": "paper",
-                "x": 1,
-                "y": threshold_percent,
-                "xanchor": "right",
-                "yanchor": "bottom",
-                "showarrow": False,
-                "text": f"alert at {threshold_percent:g}%",
-                "font": {"color": "#c0322b"},
-            }
-        ],
-    )
-    layout["yaxis"]["range"] = [0, 100]
-    return _chart(window, traces, layout)
 
 
-def _cpu_per_server_traces(window: Window) -> list[dict]:
-    if window.resolution_seconds is None:
-        per_server, fleet = raw_cpu_series(window)
-        if len(per_server) > MAX_SERVER_LINES:
-            return _band_traces(fleet["x"], fleet["low"], fleet["high"], fleet["y"])
-    else:
-        per_server = {
-            subject.removeprefix("server:"): series
-            for subject, series in rollup_series(metrics.CPU_PERCENT, window, subject_prefix="server:").items()
-        }
-        if len(per_server) > MAX_SERVER_LINES:
-            return _cpu_band_traces(window)
-        fleet = rollup_series(metrics.CPU_PERCENT, window, subjects=[metrics.FLEET]).get(
-            metrics.FLEET, {"x": [], "y": []}
-        )
-    traces = [
-        {
-            "type": "scattergl",
-            "mode": "lines+markers",
-            "name": name,
-            "line": {"width": 1},
-            "marker": {"size": 3},
-            "opacity": 0.6,
-            **rounded(series),
-        }
-        for name, series in sorted(per_server.items())
-    ]
-    traces.append(_fleet_average_trace(fleet["x"], fleet["y"]))
-    return traces
-
-
-def _cpu_band_traces(window: Window) -> list[dict]:
-    band = rollup_band(metrics.CPU_PERCENT, metrics.FLEET, window)
-    return _band_traces(band["x"], band["low"], band["high"], band["mean"])
-
-
-def _band_traces(x: list, low: list, high: list, mean: list) -> list[dict]:
-    coolest = {
-        "type": "scattergl",
-        "mode": "lines",
-        "name": "coolest server",
-        "x": x,
-        "y": [round(v, 2) for v in low],
-        "line": {"width": 0.5, "color": "#8aa2d8"},
-    }
-    hottest = {
-        "type": "scattergl",
-        "mode": "lines",
-        "name": "hottest server",
-        "x": x,
-        "y": [round(v, 2) for v in high],
-        "line": {"width": 0.5, "color": "#c0322b"},
-        "fill": "tonexty",
-        "fillcolor": "rgba(37, 87, 214, 0.12)",
-    }
-    return [coolest, hottest, _fleet_average_trace(x, mean)]
-
-
-def _fleet_average_trace(x: list, y: list) -> dict:
+def _threshold_label(threshold_percent: float) -> dict:
+    # On a white box above the line at the left, so that no trace crosses it unreadably.
     return {
-        "type": "scattergl",
-        "mode": "lines+markers",
-        "name": "fleet average",
-        "line": {"width": 3, "color": "#151b2b"},
-        "marker": {"size": 4},
-        **rounded({"x": x, "y": y}),
+        "xref": "paper",
+        "x": 0.01,
+        "y": threshold_percent,
+        "xanchor": "left",
+        "yanchor": "bottom",
+        "showarrow": False,
+        "text": f"alert at {threshold_percent:g} % (1-min average)",
+        "font": {"color": CPU_RED, "size": 12},
+        "bgcolor": "rgba(255, 255, 255, 0.9)",
+        "bordercolor": CPU_RED,
+        "borderpad": 2,
     }
+
+
+def _band_traces(band: dict, band_name: str, mean_name: str) -> list[dict]:
+    low = {
+        "type": "scatter",
+        "mode": "lines",
+        "name": f"{band_name} (lowest)",
+        "showlegend": False,
+        "x": band["x"],
+        "y": [round(v, 2) for v in band["low"]],
+        "line": {"width": 0.5, "color": "#8aa2d8"},
+        "hovertemplate": "lowest %{y:.1f} %<extra></extra>",
+    }
+    high = {
+        "type": "scatter",
+        "mode": "lines",
+        "name": band_name,
+        "x": band["x"],
+        "y": [round(v, 2) for v in band["high"]],
+        "line": {"width": 0.5, "color": "#8aa2d8"},
+        "fill": "tonexty",
+        "fillcolor": "rgba(37, 87, 214, 0.15)",
+        "hovertemplate": "highest %{y:.1f} %<extra></extra>",
+    }
+    mean = {
+        "type": "scatter",
+        "mode": "lines+markers",
+        "name": mean_name,
+        "line": {"width": 3, "color": "#151b2b"},
+        "marker": {"size": 5},
+        "hovertemplate": "fleet average %{y:.1f} %<extra></extra>",
+        **rounded({"x": band["x"], "y": band["mean"]}),
+    }
+    return [low, high, mean]
 
 
 def _client_labels(user) -> dict[str, str]:

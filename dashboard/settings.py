@@ -228,8 +228,6 @@ METRICS_RAW_RETENTION_HOURS = env.int("METRICS_RAW_RETENTION_HOURS", default=6)
 METRICS_MINUTE_RETENTION_DAYS = env.int("METRICS_MINUTE_RETENTION_DAYS", default=14)
 METRICS_TEN_MINUTE_RETENTION_DAYS = env.int("METRICS_TEN_MINUTE_RETENTION_DAYS", default=90)
 METRICS_HOUR_RETENTION_DAYS = env.int("METRICS_HOUR_RETENTION_DAYS", default=400)
-# The fleet CPU line drawn on the overview until alert rules own the threshold.
-FLEET_CPU_ALERT_PERCENT = env.float("FLEET_CPU_ALERT_PERCENT", default=80.0)
 # Open dashboards poll the same charts every 5 s; one result serves them all this long.
 CHART_CACHE_SECONDS = env.int("CHART_CACHE_SECONDS", default=2)
 

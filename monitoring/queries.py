@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from monitoring import metrics
 from monitoring.dbfunctions import EpochMilliseconds
-from monitoring.models import SILENT_AFTER_INTERVALS, Rollup, ServerReport, UploadServer
+from monitoring.models import Rollup, ServerReport, UploadServer
 
 MINUTE = metrics.MINUTE_SECONDS
 
@@ -119,49 +119,31 @@ def rollup_band(metric: str, subject: str, window: Window) -> dict[str, list]:
     return band
 
 
-def raw_cpu_series(window: Window) -> tuple[dict[str, Series], Series]:
-    """Per-server CPU from raw reports, and the fleet average per report interval. Two queries.
+def raw_cpu_minutes(window: Window) -> dict[str, list]:
+    """Fleet CPU per minute from the raw reports, as the alert sees it, and the raw range. One query.
 
-    The fleet average at the end of each interval is the mean of every server's latest CPU,
-    as long as that report is younger than three of its intervals (the live rule).
+    mean: the fleet's 1-minute average exactly as the minute rollup computes it (the mean of
+    each server's mean over the minute), which is what the "Fleet CPU high" rule compares;
+    low and high: the coolest and the hottest raw report in that minute (the 5 s swings).
+    Read raw so that the live range is current even while the rollups lag.
     """
-    names = dict(UploadServer.objects.values_list("id", "name"))
-    per_server: dict[str, Series] = defaultdict(lambda: {"x": [], "y": []})
-    # low and high: the coolest and the hottest live server, for the band of a large fleet.
-    fleet: Series = {"x": [], "y": [], "low": [], "high": []}
-    latest: dict[int, tuple[int, float, int]] = {}
-    current_bucket_ms = None
+    minutes: dict[int, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
     rows = (
         ServerReport.objects.filter(received_at__gte=window.start, received_at__lte=window.end)
         .annotate(at_ms=EpochMilliseconds("received_at"))
-        .order_by("received_at")
+        .values_list("server_id", "at_ms", "cpu_percent")
     )
-    for server_id, at_ms, cpu, interval in rows.values_list("server_id", "at_ms", "cpu_percent", "interval_seconds"):
-        interval_ms = max(interval, 1) * 1000
-        bucket_ms = at_ms - at_ms % interval_ms
-        if current_bucket_ms is not None and bucket_ms != current_bucket_ms:
-            _append_fleet_point(fleet, current_bucket_ms, latest)
-        current_bucket_ms = bucket_ms
-        latest[server_id] = (at_ms, cpu, interval_ms)
-        points = per_server[names.get(server_id, str(server_id))]
-        points["x"].append(at_ms)
-        points["y"].append(cpu)
-    if current_bucket_ms is not None:
-        _append_fleet_point(fleet, current_bucket_ms, latest)
-    return dict(per_server), fleet
-
-
-def _append_fleet_point(fleet: Series, bucket_ms: int, latest: dict) -> None:
-    live = [
-        cpu
-        for seen_ms, cpu, interval_ms in latest.values()
-        if bucket_ms - seen_ms <= SILENT_AFTER_INTERVALS * interval_ms
-    ]
-    if live:
-        fleet["x"].append(bucket_ms)
-        fleet["y"].append(sum(live) / len(live))
-        fleet["low"].append(min(live))
-        fleet["high"].append(max(live))
+    for server_id, at_ms, cpu in rows:
+        minutes[at_ms - at_ms % (MINUTE * 1000)][server_id].append(cpu)
+    band: dict[str, list] = {"x": [], "mean": [], "low": [], "high": []}
+    for minute_ms in sorted(minutes):
+        per_server = minutes[minute_ms].values()
+        means = [sum(samples) / len(samples) for samples in per_server]
+        band["x"].append(minute_ms)
+        band["mean"].append(sum(means) / len(means))
+        band["low"].append(min(min(samples) for samples in per_server))
+        band["high"].append(max(max(samples) for samples in per_server))
+    return band
 
 
 def rounded(series: Series) -> Series:

@@ -2,15 +2,20 @@
 open dashboards share. (The overview's single poll: test_overview_poll.py; the fleet status:
 test_fleet_status.py.)"""
 
+from datetime import timedelta
+
 import pytest
+from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
-from dashboard import charts as overview
+from alerting.models import AlertRule
+from dashboard import charts
 from monitoring.models import ServerReport
 from monitoring.queries import RANGES_SECONDS, Window, resolution_for
-from tests.factories import seed_fleet_metrics
+from tests.factories import make_server, seed_fleet_metrics
 
 CHARTS = ["chart-cpu", "chart-uploads", "chart-bytes", "chart-outcomes", "chart-queues", "fleet-status"]
 
@@ -42,30 +47,49 @@ def test_each_endpoint_runs_the_same_queries_whatever_the_data_volume(login, ops
     assert len(full) == len(empty) <= 13
 
 
-def test_the_cpu_chart_draws_each_server_the_fleet_and_the_threshold(login, ops_user, settings):
-    settings.FLEET_CPU_ALERT_PERCENT = 80
-    seed_fleet_metrics(servers=3, minutes=20)
+BAND_AND_AVERAGE = ["range of the 5 s reports (lowest)", "range of the 5 s reports", charts.LIVE_MEAN_NAME]
+
+
+def reports_in_one_minute(cpu_by_server: dict[str, list[float]]) -> None:
+    """Reports 5 s apart, all within the minute before now."""
+    start = timezone.now().replace(second=0, microsecond=0)
+    for name, samples in cpu_by_server.items():
+        server = make_server(name, seen_at=timezone.now())
+        for k, cpu in enumerate(samples):
+            ServerReport.objects.create(server=server, sequence=k, received_at=start + timedelta(seconds=5 * k),
+                interval_seconds=5, cpu_percent=cpu, config_version=1, uploads_in_progress=0, bytes_in_flight=0,
+                admitted=0, throttled=0, timed_out=0, completed=0)  # fmt: skip
+
+
+def test_the_cpu_chart_draws_what_the_alert_compares_and_the_raw_swings_as_a_band(login, ops_user):
+    # Raw samples swing up to 95 % while each server's 1-minute average stays at 70 and 80:
+    # the fleet's average, what "Fleet CPU high" compares with its 80 %, is 75 %.
+    reports_in_one_minute({"s0": [60, 80, 60, 80], "s1": [65, 95, 65, 95]})
     chart = login(ops_user).get(reverse("chart-cpu"), {"range": "15m"}).json()
-    names = [trace["name"] for trace in chart["traces"]]
-    assert names == ["s0", "s1", "s2", "fleet average"]
+    low, high, mean = chart["traces"]
+    assert [low["name"], high["name"], mean["name"]] == BAND_AND_AVERAGE
+    assert mean["y"] == [75.0] and (low["y"], high["y"]) == ([60.0], [95.0])
+    assert high["fill"] == "tonexty" and "%" in mean["hovertemplate"]
     assert chart["layout"]["shapes"][0]["y0"] == 80
-    assert chart["resolution_seconds"] is None and len(chart["traces"][0]["x"]) == 15
+    assert chart["layout"]["annotations"][0]["bgcolor"]  # the label sits on a box, not behind lines
 
 
-def test_a_fleet_too_large_for_a_line_each_is_drawn_as_a_band(login, ops_user):
-    lines = overview.MAX_SERVER_LINES
-    seed_fleet_metrics(servers=lines + 1, minutes=10, cpu_of_server=lambda index: 10 + index)
+def test_the_threshold_line_is_the_rules_not_a_setting(login, ops_user):
+    AlertRule.objects.filter(slug="fleet-cpu-high").update(threshold=70)
     chart = login(ops_user).get(reverse("chart-cpu"), {"range": "15m"}).json()
-    coolest, hottest, mean = chart["traces"]
-    assert [coolest["name"], hottest["name"], mean["name"]] == ["coolest server", "hottest server", "fleet average"]
-    assert coolest["x"] and min(coolest["y"]) == 10 and max(hottest["y"]) == 10 + lines
-    assert all(low <= average <= high for low, average, high in zip(coolest["y"], mean["y"], hottest["y"]))
+    assert chart["layout"]["shapes"][0]["y0"] == 70 and "70 %" in chart["layout"]["annotations"][0]["text"]
+    AlertRule.objects.filter(slug="fleet-cpu-high").update(enabled=False)
+    cache.clear()
+    chart = login(ops_user).get(reverse("chart-cpu"), {"range": "1h"}).json()
+    assert "shapes" not in chart["layout"]
 
 
-def test_a_fleet_of_the_line_limit_gets_a_line_per_server(login, ops_user):
-    seed_fleet_metrics(servers=overview.MAX_SERVER_LINES, minutes=10)
+def test_a_large_fleet_is_still_three_traces(login, ops_user):
+    seed_fleet_metrics(servers=40, minutes=10, cpu_of_server=lambda index: 10 + index)
     chart = login(ops_user).get(reverse("chart-cpu"), {"range": "15m"}).json()
-    assert len(chart["traces"]) == overview.MAX_SERVER_LINES + 1 and chart["traces"][-1]["name"] == "fleet average"
+    low, high, mean = chart["traces"]
+    assert min(low["y"]) == 10 and max(high["y"]) == 49
+    assert all(lo <= average <= hi for lo, average, hi in zip(low["y"], mean["y"], high["y"]))
 
 
 def test_uploads_are_stacked_by_partner_name(login, ops_user, partner_a, partner_b):
@@ -102,7 +126,8 @@ def test_no_series_holds_much_more_than_a_thousand_points(range_name, resolution
 def test_long_ranges_draw_the_fleet_band_instead_of_every_server(login, ops_user):
     seed_fleet_metrics(servers=3, minutes=30)
     chart = login(ops_user).get(reverse("chart-cpu"), {"range": "6h"}).json()
-    assert [t["name"] for t in chart["traces"]] == ["coolest server", "hottest server", "fleet average"]
+    names = ["coolest to hottest server (lowest)", "coolest to hottest server", "fleet, 1-min average"]
+    assert [t["name"] for t in chart["traces"]] == names
     assert chart["traces"][1]["fill"] == "tonexty"
 
 
@@ -130,7 +155,7 @@ def test_open_dashboards_share_one_chart_for_a_moment(login, ops_user, engineer,
 
     seed_fleet_metrics(servers=3, minutes=10)
     first = login(engineer).get(reverse("chart-cpu"), {"range": "15m"}).json()
-    assert [t["name"] for t in first["traces"]] == ["s0", "s1", "s2", "fleet average"]
+    assert [t["name"] for t in first["traces"]] == BAND_AND_AVERAGE and first["traces"][2]["x"]
     ServerReport.objects.all().delete()  # what changes within the cache's lifetime
     with CaptureQueriesContext(connection) as queries:
         shared = login(ops_user).get(reverse("chart-cpu"), {"range": "15m"}).json()
@@ -138,7 +163,7 @@ def test_open_dashboards_share_one_chart_for_a_moment(login, ops_user, engineer,
     assert not [q for q in queries if "serverreport" in q["sql"].lower()]
     cache.clear()  # the lifetime is over
     fresh = login(ops_user).get(reverse("chart-cpu"), {"range": "15m"}).json()
-    assert [(t["name"], len(t["x"])) for t in fresh["traces"]] == [("fleet average", 0)]
+    assert [len(t["x"]) for t in fresh["traces"]] == [0, 0, 0]
 
 
 def test_a_manager_never_gets_the_chart_cached_for_ops(
