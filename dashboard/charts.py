@@ -1,6 +1,7 @@
 """What the overview and partner pages draw: Plotly traces and layouts, ready for Plotly.react."""
 
 from core import roles
+from core.units import format_bytes_short
 from monitoring import metrics
 from monitoring.queries import Window, raw_cpu_minutes, rollup_band, rollup_series, rounded
 from partners.access import visible_partners
@@ -14,18 +15,32 @@ def _layout(title: str, y_title: str, **extra) -> dict:
     return {
         "title": {"text": title, "font": {"size": 14}},
         "yaxis": {"title": {"text": y_title}, "rangemode": "tozero"},
-        "xaxis": {"type": "date"},
-        "margin": {"l": 56, "r": 16, "t": 36, "b": 36},
-        "legend": {"orientation": "h", "y": -0.2},
+        # Times are UTC, as in every table: charts.js hands Plotly UTC strings, never the
+        # browser's local time, and the axis says so.
+        "xaxis": {
+            "type": "date",
+            "title": {"text": "time (UTC)", "font": {"size": 11}, "standoff": 2},
+            "hoverformat": "%Y-%m-%d %H:%M:%S UTC",
+        },
+        "margin": {"l": 64, "r": 16, "t": 36, "b": 40},
+        "legend": {"orientation": "h", "y": -0.28},
         "hovermode": "x unified",
         **extra,
     }
 
 
-def _chart(window: Window, traces: list[dict], layout: dict) -> dict:
+def _chart(window: Window, traces: list[dict], layout: dict, byte_axes: list[str] | None = None) -> dict:
+    """byte_axes: the y axes ("yaxis", "yaxis2") in bytes: charts.js writes their ticks and
+    hover values in decimal units ("1.5 GB"), which Plotly's own formats cannot ("1.5G")."""
     # Pin the x axis to the range asked for, so an empty or sparse chart still reads as "now".
     layout["xaxis"]["range"] = window.x_range_ms()
-    return {"range": window.name, "resolution_seconds": window.resolution_seconds, "traces": traces, "layout": layout}
+    return {
+        "range": window.name,
+        "resolution_seconds": window.resolution_seconds,
+        "traces": traces,
+        "layout": layout,
+        "byte_axes": byte_axes or [],
+    }
 
 
 CPU_RED = "#c0322b"
@@ -149,10 +164,9 @@ def partner_stack_chart(window: Window, metric: str, user) -> dict:
                 "y": [p[1] for p in points],
             }
         )
-    title, unit = (
-        ("Uploads in progress", "uploads") if metric == metrics.UPLOADS_IN_PROGRESS else ("Bytes in flight", "bytes")
-    )
-    return _chart(window, traces, _layout(f"{title} by partner", unit))
+    if metric == metrics.UPLOADS_IN_PROGRESS:
+        return _chart(window, traces, _layout("Uploads in progress by partner", "uploads"))
+    return _chart(window, traces, _layout("Bytes in flight by partner", "bytes in flight"), byte_axes=["yaxis"])
 
 
 def outcomes_chart(window: Window) -> dict:
@@ -182,29 +196,57 @@ def queues_chart(window: Window) -> dict:
     return _chart(window, traces, _layout("SQS queue depth", "messages"))
 
 
+# Where each limit line sits, as a share of its axis: apart, so that the two lines never
+# lie on one another whatever the limits are (each axis has its own scale).
+LIMIT_HEIGHT_SHARE = {"y": 0.8, "y2": 0.6}
+
+
 def partner_usage_chart(window: Window, partner: Partner) -> dict:
     subject = metrics.client_subject(partner.client_id)
-    traces = []
+    traces, annotations, ranges = [], [], {}
     for metric, limit, label, axis in (
         (metrics.UPLOADS_IN_PROGRESS, partner.max_concurrent_uploads, "uploads in progress", "y"),
         (metrics.BYTES_IN_FLIGHT, partner.max_bytes_in_flight, "bytes in flight", "y2"),
     ):
         series = rollup_series(metric, window, subjects=[subject]).get(subject, {"x": [], "y": []})
         traces.append({"type": "scatter", "mode": "lines", "name": label, "yaxis": axis, **rounded(series)})
-        if limit is not None:
-            traces.append(
-                {
-                    "type": "scatter",
-                    "mode": "lines",
-                    "name": f"{label} limit",
-                    "yaxis": axis,
-                    "line": {"dash": "dash"},
-                    "x": window.x_range_ms(),
-                    "y": [limit, limit],
-                }
-            )
+        if limit is None:
+            continue
+        traces.append(
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": f"{label} limit",
+                "yaxis": axis,
+                "line": {"dash": "dash"},
+                "x": window.x_range_ms(),
+                "y": [limit, limit],
+            }
+        )
+        highest = max([limit, *series["y"]])
+        ranges[axis] = [0, max(limit / LIMIT_HEIGHT_SHARE[axis], highest * 1.1)]
+        shown = format_bytes_short(limit) if axis == "y2" else f"{limit:,}"
+        annotations.append(
+            {
+                "xref": "paper",
+                "yref": axis,
+                "x": 0.01 if axis == "y" else 0.99,
+                "xanchor": "left" if axis == "y" else "right",
+                "y": limit,
+                "yanchor": "bottom",
+                "showarrow": False,
+                "text": f"{label} limit {shown}",
+                "bgcolor": "rgba(255, 255, 255, 0.9)",
+            }
+        )
     throttled = rollup_series(metrics.THROTTLED, window, subjects=[subject]).get(subject, {"x": [], "y": []})
     traces.append({"type": "bar", "name": "throttled per minute", "yaxis": "y", "opacity": 0.5, **rounded(throttled)})
-    layout = _layout(f"{partner.name}: usage against limits", "uploads")
-    layout["yaxis2"] = {"title": {"text": "bytes"}, "overlaying": "y", "side": "right", "rangemode": "tozero"}
-    return _chart(window, traces, layout)
+    if "y" in ranges and throttled["y"]:
+        ranges["y"][1] = max(ranges["y"][1], max(throttled["y"]) * 1.1)
+    layout = _layout(f"{partner.name}: usage against limits", "uploads", annotations=annotations)
+    layout["yaxis2"] = {"title": {"text": "bytes in flight"}, "overlaying": "y", "side": "right", "rangemode": "tozero"}
+    # Room for the right axis's ticks ("40 GB") and title.
+    layout["margin"] = {**layout["margin"], "r": 84}
+    for axis, axis_range in ranges.items():
+        layout["yaxis" if axis == "y" else "yaxis2"]["range"] = axis_range
+    return _chart(window, traces, layout, byte_axes=["yaxis2"])

@@ -85,3 +85,10 @@ def _readable_moment(value: str) -> str:
 def effective_limit(partner, name: str):
     """The limit in force for load-coupled limits (the configured one when not lowered)."""
     return partner.effective_value(name)
+
+
+@register.filter
+def decimal_bytes(size_bytes) -> str:
+    """Bytes in decimal units as partner pages show them ("105 GB"): Django's filesizeformat
+    is binary and would make 100 GB + 5 GB read "97.8 GB"."""
+    return format_bytes_short(None if size_bytes is None else int(size_bytes))

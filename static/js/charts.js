@@ -23,27 +23,91 @@
     return String(text).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
   }
 
+  // Decimal units, as the tables and forms write them: 1500000000 → "1.5 GB" (Plotly's own
+  // format would say "1.5G", a billion).
+  const BYTE_UNITS = ["B", "KB", "MB", "GB", "TB", "PB"];
+  function formatBytes(size) {
+    let value = Number(size), unit = 0;
+    while (Math.abs(value) >= 1000 && unit < BYTE_UNITS.length - 1) { value /= 1000; unit += 1; }
+    return (unit ? Number(value.toPrecision(3)) : Math.round(value)) + " " + BYTE_UNITS[unit];
+  }
+
+  // Ticks at 1, 2 or 5 × 10^n bytes up to the axis's top, written in decimal units.
+  function byteTicks(top) {
+    if (!(top > 0)) return { tickvals: [0], ticktext: ["0 B"] };
+    const rough = top / 5, power = Math.pow(10, Math.floor(Math.log10(rough)));
+    const step = [1, 2, 5, 10].map((m) => m * power).find((candidate) => candidate >= rough);
+    const tickvals = [];
+    for (let value = 0; value <= top * 1.0001; value += step) tickvals.push(value);
+    return { tickvals: tickvals, ticktext: tickvals.map(formatBytes) };
+  }
+
+  function applyByteAxes(chart) {
+    (chart.byte_axes || []).forEach((axisName) => {
+      const ref = axisName === "yaxis" ? "y" : "y" + axisName.slice(5);
+      const axis = chart.layout[axisName] = chart.layout[axisName] || {};
+      const traces = chart.traces.filter((trace) => (trace.yaxis || "y") === ref);
+      // A stack's top is the sum of its traces at one moment.
+      const stacked = {};
+      let top = 0;
+      traces.forEach((trace) => (trace.y || []).forEach((value, i) => {
+        const key = trace.stackgroup ? trace.stackgroup + "@" + trace.x[i] : null;
+        if (key) stacked[key] = (stacked[key] || 0) + value;
+        top = Math.max(top, key ? stacked[key] : value);
+      }));
+      if (axis.range) top = axis.range[1];
+      else axis.range = [0, top * 1.1 || 1];
+      Object.assign(axis, byteTicks(axis.range[1]), { tickmode: "array" });
+      traces.forEach((trace) => {
+        trace.customdata = (trace.y || []).map(formatBytes);
+        trace.hovertemplate = escapeText(trace.name) + ": %{customdata}<extra></extra>";
+      });
+    });
+  }
+
+  // Epoch milliseconds as UTC date strings without a zone: Plotly draws those as written, so
+  // a chart reads the same UTC times as the tables beside it, wherever the browser is.
+  function utc(ms) {
+    return typeof ms === "number" ? new Date(ms).toISOString().replace("T", " ").replace("Z", "") : ms;
+  }
+
+  function toUtc(chart) {
+    chart.traces.forEach((trace) => { if (trace.x) trace.x = trace.x.map(utc); });
+    if (chart.layout.xaxis && chart.layout.xaxis.range) chart.layout.xaxis.range = chart.layout.xaxis.range.map(utc);
+    (chart.layout.shapes || []).forEach((shape) => {
+      if (shape.xref === "x") { shape.x0 = utc(shape.x0); shape.x1 = utc(shape.x1); }
+    });
+  }
+
+  // Markers of events less than this far apart are set one below the other, not on one another.
+  const SAME_MOMENT_MS = 60000;
+
   // Timeline events (limit changes, pauses, scaling, alerts) as a dotted vertical line each, plus
   // a marker per event at the top of the plot that carries the hover text: one trace per kind,
   // so the legend names the colours.
   function addTimeline(chart, timeline) {
     const byKind = {};
+    let previousMs = null, row = 0;
     chart.layout.shapes = (chart.layout.shapes || []).concat(timeline.events.map((event) => ({
       type: "line", xref: "x", yref: "paper", x0: event.at_ms, x1: event.at_ms, y0: 0, y1: 1,
       layer: "below", name: "timeline:" + event.kind, line: { color: event.color, width: 1.5, dash: "dot" },
     })));
     timeline.events.forEach((event) => {
       const trace = byKind[event.kind] || (byKind[event.kind] = {
-        type: "scatter", mode: "markers", name: event.kind, x: [], y: [], hovertext: [], meta: "timeline",
+        type: "scatter", mode: "markers", name: event.kind, x: [], y: [], hovertext: [], meta: "timeline", yaxis: "y9",
         marker: { symbol: "triangle-down", size: 11, color: event.color }, cliponaxis: false,
         hovertemplate: "%{hovertext}<extra></extra>",
       });
+      row = previousMs !== null && Math.abs(event.at_ms - previousMs) < SAME_MOMENT_MS ? row + 1 : 0;
+      previousMs = event.at_ms;
       trace.x.push(event.at_ms);
-      trace.y.push(100);
+      trace.y.push(1 - 0.07 * (row % 8));
       trace.hovertext.push("<b>" + escapeText(event.title) + "</b><br>" + escapeText(event.detail) +
         "<br>by " + escapeText(event.actor));
     });
     chart.traces = chart.traces.concat(Object.values(byKind));
+    // The markers' own axis (0 to 1, hidden), so that they sit at the top whatever the chart's scale.
+    chart.layout.yaxis9 = { overlaying: "y", range: [0, 1.02], visible: false, fixedrange: true };
   }
 
   async function timelineFor(element) {
@@ -77,6 +141,8 @@
       const [chart, timeline] = await chartAndTimeline(element, poll);
       if (timeline) addTimeline(chart, timeline);
       element.dataset.timelineEvents = timeline ? timeline.events.length : "";
+      applyByteAxes(chart);
+      toUtc(chart);
       Plotly.react(element, chart.traces, chart.layout, PLOT_CONFIG);
       element.dataset.points = chart.traces.filter((trace) => trace.meta !== "timeline")
         .reduce((sum, trace) => sum + (trace.x ? trace.x.length : 0), 0);

@@ -1,5 +1,7 @@
 """The overview's CPU chart marks a limit change made in the dashboard with a line and hover text."""
 
+from datetime import UTC, datetime
+
 import pytest
 
 from core.models import AuditEntry
@@ -25,7 +27,9 @@ def test_the_cpu_chart_shows_a_limit_change_as_an_annotation(
     page.wait_for_function("() => document.querySelector('#chart-cpu').dataset.timelineEvents >= 1")
 
     shapes = page.evaluate(TIMELINE_SHAPES)
-    assert {"kind": "limits", "x": changed_at_ms, "color": "#2557d6"} in shapes
+    # Drawn at the UTC moment, written as Plotly reads it without a zone (charts.js).
+    changed_at = datetime.fromtimestamp(changed_at_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    assert {"kind": "limits", "x": changed_at, "color": "#2557d6"} in shapes
     hover = page.evaluate(TIMELINE_HOVER_TEXT)
     assert any("Limits changed: TheirStory" in text and "16 → 4" in text for text in hover)
     assert any("CPU at &lt;b&gt;92 %&lt;/b&gt;" in text for text in hover), "a reason is text, not markup"

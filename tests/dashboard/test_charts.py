@@ -231,3 +231,30 @@ def test_charts_are_built_without_the_cache_while_redis_is_away(login, ops_user,
     response = login(ops_user).get(reverse("chart-cpu"), {"range": "15m"})
     assert response.status_code == 200
     assert response.json()["traces"]
+
+
+def test_every_chart_says_its_times_are_utc(login, ops_user):
+    client = login(ops_user)
+    for name in ("chart-cpu", "chart-uploads", "chart-bytes", "chart-outcomes", "chart-queues"):
+        xaxis = client.get(reverse(name), {"range": "1h"}).json()["layout"]["xaxis"]
+        assert "UTC" in xaxis["title"]["text"] and xaxis["hoverformat"].endswith("UTC"), name
+
+
+def test_byte_axes_are_named_for_the_browser_to_write_in_decimal_units(login, ops_user, partner_a):
+    client = login(ops_user)
+    assert client.get(reverse("chart-bytes"), {"range": "1h"}).json()["byte_axes"] == ["yaxis"]
+    assert client.get(reverse("chart-uploads"), {"range": "1h"}).json()["byte_axes"] == []
+
+
+def test_the_two_limit_lines_sit_at_different_heights_each_labelled(login, ops_user, partner_a):
+    chart = login(ops_user).get(reverse("chart-partner-usage", args=[partner_a.slug]), {"range": "1h"}).json()
+    layout = chart["layout"]
+    assert chart["byte_axes"] == ["yaxis2"]
+    uploads_height = 16 / layout["yaxis"]["range"][1]
+    bytes_height = 40 * 10**9 / layout["yaxis2"]["range"][1]
+    assert abs(uploads_height - bytes_height) > 0.1
+    assert [a["text"] for a in layout["annotations"]] == [
+        "uploads in progress limit 16",
+        "bytes in flight limit 40 GB",
+    ]
+    assert layout["margin"]["r"] >= 80  # the right axis's "40 GB" ticks are not cut off

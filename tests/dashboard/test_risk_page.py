@@ -59,3 +59,16 @@ def test_the_risk_page_lists_the_timeline_newest_first(login, ops_user, partner_
     rows = [row.split('data-kind="')[1].split('"')[0] for row in timeline.split("<tr ")[1:]]
     assert rows[:2] == ["pause", "pause"]
     assert timeline.index("risk page timeline: resume") < timeline.index("risk page timeline: pause")
+
+
+def test_bytes_in_flight_add_up_in_decimal_units_as_on_partner_pages(login, ops_user):
+    from django.utils import timezone
+
+    from monitoring.models import UploadServer
+    from tests.factories import make_server
+
+    for name, size in (("upload-1", 100 * 10**9), ("upload-2", 5 * 10**9)):
+        make_server(name, seen_at=timezone.now())
+        UploadServer.objects.filter(name=name).update(last_bytes_in_flight=size)
+    html = login(ops_user).get(reverse("risk")).content.decode()
+    assert "105 GB" in html and "97.8 GB" not in html
