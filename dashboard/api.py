@@ -248,6 +248,7 @@ def fleet_status_for(user) -> dict:
         "config_version": newest_version,
         "servers": rows,
         "live_servers": sum(1 for row in rows if not row["silent"]),
+        "waiting_servers": sum(1 for row in rows if row["waiting"]),
         "live_servers_counted": UploadServer.live_count(now),
         "applied_newest": sum(1 for row in rows if not row["silent"] and row["config_version"] == newest_version),
         **pauses_for(user, partners),
@@ -297,6 +298,8 @@ def _server_row(server: UploadServer, now, newest_version) -> dict:
         "config_current": server.last_config_version == newest_version,
         "last_seen_at": server.last_seen_at.isoformat() if server.last_seen_at else None,
         "silent": server.is_silent(now),
+        # Registered, never reported: a server still starting, not one that went quiet.
+        "waiting": server.last_seen_at is None,
     }
 
 

@@ -3,6 +3,7 @@
 from core import roles
 from core.units import format_bytes_short
 from monitoring import metrics
+from monitoring.models import MetricSource
 from monitoring.queries import Window, raw_cpu_minutes, rollup_band, rollup_series, rounded
 from partners.access import visible_partners
 from partners.models import Partner
@@ -29,11 +30,31 @@ def _layout(title: str, y_title: str, **extra) -> dict:
     }
 
 
+def _say_on_chart(layout: dict, text: str) -> None:
+    """An empty chart says why, in its middle, rather than drawing a bare 0–4 axis."""
+    layout.setdefault("annotations", []).append(
+        {
+            "xref": "paper",
+            "yref": "paper",
+            "x": 0.5,
+            "y": 0.5,
+            "showarrow": False,
+            "text": text,
+            "font": {"size": 14, "color": "#5b6475"},
+            "name": "empty",
+        }  # fmt: skip
+    )
+    layout["yaxis"]["showticklabels"] = False
+
+
 def _chart(window: Window, traces: list[dict], layout: dict, byte_axes: list[str] | None = None) -> dict:
     """byte_axes: the y axes ("yaxis", "yaxis2") in bytes: charts.js writes their ticks and
     hover values in decimal units ("1.5 GB"), which Plotly's own formats cannot ("1.5G")."""
     # Pin the x axis to the range asked for, so an empty or sparse chart still reads as "now".
     layout["xaxis"]["range"] = window.x_range_ms()
+    said = any(note.get("name") == "empty" for note in layout.get("annotations", []))
+    if not said and not any(trace["x"] for trace in traces if not trace["name"].endswith(" limit")):
+        _say_on_chart(layout, f"No data in the last {window.name}")
     return {
         "range": window.name,
         "resolution_seconds": window.resolution_seconds,
@@ -181,6 +202,10 @@ def outcomes_chart(window: Window) -> dict:
 
 
 def queues_chart(window: Window) -> dict:
+    if not MetricSource.objects.filter(kind=MetricSource.Kind.SQS_QUEUE, enabled=True).exists():
+        layout = _layout("SQS queue depth", "messages")
+        _say_on_chart(layout, "Not configured: no SQS queue is collected (a metric source in the admin)")
+        return _chart(window, [], layout)
     traces = []
     for metric, kind in ((metrics.QUEUE_VISIBLE, "visible"), (metrics.QUEUE_IN_FLIGHT, "in flight")):
         for subject, series in sorted(rollup_series(metric, window, subject_prefix="queue:").items()):

@@ -215,6 +215,7 @@ def _render(request, form: WhatIfForm, status: int = 200, apply_form=None) -> Ht
             partner=partner,
             projection=projection,
             words=describe(projection, partner, form),
+            completion=duration(projection.completion_seconds) if projection.completion_seconds is not None else None,
             projection_seconds=time.perf_counter() - started,
             chart={"minutes": list(range(len(projection.cpu_by_minute))), "cpu": projection.cpu_by_minute},
             apply_form=apply_form or _proposal_form(request, partner, form),

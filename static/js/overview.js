@@ -29,15 +29,16 @@
     body.replaceChildren(...status.servers.map((server) => {
       const row = document.createElement("tr");
       row.dataset.server = server.name;
-      if (server.silent) row.className = "silent";
+      if (server.silent && !server.waiting) row.className = "silent";
       row.append(
         cell(server.name),
         cell(server.cpu_percent === null ? "—" : server.cpu_percent.toFixed(1) + " %", "num"),
         cell(String(server.uploads_in_progress), "num"),
         cell(bytes(server.bytes_in_flight), "num"),
         cell(server.config_version === null ? "—" : "v" + server.config_version, server.config_current ? "num" : "num stale"),
-        cell(ago(server.last_seen_at, status.now)),
-        cell(server.silent ? "silent" : "live", server.silent ? "state bad" : "state ok"),
+        cell(server.waiting ? "not yet" : ago(server.last_seen_at, status.now)),
+        server.waiting ? cell("waiting for its first report", "state muted") :
+          cell(server.silent ? "silent" : "live", server.silent ? "state bad" : "state ok"),
       );
       return row;
     }));

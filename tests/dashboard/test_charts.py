@@ -258,3 +258,27 @@ def test_the_two_limit_lines_sit_at_different_heights_each_labelled(login, ops_u
         "bytes in flight limit 40 GB",
     ]
     assert layout["margin"]["r"] >= 80  # the right axis's "40 GB" ticks are not cut off
+
+
+def test_the_sqs_chart_says_not_configured_without_an_sqs_source(login, ops_user):
+    chart = login(ops_user).get(reverse("chart-queues"), {"range": "1h"}).json()
+    notes = [a["text"] for a in chart["layout"].get("annotations", [])]
+    assert len(notes) == 1 and notes[0].startswith("Not configured")
+
+
+@pytest.mark.parametrize("range_name", ["7d", "30d"])
+def test_an_empty_long_range_says_no_data(login, ops_user, range_name):
+    chart = login(ops_user).get(reverse("chart-uploads"), {"range": range_name}).json()
+    assert [a["text"] for a in chart["layout"]["annotations"]] == [f"No data in the last {range_name}"]
+    seed_fleet_metrics(servers=1, minutes=5)
+    cache.clear()
+    chart = login(ops_user).get(reverse("chart-uploads"), {"range": range_name}).json()
+    assert "annotations" not in chart["layout"]
+
+
+def test_a_server_that_never_reported_is_waiting_not_silent(login, ops_user):
+    make_server("upload-new")
+    row = login(ops_user).get(reverse("fleet-status")).json()["servers"][0]
+    assert row["waiting"] is True
+    html = login(ops_user).get(reverse("monitoring:servers")).content.decode()
+    assert "waiting for its first report" in html

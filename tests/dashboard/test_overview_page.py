@@ -100,3 +100,8 @@ def test_the_overview_shows_the_alert_state_and_the_poll_carries_it(login, ops_u
     assert alerts == {"open_alert_count": 1, "firing_alert_count": 1, "worst_alert_severity": "critical"}
     assert login(manager_a).get(reverse("fleet-status")).json()["alerts"] is None
     assert 'id="tile-alerts"' not in login(manager_a).get(reverse("overview")).content.decode()
+
+
+def test_one_partner_is_not_one_partners(login, manager_a, partner_a, partner_b):
+    html = login(manager_a).get(reverse("overview")).content.decode()
+    assert '<span class="big">1</span><span>partner</span>' in html

@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 
 from core.models import AuditEntry
-from dashboard.views import APPLY_REASON
+from dashboard.views import APPLY_REASON, duration
 from fleet_sim.whatif import SIZE_MIXES, WhatIf, project
 from partners.models import Partner, PartnerAudit, UploadLimitRow
 
@@ -71,7 +71,9 @@ def test_the_result_is_the_simulated_projection_in_words_and_figures(login, ops_
     )
     assert response.context["projection"] == expected
     assert "TheirStory&#x27;s 50 files" in response.text and "would take about" in response.text
-    assert f"{expected.completion_seconds:.0f} s" in response.text
+    # The table's Completion row in words, as in the sentence ("16 h 22 min", never "58911 s").
+    assert f'<th>Completion</th><td class="num">{duration(expected.completion_seconds)}</td>' in response.text
+    assert duration(58911) == "16 h 22 min"
     assert "Fleet CPU would average" in response.text
     assert response.context["chart"]["cpu"] == expected.cpu_by_minute
 
