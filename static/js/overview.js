@@ -139,6 +139,27 @@
       "open alerts, worst " + status.alerts.worst_alert_severity : "open alerts";
     tile.classList.toggle("bad", status.alerts.worst_alert_severity === "critical");
     tile.classList.toggle("warn", status.alerts.worst_alert_severity === "warning");
+    renderAlertCount(status.alerts);
+  }
+
+  // The title's "(N)" and the nav's badge follow the same poll as the tile (base.html draws
+  // them once per page load).
+  function renderAlertCount(alerts) {
+    const open = alerts.open_alert_count, firing = alerts.firing_alert_count;
+    document.title = (open ? "(" + open + ") " : "") + document.title.replace(/^\(\d+\) /, "");
+    const link = document.querySelector("header nav a[href$='/alerts/']");
+    if (!link) return;
+    const old = link.querySelector(".badge");
+    if (old) old.remove();
+    if (!open) return;
+    const badge = document.createElement("span");
+    badge.className = "badge " + (firing ? "firing" : "pending");
+    badge.title = firing + " firing, " + open + " open";
+    const hidden = document.createElement("span");
+    hidden.className = "visually-hidden";
+    hidden.textContent = " open";
+    badge.append(String(open), hidden);
+    link.append(" ", badge);
   }
 
   function renderSources(status) {
