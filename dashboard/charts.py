@@ -204,7 +204,7 @@ def outcomes_chart(window: Window) -> dict:
 def queues_chart(window: Window) -> dict:
     if not MetricSource.objects.filter(kind=MetricSource.Kind.SQS_QUEUE, enabled=True).exists():
         layout = _layout("SQS queue depth", "messages")
-        _say_on_chart(layout, "Not configured: no SQS queue is collected (a metric source in the admin)")
+        _say_on_chart(layout, "Not configured: no SQS source")
         return _chart(window, [], layout)
     traces = []
     for metric, kind in ((metrics.QUEUE_VISIBLE, "visible"), (metrics.QUEUE_IN_FLIGHT, "in flight")):

@@ -18,6 +18,13 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 TIMELINE_MARKERS = """() => document.querySelector('#chart-cpu').data
     .filter((trace) => trace.meta === 'timeline').flatMap((trace) => trace.y)"""
 
+HOVER_BOX = """() => {
+    const layer = document.querySelector('#chart-cpu .hoverlayer');
+    if (!layer || !layer.textContent) return null;
+    const chart = document.querySelector('#chart-cpu').getBoundingClientRect(), label = layer.getBoundingClientRect();
+    return {left: label.left - chart.left, right: chart.right - label.right, text: layer.textContent};
+}"""
+
 
 def test_a_new_york_browser_reads_utc_times_decimal_bytes_and_separate_events(
     browser, live_server, ops_user, partner_a
@@ -57,6 +64,15 @@ def test_a_new_york_browser_reads_utc_times_decimal_bytes_and_separate_events(
     page.screenshot(path=str(ARTIFACTS / "overview-new-york-1440.png"), full_page=True)
     page.set_viewport_size({"width": 390, "height": 844})
     page.wait_for_timeout(500)
+    # The CPU hover at its first and its last point stays inside the chart, its values in %.
+    box = page.locator("#chart-cpu .nsewdrag").first.bounding_box()
+    first_x = page.evaluate("""() => { const el = document.querySelector('#chart-cpu');
+        return el._fullLayout.xaxis.d2p(el.data[2].x[0]); }""")
+    for x in (box["x"] + first_x, box["x"] + box["width"] - 3):
+        page.mouse.move(x, box["y"] + box["height"] / 2)
+        page.wait_for_timeout(200)
+        hover = page.evaluate(HOVER_BOX)
+        assert hover and hover["left"] >= 0 and hover["right"] >= 0 and "%" in hover["text"], hover
     page.screenshot(path=str(ARTIFACTS / "overview-new-york-390.png"), full_page=True)
     page.evaluate("""() => {
         Object.defineProperty(document, 'hidden', {value: true, configurable: true});
