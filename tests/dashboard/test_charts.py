@@ -256,6 +256,7 @@ def test_the_two_limit_lines_sit_at_different_heights_each_labelled(login, ops_u
     assert [a["text"] for a in layout["annotations"]] == [
         "uploads in progress limit 16",
         "bytes in flight limit 40 GB",
+        "No data in the last 1h",  # the limits alone are no usage
     ]
     assert layout["margin"]["r"] >= 80  # the right axis's "40 GB" ticks are not cut off
 
