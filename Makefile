@@ -29,8 +29,12 @@ run: $(RUNTIME)
 	$(PY) manage.py seed_demo
 	@scripts/run-local.sh
 
-test: $(INSTALLED) system-deps
+# axe-core for the browser tests' accessibility checks (package.json, pinned; no CDN at test time).
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund --silent
+
+test: $(INSTALLED) system-deps node_modules/.package-lock.json
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) db.sqlite3 staticfiles test-artifacts
+	rm -rf $(VENV) db.sqlite3 staticfiles test-artifacts node_modules

@@ -20,6 +20,8 @@ CHROMIUM_ARGS = [
     "--disable-dev-shm-usage",
 ]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+# axe-core from npm (package.json at the top, installed by `make test`), injected into pages.
+AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
 
 
 @pytest.fixture(scope="session")
@@ -27,6 +29,30 @@ def browser_type_launch_args(browser_type_launch_args):
     if not Path(CHROMIUM).exists():
         pytest.fail("Chromium is missing: apt-get install -y chromium (make test installs it)")
     return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args):
+    # The test injects axe-core as a script; the pages' Content-Security-Policy must not stop it.
+    return {**browser_context_args, "bypass_csp": True}
+
+
+@pytest.fixture
+def accessibility_violations(page):
+    """The serious and critical axe-core violations of the page as shown now: [(rule, target)]."""
+    if not AXE.exists():
+        pytest.fail("axe-core is missing: npm ci (make test runs it)")
+
+    def check() -> list[tuple[str, str]]:
+        page.add_script_tag(path=str(AXE))
+        found = page.evaluate(
+            """() => axe.run().then(result => result.violations
+                .filter(v => v.impact === 'serious' || v.impact === 'critical')
+                .flatMap(v => v.nodes.map(node => [v.id, node.target.join(' ')])))"""
+        )
+        return [tuple(item) for item in found]
+
+    return check
 
 
 @pytest.fixture
