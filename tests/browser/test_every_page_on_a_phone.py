@@ -11,7 +11,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1440, "height": 900}
 EVERYONE = ["/", "/partners/", "/partners/theirstory/", "/audit/"]
-OPS_AND_ENGINEERS = ["/controls/", "/fleet/", "/servers/", "/risk/", "/risk/what-if/", "/alerts/"]
+OPS_AND_ENGINEERS = ["/controls/", "/fleet/", "/servers/", "/risk/", "/risk/what-if/", "/alerts/", "/people/"]
 
 
 def visit(page, live_server, path: str) -> int:
