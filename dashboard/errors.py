@@ -14,8 +14,9 @@ import sys
 
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.template import loader
+from django.urls import Resolver404, resolve
 
 RETRY_AFTER_SECONDS = 30
 UNREACHABLE_MESSAGE = "The database is unreachable; nothing was stored. Try again later."
@@ -57,6 +58,20 @@ def page_not_found(request: HttpRequest, exception=None) -> HttpResponse:
     return render(request, "404.html", status=404)
 
 
+def _page_of_form(request: HttpRequest) -> str:
+    """For a GET of a form's address (/partners/x/limits/), the page the form is on (/partners/x/),
+    with the query kept; "" when there is none."""
+    if request.method != "GET" or _is_api(request):
+        return ""
+    parent = request.path.rstrip("/").rsplit("/", 1)[0] + "/"
+    try:
+        resolve(parent)
+    except Resolver404:
+        return ""
+    query = request.META.get("QUERY_STRING", "")
+    return f"{parent}?{query}" if query else parent
+
+
 class MethodNotAllowedPage:
     """Django's require_POST answers an empty 405: say instead which methods the address takes
     (a bookmarked or reloaded form address is the usual way here) and link back."""
@@ -69,6 +84,10 @@ class MethodNotAllowedPage:
         if response.status_code != 405 or response.content:
             return response
         allowed = response.get("Allow", "")
+        page = _page_of_form(request)
+        if page:
+            # A reload of a refused form's address (its errors showed there) goes back to its page.
+            return redirect(page)
         if _is_api(request):
             answer = JsonResponse({"error": f"{request.method} is not allowed here; use {allowed}"}, status=405)
         else:

@@ -24,6 +24,15 @@ logger = logging.getLogger(__name__)
 RUN_TASK = "fleet.tasks.run_scaling_action"
 
 
+def pending_action(group: ScalingGroup) -> ScalingAction | None:
+    """The newest scaling of the group that the worker has not finished yet."""
+    return (
+        group.actions.filter(status__in=[ScalingAction.Status.REQUESTED, ScalingAction.Status.RUNNING])
+        .order_by("-requested_at", "-id")
+        .first()
+    )
+
+
 def request_scaling(
     group: ScalingGroup, actor, from_capacity: int, to_capacity: int, reason: str, idempotency_key: uuid.UUID
 ) -> tuple[ScalingAction, bool]:

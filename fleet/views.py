@@ -85,19 +85,28 @@ def scale(request: HttpRequest, name: str) -> HttpResponse:
         messages.error(request, f"{group.name} cannot be scaled now: {error}")
         return redirect("fleet:groups")
     to_capacity = request.GET.get("to", "")
+    pending = scaling.pending_action(group)
+    # A scaling still on its way counts: "+1" right after a scale to 3 means 3 → 4, not 3 → 3.
+    from_capacity = pending.to_capacity if pending else state.desired
     form = ScaleForm(
-        initial={"from_capacity": state.desired, "to_capacity": to_capacity, "idempotency_key": uuid.uuid4()},
+        initial={"from_capacity": from_capacity, "to_capacity": to_capacity, "idempotency_key": uuid.uuid4()},
         group=group,
     )
     # isdigit() alone lets "²" through, which int() refuses.
     is_number = to_capacity.isascii() and to_capacity.isdigit()
     problem = group.bounds_problem(int(to_capacity)) if is_number else "Choose a capacity."
-    return render(
-        request,
-        "fleet/scaling_confirm.html",
-        {"group": group, "form": form, "from_capacity": state.desired, "to_capacity": to_capacity, "problem": problem},
-        status=400 if problem else 200,
-    )
+    if is_number and not problem and int(to_capacity) == from_capacity:
+        problem = f"{group.name} is {'already scaling' if pending else 'already'} at {from_capacity}."
+    context = {
+        "group": group,
+        "form": form,
+        "from_capacity": from_capacity,
+        "to_capacity": to_capacity,
+        "problem": problem,
+        "pending": pending,
+        "cooldown_ends_at": group.cooldown_ends_at() if group.in_cooldown() else None,
+    }
+    return render(request, "fleet/scaling_confirm.html", context, status=400 if problem else 200)
 
 
 def _request_scaling(request: HttpRequest, group: ScalingGroup, data: dict) -> HttpResponse:
@@ -113,14 +122,25 @@ def _request_scaling(request: HttpRequest, group: ScalingGroup, data: dict) -> H
             )
             return redirect("fleet:groups")
         action.refresh_from_db()
-        messages.success(
-            request,
-            f"Scaling {group.name} from {action.from_capacity} to "
-            f"{action.to_capacity}: {action.get_status_display().lower()}.",
-        )
+        say_outcome(request, action)
     else:
         messages.info(request, f"This scaling of {group.name} was already requested; it was not repeated.")
     return redirect("fleet:groups")
+
+
+def say_outcome(request: HttpRequest, action) -> None:
+    """The outcome as far as it is known: a refusal or failure in red, a request still with the
+    worker as information (the fleet page follows it as the worker decides), never a green
+    "requested" that may yet be refused."""
+    text = f"Scaling {action.group.name} from {action.from_capacity} to {action.to_capacity}"
+    if action.status == action.Status.SUCCEEDED:
+        messages.success(request, f"{text}: done.")
+    elif action.status in (action.Status.REFUSED, action.Status.FAILED):
+        messages.error(request, f"{text}: {action.get_status_display().lower()}. {action.message}")
+    else:
+        messages.info(
+            request, f"{text}: requested; the worker decides in a few seconds and this page shows the outcome."
+        )
 
 
 @require_POST

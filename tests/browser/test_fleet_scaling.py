@@ -32,7 +32,7 @@ def test_ops_scale_a_local_group_with_a_reason_and_see_the_history_row(page, liv
     page.click("text=Confirm: scale to 3")
 
     page.wait_for_selector(".message.success")
-    assert "Scaling sim-fleet from 2 to 3: succeeded." in page.inner_text(".messages")
+    assert "Scaling sim-fleet from 2 to 3: done." in page.inner_text(".messages")
     assert page.inner_text("#group-sim-fleet .desired") == "3"
     row = page.locator("#group-sim-fleet table.scaling-history tbody tr").first
     assert "olivia-ops" in row.inner_text() and "2 → 3" in row.inner_text()

@@ -51,3 +51,25 @@ def test_a_manager_sees_a_field_error_above_the_ceiling(page, live_server, log_i
     assert "Above the ceiling set by ops (100 GB)" in error.inner_text()
     screenshot("partner-detail-ceiling-error")
     assert UploadLimitRow.objects.get(client_id="theirstory-sdk").max_bytes_in_flight == 40 * 10**9
+
+
+def test_a_refused_save_on_a_phone_shows_the_error_with_the_focus_on_its_field_and_reloads_to_the_page(
+    page, live_server, log_in, screenshot, manager_a, partner_a
+):
+    page.set_viewport_size({"width": 390, "height": 844})
+    log_in(manager_a.username, PASSWORD)
+    page.goto(f"{live_server.url}{partner_a.get_absolute_url()}")
+    page.fill("#id_limits-max_concurrent_uploads", "5000")  # above the ceiling ops set
+    page.fill("#id_limits-reason", "more, please")
+    page.click("text=Save limits")
+    page.wait_for_selector(".has-error")
+    focused = page.evaluate("() => document.activeElement.id")
+    assert focused == "id_limits-max_concurrent_uploads"
+    assert page.locator("#id_limits-max_concurrent_uploads").is_visible()
+    box = page.locator("#id_limits-max_concurrent_uploads").bounding_box()
+    assert 0 <= box["y"] <= 844, "the refused field is on screen"
+    screenshot("phone-refused-limit")
+    assert "/limits/" in page.url, "the refused form is shown at the form's address"
+    page.goto(page.url)  # opening that address again (a reload without resending) is the partner page
+    assert page.url.split("?")[0].endswith(partner_a.get_absolute_url())
+    assert page.locator("#id_limits-max_concurrent_uploads").is_visible()

@@ -14,10 +14,23 @@ def test_a_manager_on_an_ops_page_gets_the_nav_and_the_reason(client, manager_a)
     assert "Only ops and engineers can see this." in page and "Nothing was changed" in page
 
 
-@pytest.mark.parametrize("path", ["/servers/register/", "/controls/pause-all/"])
-def test_get_on_a_form_address_explains_instead_of_an_empty_405(client, ops_user, path):
+@pytest.mark.parametrize(
+    ("path", "page"),
+    [
+        ("/servers/register/", "/servers/"),
+        ("/controls/pause-all/", "/controls/"),
+        ("/partners/theirstory/limits/?range=15m", "/partners/theirstory/?range=15m"),
+    ],
+)
+def test_reloading_a_form_address_goes_back_to_its_page(client, ops_user, partner_a, path, page):
     client.force_login(ops_user)
     answer = client.get(path)
+    assert answer.status_code == 302 and answer["Location"] == page
+
+
+def test_get_on_a_form_address_without_a_page_explains_instead_of_an_empty_405(client, ops_user):
+    client.force_login(ops_user)
+    answer = client.get("/alerts/7/acknowledge/")
     assert answer.status_code == 405 and answer["Allow"] == "POST"
     page = answer.content.decode()
     assert "This address is for a form" in page and '<header class="topbar">' in page

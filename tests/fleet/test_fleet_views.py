@@ -94,7 +94,7 @@ def test_confirming_scales_and_the_history_shows_it(login, ops_user, group):
     group.refresh_from_db()
     assert group.desired_capacity == 3
     page = client.get(reverse("fleet:groups")).content.decode()
-    assert "Scaling sim-fleet from 2 to 3: succeeded." in page
+    assert "Scaling sim-fleet from 2 to 3: done." in page
     assert "TheirStory backlog" in page and "Succeeded" in page
 
 

@@ -132,9 +132,10 @@ def test_admin_is_open_to_ops_only(login, ops_user, manager_a):
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
 
 
-def test_get_on_a_change_endpoint_is_refused(login, ops_user, partner_a):
+def test_get_on_a_change_endpoint_changes_nothing_and_goes_back_to_the_partner(login, ops_user, partner_a):
     response = login(ops_user).get(reverse("partners:pause", args=[partner_a.slug]))
-    assert response.status_code == 405
+    assert response.status_code == 302 and response["Location"] == partner_a.get_absolute_url()
+    assert not partner_a.paused
 
 
 def test_saving_partner_settings_keeps_an_inactive_manager(login, ops_user, manager_a, partner_a):
