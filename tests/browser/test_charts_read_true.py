@@ -65,6 +65,7 @@ def test_a_new_york_browser_reads_utc_times_decimal_bytes_and_separate_events(
     page.set_viewport_size({"width": 390, "height": 844})
     page.wait_for_timeout(500)
     # The CPU hover at its first and its last point stays inside the chart, its values in %.
+    page.locator("#chart-cpu").scroll_into_view_if_needed()  # below banners and tiles on a phone
     box = page.locator("#chart-cpu .nsewdrag").first.bounding_box()
     first_x = page.evaluate("""() => { const el = document.querySelector('#chart-cpu');
         return el._fullLayout.xaxis.d2p(el.data[2].x[0]); }""")

@@ -24,7 +24,7 @@ def test_ops_scale_a_local_group_with_a_reason_and_see_the_history_row(page, liv
     page.click("nav >> text=Fleet")
     assert page.inner_text("#group-sim-fleet .desired") == "2"
     screenshot("fleet-before-scaling")
-    page.click("[aria-label='Scale sim-fleet up by one']")
+    page.click("[aria-label='+1: scale sim-fleet up by one']")
 
     assert "2 → 3" in page.inner_text(".from-to")
     page.fill("#id_reason", "TheirStory backlog: CPU at 95%")

@@ -90,7 +90,7 @@ def test_top_consumers_name_partners_and_direct_users_beside_their_limits(
         ops.get(reverse("fleet-status"))
 
 
-def test_the_overview_shows_the_alert_state_and_the_poll_carries_it(login, ops_user, manager_a):
+def test_the_overview_shows_the_alert_state_and_the_poll_carries_it(login, ops_user, manager_a, partner_a):
     cpu_rule = AlertRule.objects.get(slug="fleet-cpu-high")
     now = timezone.now()
     Alert.objects.create(rule=cpu_rule, subject="fleet", state=AlertState.FIRING, pending_since=now, evaluated_at=now)

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from monitoring.models import ServerReport, UploadServer
-from monitoring.reports import CLIENT_FIELDS, MAX_BYTES, MAX_COUNT
+from monitoring.reports import CLIENT_FIELDS, CLIENT_OPTIONAL_COUNTERS, MAX_BYTES, MAX_COUNT
 
 OPENAPI_PATH = Path(__file__).resolve().parents[2] / "docs" / "status-report.openapi.json"
 OPENAPI = json.loads(OPENAPI_PATH.read_text())
@@ -76,7 +76,9 @@ json_values = st.recursive(
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
     max_leaves=12,
 )
-TOTAL_MAXIMUMS = {name: MAX_BYTES if name == "bytes_in_flight" else MAX_COUNT for name in CLIENT_FIELDS}
+TOTAL_MAXIMUMS = {
+    name: MAX_BYTES if name == "bytes_in_flight" else MAX_COUNT for name in CLIENT_FIELDS + CLIENT_OPTIONAL_COUNTERS
+}
 REPORT_FIELDS = list(COMPONENTS["schemas"]["Report"]["properties"])
 
 
