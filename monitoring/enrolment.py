@@ -222,7 +222,10 @@ def enrol_host(request: EnrolmentRequest, now=None) -> Enrolled:
 
 
 def _enrol_new(request: EnrolmentRequest, now) -> Enrolled:
-    if UploadServer.objects.filter(name=request.name).exists():
+    named = UploadServer.objects.select_for_update().filter(name=request.name).first()
+    if named is not None and named.host_id == request.host_id:
+        return _enrol_again(named, request, now)  # the same host, enrolled a moment ago by a twin
+    if named is not None:
         raise EnrolmentRefused(
             409,
             f"the name {request.name} belongs to another server; enrol with another name (or host_id)",

@@ -242,7 +242,9 @@ def at(minutes: float) -> datetime:
 
 def sample(metric: str, subject: str, now: datetime, value: float) -> None:
     """The minute value that an evaluation at `now` sees as the newest complete minute."""
-    write_minute_value(metric, subject, now - MINUTE, value)
+    from monitoring.rollups import last_complete_minute
+
+    write_minute_value(metric, subject, last_complete_minute(now), value)
 
 
 def tick(now: datetime, samples: dict | None = None) -> dict:

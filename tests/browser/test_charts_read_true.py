@@ -36,7 +36,9 @@ def test_a_new_york_browser_reads_utc_times_decimal_bytes_and_separate_events(
     changes.change_limits(partner_a, ops_user, {"max_concurrent_uploads": 8}, "CPU high", None)
     changes.pause(partner_a, ops_user, "runaway import", None)  # the same minute
 
-    context = browser.new_context(timezone_id="America/New_York", viewport={"width": 1440, "height": 900})
+    context = browser.new_context(
+        timezone_id="America/New_York", viewport={"width": 1440, "height": 900}, bypass_csp=True
+    )
     page = context.new_page()
     page.goto(f"{live_server.url}/?range=1h")
     page.fill("#id_username", ops_user.username)
