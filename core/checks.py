@@ -4,6 +4,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.checks import Error, Tags, register
+from django.core.exceptions import ImproperlyConfigured
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}
 
@@ -27,5 +28,23 @@ def dashboard_base_url_is_set(app_configs=None, **kwargs) -> list[Error]:
             f"DASHBOARD_BASE_URL {problem}: links in alert emails would lead nowhere.",
             hint="Set DASHBOARD_BASE_URL to the dashboard's public address, e.g. https://upload-ops.example.org.",
             id="upload_ops.E001",
+        )
+    ]
+
+
+@register(Tags.security, deploy=True)
+def secret_key_is_set(app_configs=None, **kwargs) -> list[Error]:
+    """Without DEBUG the settings leave SECRET_KEY empty when it is not set, so that offline
+    commands run; serving refuses to start, and a deploy check says so before that."""
+    try:
+        if settings.SECRET_KEY:
+            return []
+    except ImproperlyConfigured:  # Django refuses to read an empty key
+        pass
+    return [
+        Error(
+            "SECRET_KEY is not set: the dashboard refuses to serve without it.",
+            hint="Set SECRET_KEY in the environment to a long random value (docs/deploy.md).",
+            id="upload_ops.E002",
         )
     ]

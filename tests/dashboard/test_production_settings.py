@@ -20,6 +20,8 @@ SQLITE_ENV = {
     **PRODUCTION_ENV,
     "DATABASE_URL": "sqlite:////tmp/upload-ops-production-settings-test.sqlite3",
     "REDIS_URL": "",
+    # Pages in production name hashed static files: the manifest collectstatic writes.
+    "STATIC_ROOT": "/tmp/upload-ops-production-settings-test-static",
 }
 
 
@@ -174,6 +176,7 @@ def test_production_logs_are_json_with_request_id_user_and_a_refused_reports_rea
     path = Path(SQLITE_ENV["DATABASE_URL"].removeprefix("sqlite:///"))
     path.unlink(missing_ok=True)
     assert run_manage("migrate", "--noinput", env=SQLITE_ENV, timeout_seconds=300).returncode == 0
+    assert run_manage("collectstatic", "--noinput", env=SQLITE_ENV, timeout_seconds=300).returncode == 0
     result = run_manage("shell", "-c", code, env=SQLITE_ENV)
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]

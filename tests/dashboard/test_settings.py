@@ -4,33 +4,12 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-PRODUCTION_ENV = {
-    "DEBUG": "false",
-    "SECRET_KEY": "x7!k2p#q9v@m4w$z8r&t1y^u6i*o3e(a5s)d0f_g-h+j=k~l<n>b?c",
-    "ALLOWED_HOSTS": "upload-ops.example.org",
-    "DATABASE_URL": "postgres://ops@db.internal:5432/uploadops",
-    "REDIS_URL": "redis://cache.internal:6379/0",
-    "EMAIL_URL": "smtp+tls://alerts:secret@smtp.example.org:587",
-    # The TLS proxy in front (the test client's requests come from 127.0.0.1).
-    "TRUSTED_PROXY_IPS": "127.0.0.1,10.0.0.0/8",
-    "DASHBOARD_BASE_URL": "https://upload-ops.example.org",
-}
+from tests import factories
+from tests.factories import run_manage as manage
 
-
-def manage(*args: str, env: dict) -> subprocess.CompletedProcess:
-    # Only the machine's basics: the test run's own settings (and Playwright's
-    # DJANGO_ALLOW_ASYNC_UNSAFE) must not leak into "production".
-    clean_env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env={**clean_env, "DJANGO_SETTINGS_MODULE": "dashboard.settings", **env},
-    )
+# The proxy range lets a request from 10.x (behind the TLS proxy) count as forwarded.
+PRODUCTION_ENV = {**factories.PRODUCTION_ENV, "TRUSTED_PROXY_IPS": "127.0.0.1,10.0.0.0/8"}
 
 
 def test_check_deploy_is_clean_with_production_settings():
@@ -41,9 +20,30 @@ def test_check_deploy_is_clean_with_production_settings():
 
 def test_production_refuses_to_start_without_a_secret_key():
     env = {k: v for k, v in PRODUCTION_ENV.items() if k != "SECRET_KEY"}
-    result = manage("check", env=env)
+    result = manage("check", "--deploy", env=env)
     assert result.returncode != 0
-    assert "SECRET_KEY" in result.stderr
+    assert "SECRET_KEY is not set" in result.stderr
+
+
+def test_without_a_secret_key_the_web_server_refuses_to_load_the_application():
+    env = {k: v for k, v in PRODUCTION_ENV.items() if k != "SECRET_KEY"}
+    clean_env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
+    result = subprocess.run(
+        [sys.executable, "-c", "import dashboard.wsgi"],
+        cwd=factories.REPO,
+        capture_output=True,
+        text=True,
+        env={**clean_env, **env},
+    )
+    assert result.returncode != 0
+    assert "SECRET_KEY is not set" in result.stderr
+
+
+def test_migration_commands_run_without_any_settings_in_the_environment():
+    """A checkout with nothing configured can still check its models against its migrations."""
+    result = manage("makemigrations", "--check", "--dry-run", env={})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "No changes detected" in result.stdout
 
 
 def test_models_and_migrations_agree():
@@ -140,8 +140,8 @@ def test_debug_is_off_unless_set():
 def test_without_a_secret_key_an_unset_debug_refuses_to_start():
     """A forgotten DEBUG no longer serves debug pages signed with the public local key."""
     env = {k: v for k, v in PRODUCTION_ENV.items() if k not in ("DEBUG", "SECRET_KEY")}
-    result = manage("check", env=env)
-    assert result.returncode != 0 and "SECRET_KEY" in result.stderr
+    result = manage("check", "--deploy", env=env)
+    assert result.returncode != 0 and "SECRET_KEY is not set" in result.stderr
 
 
 def requests_through_production(*requests: str, **env_overrides: str) -> list[dict]:
