@@ -37,6 +37,12 @@ from upload_gate.client import SidecarClient  # noqa: E402
 
 GOAL_PAIRS_PER_SECOND = 10_000
 GOAL_P99_MICROSECONDS = 500.0
+# A worker's release does not wait for its answer (SidecarClient.release(wait=False)): the
+# answer is read before the next request's own, so a pair is one round trip.
+PIPELINED = "sidecar pair (release sent)"
+# The same client and framing against a server that decides nothing: what the transport
+# alone allows on this machine.
+FLOOR = "transport only (no gate)"
 CLIENTS = [f"partner-{i}" for i in range(100)]
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -105,6 +111,55 @@ def start_sidecar(tmp: Path) -> tuple[subprocess.Popen, str]:
     raise SystemExit(f"the sidecar did not start: {process.communicate()[1].decode()[-2000:]}")
 
 
+def floor_server(sock_path: str, ready) -> None:
+    """The transport alone: answers admits and releases with canned JSON, deciding nothing
+    (the same HTTP/1.1 framing, one thread per connection, pipelined answers sent together)."""
+    import threading
+
+    admitted = (
+        b'{"admitted":true,"status":200,"reason":"","limit":null,"retry_after_seconds":null,'
+        b'"lease_id":"00000000-1","lease_expires_in_seconds":900,"headers":{},"problem":null}'
+    )
+    answers = {
+        b"/v1/admit": b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(admitted), admitted),
+        b"/v1/release": b'HTTP/1.1 200 OK\r\nContent-Length: 17\r\n\r\n{"released":true}',
+    }
+
+    def serve(conn: socket.socket) -> None:
+        buffer = b""
+        while chunk := conn.recv(65536):
+            buffer += chunk
+            out = []
+            while (end := buffer.find(b"\r\n\r\n")) >= 0:
+                head = buffer[:end]
+                start = head.lower().find(b"content-length:") + 15
+                length = int(head[start : head.find(b"\r\n", start) if b"\r\n" in head[start:] else None])
+                if len(buffer) < end + 4 + length:
+                    break
+                out.append(answers[head.split(b" ", 2)[1]])
+                buffer = buffer[end + 4 + length :]
+            if out:
+                conn.sendall(b"".join(out))
+
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(sock_path)
+    listener.listen(64)
+    ready.set()
+    while True:
+        conn, _ = listener.accept()
+        threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+
+def start_floor_server(tmp: Path):
+    context = multiprocessing.get_context("fork")
+    ready = context.Event()
+    path = str(tmp / "floor.sock")
+    process = context.Process(target=floor_server, args=(path, ready), daemon=True)
+    process.start()
+    ready.wait(30)
+    return process, path
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -142,10 +197,10 @@ def cpu_seconds(pid: int) -> float:
 
 
 # -- clients (each in a process of its own) ------------------------------------------------------
-def sidecar_worker(sock: str, pairs: int, warmup: int, barrier, results) -> None:
+def sidecar_worker(sock: str, pairs: int, warmup: int, barrier, results, wait_for_release: bool = False) -> None:
     client = SidecarClient(sock, timeout_seconds=5)
     for i in range(warmup):
-        client.release(client.admit(CLIENTS[i % 100], 1)["lease_id"])
+        client.release(client.admit(CLIENTS[i % 100], 1)["lease_id"], wait=wait_for_release)
     latencies = [0] * pairs
     clock = time.perf_counter_ns
     barrier.wait()
@@ -154,12 +209,16 @@ def sidecar_worker(sock: str, pairs: int, warmup: int, barrier, results) -> None
     for i in range(pairs):
         begin = clock()
         decision = client.admit(CLIENTS[i % 100], 1)
-        client.release(decision["lease_id"], "completed")
+        client.release(decision["lease_id"], "completed", wait=wait_for_release)
         latencies[i] = clock() - begin
         if decision["source"] != "sidecar" or not decision["admitted"]:
             raise SystemExit(f"unexpected decision: {decision}")
     ended = clock()
     results.put((started, ended, _own_cpu() - cpu_start, latencies))
+
+
+def sidecar_worker_waiting_for_release(sock: str, pairs: int, warmup: int, barrier, results) -> None:
+    sidecar_worker(sock, pairs, warmup, barrier, results, wait_for_release=True)
 
 
 def redis_worker(url: str, decisions: int, warmup: int, barrier, results) -> None:
@@ -240,6 +299,7 @@ def main() -> int:
     warmup = 50 if args.smoke else 1000
     tmp = Path(tempfile.mkdtemp(prefix="bench-sidecar-"))
     sidecar, sock = start_sidecar(tmp)
+    floor, floor_sock = start_floor_server(tmp)
     redis_server = None if args.skip_redis else start_redis()
     rows: list[tuple[str, dict]] = []
     try:
@@ -247,8 +307,15 @@ def main() -> int:
             per_process = pairs if processes == 1 else max(1, pairs // 2)
             rows.append(
                 (
-                    "sidecar admit+release pair",
+                    PIPELINED,
                     run_clients(sidecar_worker, sock, processes, per_process, warmup, sidecar.pid),
+                )
+            )
+            rows.append((FLOOR, run_clients(sidecar_worker, floor_sock, processes, per_process, warmup, floor.pid)))
+            rows.append(
+                (
+                    "sidecar pair, release waits",
+                    run_clients(sidecar_worker_waiting_for_release, sock, processes, per_process, warmup, sidecar.pid),
                 )
             )
             if redis_server is not None:
@@ -257,6 +324,7 @@ def main() -> int:
                     ("redis GCRA decision", run_clients(redis_worker, url, processes, per_process, warmup, process.pid))
                 )
     finally:
+        floor.kill()
         sidecar.send_signal(signal.SIGTERM)
         sidecar.wait(30)
         if redis_server is not None:
@@ -266,7 +334,7 @@ def main() -> int:
     load = os.getloadavg()[0]
     print(f"sidecar over its Unix socket vs Redis GCRA (EVALSHA), {os.cpu_count()} cores, load average {load:.1f}")
     print(
-        f"{'':<28} {'procs':>5} {'per second':>11} {'p50 µs':>9} {'p99 µs':>9}"
+        f"{'':<29} {'procs':>5} {'per second':>11} {'p50 µs':>9} {'p99 µs':>9}"
         f" {'client CPU µs':>12} {'server CPU µs':>12}"
     )
     for name, row in rows:
@@ -285,8 +353,14 @@ def main() -> int:
         f" p99 <= {GOAL_P99_MICROSECONDS:.0f} µs: {one['p99_us']:.0f}"
         f" ({'met' if one['p99_us'] <= GOAL_P99_MICROSECONDS else 'NOT met'})"
     )
+    floor_row = next(row for name, row in rows if name == FLOOR)
+    print(
+        f"the transport alone (same client, a server that decides nothing): {floor_row['per_second']:,.0f} pairs/s"
+        f" from one process; the gate's decisions and bookkeeping take the sidecar from there to"
+        f" {one['per_second']:,.0f}"
+    )
     redis_rows = [row for name, row in rows if name.startswith("redis")]
-    sidecar_rows = [row for name, row in rows if name.startswith("sidecar")]
+    sidecar_rows = [row for name, row in rows if name == PIPELINED]
     for sidecar_row, redis_row in zip(sidecar_rows, redis_rows):
         faster = sidecar_row["per_second"] > redis_row["per_second"]
         print(

@@ -57,7 +57,10 @@ class SidecarRequestError(ValueError):
 
 
 class _Connection:
-    """One keep-alive HTTP/1.1 connection to the sidecar (used by one thread)."""
+    """One keep-alive HTTP/1.1 connection to the sidecar (used by one thread).
+
+    Requests sent without waiting (a release whose answer changes nothing for the worker)
+    are pipelined: their answers are read, in order, before the next request's own."""
 
     def __init__(self, address: Any, family: int, timeout_seconds: float) -> None:
         sock = socket.socket(family, socket.SOCK_STREAM)
@@ -78,12 +81,27 @@ class _Connection:
             raise
         self.sock = sock
         self.used = False
+        self.buffer = b""
+        self.unanswered: list[bytes] = []  # sent without waiting, answers not read yet
+
+    def send(self, request: bytes) -> None:
+        """Send a request whose answer the caller does not wait for."""
+        self.sock.sendall(request)
+        self.unanswered.append(request)
 
     def exchange(self, request: bytes) -> tuple[int, bytes]:
         """Send one request, read one answer: (status, body)."""
+        self.sock.sendall(request)
+        while self.unanswered:
+            status, body = self._read_answer()
+            self.unanswered.pop(0)
+            if status != 200:  # only a caller's bug gets here: the release was malformed
+                log.warning("the sidecar refused a request sent without waiting: %s %s", status, body[:200])
+        return self._read_answer()
+
+    def _read_answer(self) -> tuple[int, bytes]:
         sock = self.sock
-        sock.sendall(request)
-        buffer = sock.recv(65536)
+        buffer = self.buffer or sock.recv(65536)
         end = buffer.find(b"\r\n\r\n")
         while end < 0:
             if not buffer and self.used:
@@ -101,17 +119,18 @@ class _Connection:
         except ValueError:
             raise SidecarUnavailable("not an HTTP answer") from None
         length = _content_length(head)
-        body = buffer[end + 4 :]
-        while len(body) < length:
+        body_end = end + 4 + length
+        while len(buffer) < body_end:
             chunk = sock.recv(65536)
             if not chunk:
                 raise SidecarUnavailable("connection closed mid-answer")
-            body += chunk
+            buffer += chunk
+        self.buffer = buffer[body_end:]
         self.used = True
         if b"\r\nconnection: close" in head.lower():
             self.close()
             self.sock = None  # type: ignore[assignment]
-        return status, body[:length]
+        return status, buffer[end + 4 : body_end]
 
     def close(self) -> None:
         try:
@@ -181,11 +200,18 @@ class SidecarClient:
         answer["source"] = SOURCE_SIDECAR
         return answer
 
-    def release(self, lease_id: str | None, outcome: str = "completed") -> dict:
-        """End an upload: {"released": bool, "source": ...}; no lease (None): nothing to do."""
+    def release(self, lease_id: str | None, outcome: str = "completed", *, wait: bool = True) -> dict:
+        """End an upload: {"released": bool, "source": ...}; no lease (None): nothing to do.
+
+        wait=False sends the release without waiting for its answer ({"released": None}):
+        the answer changes nothing for a worker whose upload has ended, and is read before
+        the next request's own on this connection (pipelined), so the release costs no
+        round trip. The sidecar applies requests in order, so the next admit sees it."""
         if lease_id is None:
             return {"released": False, "source": None}
         body = _encode({"lease_id": lease_id, "outcome": outcome}).encode()
+        if not wait:
+            return self._send_without_waiting(b"/v1/release", body, {"released": None})
         return self._call(b"/v1/release", body, {"released": False})
 
     def renew(self, lease_id: str | None) -> dict:
@@ -212,8 +238,8 @@ class SidecarClient:
         answer["source"] = SOURCE_SIDECAR
         return answer
 
-    def _post(self, path: bytes, body: bytes) -> dict:
-        request = (
+    def _post_request(self, path: bytes, body: bytes) -> bytes:
+        return (
             b"POST "
             + path
             + b" HTTP/1.1\r\n"
@@ -223,7 +249,20 @@ class SidecarClient:
             + b"\r\n\r\n"
             + body
         )
-        status, answer = self._request(request)
+
+    def _send_without_waiting(self, path: bytes, body: bytes, sent: dict) -> dict:
+        request = self._post_request(path, body)
+        try:
+            connection = self._connection()
+            connection.send(request)
+        except (OSError, SidecarUnavailable) as exc:
+            self._drop_connection()
+            self._record_failure(exc)
+            return {**sent, "released": False, "source": self._failure_source()}
+        return {**sent, "source": SOURCE_SIDECAR}
+
+    def _post(self, path: bytes, body: bytes) -> dict:
+        status, answer = self._request(self._post_request(path, body))
         if status >= 500 or status == 404 or status == 405:
             raise SidecarUnavailable(f"the sidecar answered {status}")
         decoded = _decode(answer)
@@ -232,12 +271,16 @@ class SidecarClient:
         return decoded
 
     def _request(self, request: bytes) -> tuple[int, bytes]:
+        unanswered: list[bytes] = []
         for attempt in (1, 2):
             connection = self._connection()
-            reused = connection.used
+            reused = connection.used or bool(connection.unanswered)
             try:
+                for earlier in unanswered:  # a release is safe to send twice: the second finds no lease
+                    connection.send(earlier)
                 return connection.exchange(request)
             except (ConnectionResetError, BrokenPipeError) as exc:
+                unanswered = connection.unanswered
                 self._drop_connection()
                 if not (reused and attempt == 1):
                     raise SidecarUnavailable(f"{type(exc).__name__}: {exc}") from exc

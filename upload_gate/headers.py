@@ -6,7 +6,8 @@ items, identifiers as sf-strings):
     RateLimit-Policy: "rpm";q=100;w=60, "inflight";q=10;qu="concurrent-requests"
     RateLimit: "rpm";r=42;t=12, "inflight";r=3
 
-Only built when a caller asks (Decision.headers()), never on the hot path.
+Only built when a caller asks (Decision.headers()). The policy depends on the limits alone
+and is built once per Limits; the state is built per decision.
 
 Every value is a Structured Fields integer, which has at most 15 digits (RFC 9651 3.3.1):
 a larger quota or remainder (a bigint column holds up to 2^63 - 1) is written as
@@ -60,45 +61,60 @@ def gcra_reset_seconds(limits: Limits, gap_us: int) -> int:
     return ceil_seconds(gap_us)
 
 
-def rate_limit_fields(
+def policy_field(limits: Limits) -> str:
+    """RateLimit-Policy for these limits ("" when none is set). It depends on the limits
+    alone, so it is built once per Limits (one per client and table version)."""
+    try:
+        return limits.policy_field
+    except AttributeError:
+        pass
+    policy: list[str] = []
+    if limits.requests_per_minute is not None:
+        policy.append(f'"{POLICY_RATE}";q={limits.requests_per_minute};w=60')
+    if limits.max_concurrent_uploads is not None:
+        policy.append(f'"{POLICY_CONCURRENCY}";q={limits.max_concurrent_uploads};qu="concurrent-requests"')
+    if limits.max_bytes_in_flight is not None:
+        policy.append(f'"{POLICY_BYTES_IN_FLIGHT}";q={sf_integer(limits.max_bytes_in_flight)};qu="content-bytes"')
+    if limits.daily_upload_bytes is not None:
+        policy.append(f'"{POLICY_DAILY_BYTES}";q={sf_integer(limits.daily_upload_bytes)};qu="content-bytes";w=86400')
+    limits.policy_field = ", ".join(policy)
+    return limits.policy_field
+
+
+def state_field(
     limits: Limits,
     gap_us: int,
     uploads_in_flight: int,
     bytes_in_flight: int,
     day_bytes: int,
     wall_us: int | None,
-) -> tuple[list[str], list[str]]:
-    """(RateLimit-Policy items, RateLimit items) for every limit that is set."""
-    policy: list[str] = []
+) -> str:
+    """RateLimit: what remains of each limit that is set, after this decision."""
     state: list[str] = []
     if limits.requests_per_minute is not None:
         reset = gcra_reset_seconds(limits, gap_us)
-        policy.append(f'"{POLICY_RATE}";q={limits.requests_per_minute};w=60')
         state.append(f'"{POLICY_RATE}";r={gcra_remaining(limits, gap_us)};t={reset}')
-    if limits.max_concurrent_uploads is not None:
-        cap = limits.max_concurrent_uploads
-        policy.append(f'"{POLICY_CONCURRENCY}";q={cap};qu="concurrent-requests"')
-        state.append(f'"{POLICY_CONCURRENCY}";r={max(0, cap - uploads_in_flight)}')
-    if limits.max_bytes_in_flight is not None:
-        cap = limits.max_bytes_in_flight
-        policy.append(f'"{POLICY_BYTES_IN_FLIGHT}";q={sf_integer(cap)};qu="content-bytes"')
+    cap = limits.max_concurrent_uploads
+    if cap is not None:
+        state.append(f'"{POLICY_CONCURRENCY}";r={cap - uploads_in_flight if cap > uploads_in_flight else 0}')
+    cap = limits.max_bytes_in_flight
+    if cap is not None:
         state.append(f'"{POLICY_BYTES_IN_FLIGHT}";r={sf_integer(max(0, cap - bytes_in_flight))}')
-    if limits.daily_upload_bytes is not None and wall_us is not None:
-        cap = limits.daily_upload_bytes
+    cap = limits.daily_upload_bytes
+    if cap is not None and wall_us is not None:  # the gate reads the clock whenever a daily quota is set
         to_midnight_us = US_PER_DAY - wall_us % US_PER_DAY
-        policy.append(f'"{POLICY_DAILY_BYTES}";q={sf_integer(cap)};qu="content-bytes";w=86400')
         state.append(f'"{POLICY_DAILY_BYTES}";r={sf_integer(max(0, cap - day_bytes))};t={ceil_seconds(to_midnight_us)}')
-    return policy, state
+    return ", ".join(state)
 
 
 def build_headers(decision: Decision) -> dict[str, str]:
     fields: dict[str, str] = {}
     view = decision._view
     if view is not None:
-        policy, state = rate_limit_fields(*view)
+        policy = policy_field(view[0])
         if policy:  # an empty list is not a valid field value: omit both fields
-            fields["RateLimit-Policy"] = ", ".join(policy)
-            fields["RateLimit"] = ", ".join(state)
+            fields["RateLimit-Policy"] = policy
+            fields["RateLimit"] = state_field(*view)
     if decision.retry_after_seconds is not None:
         fields["Retry-After"] = str(decision.retry_after_seconds)
     return fields

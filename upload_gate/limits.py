@@ -63,6 +63,7 @@ class Limits:
         "max_concurrent_uploads",
         "max_bytes_in_flight",
         "daily_upload_bytes",
+        "policy_field",  # RateLimit-Policy, built on first use (headers.policy_field)
     )
 
     def __init__(

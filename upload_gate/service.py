@@ -11,6 +11,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
+from json.encoder import encode_basestring_ascii as _json_string  # type: ignore[attr-defined]
 from typing import Any
 
 from .metrics import ADMITTED, PAUSED, THROTTLED, SidecarMetrics
@@ -21,6 +22,9 @@ MAX_CLIENT_ID_CHARS = 255
 MAX_SIZE_BYTES = 2**63 - 1
 LEASE_ID_RE = re.compile(r"^[0-9a-f]{8}-[1-9][0-9]{0,18}$")
 _decode = json.JSONDecoder().decode
+_encode = json.JSONEncoder(separators=(",", ":")).encode
+RELEASED = b'{"released":true}'
+NOT_RELEASED = b'{"released":false}'
 
 
 class BadRequest(Exception):
@@ -87,7 +91,7 @@ class LeaseBook:
 
 # -- the protocol, without sockets ---------------------------------------------------------
 class GateService:
-    """The sidecar's answers: (HTTP status, JSON-ready body) for each request."""
+    """The sidecar's answers: the JSON body of each request's 200, or BadRequest."""
 
     def __init__(self, gate: Any, *, reporter: Any = None) -> None:
         self.gate = gate
@@ -96,7 +100,7 @@ class GateService:
         self._labels: dict[str, str] = {}
         self._labels_version: int | None = None
         self._lease_timeout_seconds = int(gate.lease_timeout_seconds)
-        self._handlers: dict[str, Callable[[Any], dict]] = {
+        self._handlers: dict[str, Callable[[Any], bytes]] = {
             "/v1/admit": self.admit,
             "/v1/release": self.release,
             "/v1/renew": self.renew,
@@ -116,16 +120,16 @@ class GateService:
             self._labels[client_id] = label
             return label
 
-    def handle_json(self, path: str, body: bytes) -> tuple[int, dict]:
+    def handle_json(self, path: str, body: bytes) -> bytes:
         try:
             payload = _decode(body.decode())
         except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError too
             raise BadRequest("the body is not JSON", None, "bad_json") from None
         if not isinstance(payload, dict):
             raise BadRequest("the body must be a JSON object", None, "bad_json")
-        return 200, self._handlers[path](payload)
+        return self._handlers[path](payload)
 
-    def admit(self, payload: dict) -> dict:
+    def admit(self, payload: dict) -> bytes:
         client_id = payload.get("client_id")
         if type(client_id) is not str or not client_id or len(client_id) > MAX_CLIENT_ID_CHARS:
             raise BadRequest(f"client_id must be a string of 1 to {MAX_CLIENT_ID_CHARS} characters", "client_id")
@@ -137,44 +141,46 @@ class GateService:
         lease = decision.lease
         label = self.client_label(client_id)
         if lease is not None:
-            lease_id: str | None = self.leases.add(lease)
+            lease_id = self.leases.add(lease)
             self.metrics.count_decision(label, ADMITTED, None)
-        else:
-            lease_id = None
-            outcome = PAUSED if decision.status == STATUS_PAUSED else THROTTLED
-            self.metrics.count_decision(label, outcome, decision.limit)
-        return {
-            "admitted": decision.admitted,
-            "status": decision.status,
-            "reason": decision.reason,
-            "limit": decision.limit,
-            "retry_after_seconds": decision.retry_after_seconds,
-            "lease_id": lease_id,
-            "lease_expires_in_seconds": self._lease_timeout_seconds if lease_id else None,
-            "headers": headers,
-            "problem": decision.problem,
-        }
+            return admitted_json(lease_id, self._lease_timeout_seconds, headers)
+        outcome = PAUSED if decision.status == STATUS_PAUSED else THROTTLED
+        self.metrics.count_decision(label, outcome, decision.limit)
+        return _encode(
+            {
+                "admitted": decision.admitted,
+                "status": decision.status,
+                "reason": decision.reason,
+                "limit": decision.limit,
+                "retry_after_seconds": decision.retry_after_seconds,
+                "lease_id": None,
+                "lease_expires_in_seconds": None,
+                "headers": headers,
+                "problem": decision.problem,
+            }
+        ).encode()
 
-    def release(self, payload: dict) -> dict:
+    def release(self, payload: dict) -> bytes:
         lease_id = _lease_id(payload)
         outcome = payload.get("outcome")
         if type(outcome) is not str or outcome not in OUTCOMES:
             raise BadRequest(f"outcome must be one of {', '.join(OUTCOMES)}", "outcome")
         lease = self.leases.take(lease_id)
         if lease is None:
-            return {"released": False}
+            return NOT_RELEASED
         released = self.gate.release(lease, outcome)
         # Too late counts as timed out, whatever the worker said (the gate did the same).
         self.metrics.count_lease_end(self.client_label(lease.client_id), outcome if released else "timed_out")
-        return {"released": released}
+        return RELEASED if released else NOT_RELEASED
 
-    def renew(self, payload: dict) -> dict:
+    def renew(self, payload: dict) -> bytes:
         lease = self.leases.get(_lease_id(payload))
         if lease is None:
-            return {"renewed": False, "expires_in_seconds": None}
+            return _encode({"renewed": False, "expires_in_seconds": None}).encode()
         renewed = self.gate.renew(lease)
         self.metrics.count_renewal(self.client_label(lease.client_id), renewed)
-        return {"renewed": renewed, "expires_in_seconds": self._lease_timeout_seconds if renewed else None}
+        expires = self._lease_timeout_seconds if renewed else None
+        return _encode({"renewed": renewed, "expires_in_seconds": expires}).encode()
 
     def health(self) -> tuple[int, dict]:
         gate = self.gate
@@ -203,6 +209,17 @@ class GateService:
         for lease in ended:
             self.metrics.count_lease_end(self.client_label(lease.client_id), "timed_out")
         return len(ended)
+
+
+def admitted_json(lease_id: str, lease_expires_in_seconds: int, headers: dict[str, str]) -> bytes:
+    """The admitted answer, formatted directly: the same JSON the encoder would write for
+    the dict (docs/upload-gate.md), at a fraction of its cost on the sidecar's hot path."""
+    fields = ",".join(f"{_json_string(name)}:{_json_string(value)}" for name, value in headers.items())
+    return (
+        '{"admitted":true,"status":200,"reason":"","limit":null,"retry_after_seconds":null,'
+        f'"lease_id":{_json_string(lease_id)},"lease_expires_in_seconds":{lease_expires_in_seconds},'
+        f'"headers":{{{fields}}},"problem":null}}'
+    ).encode()
 
 
 def _lease_id(payload: dict) -> str:

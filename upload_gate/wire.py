@@ -1,7 +1,8 @@
 """HTTP/1.1 for the sidecar: a small reader and writer of its own on a blocking socket.
 
 One connection is served by one thread: recv, parse the head, read the body (Content-Length
-or chunked, Expect: 100-continue honoured), answer, repeat while keep-alive. http.server's
+or chunked, Expect: 100-continue honoured), answer, repeat while keep-alive. The answers to
+pipelined requests already received go out together, just before the next recv. http.server's
 header parsing alone would cost more than the decision. A request whose framing cannot be
 trusted gets a 400 and its connection is closed; nothing a client sends raises out of here.
 """
@@ -57,7 +58,12 @@ class Request:
         self.keep_alive = keep_alive
 
 
+_OK_JSON_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+
+
 def _response(status: int, body: bytes, content_type: str = "application/json", close: bool = False) -> bytes:
+    if status == 200 and not close and content_type == "application/json":  # nearly every answer
+        return b"".join((_OK_JSON_HEAD, str(len(body)).encode(), b"\r\n\r\n", body))
     head = f"HTTP/1.1 {status} {REASONS.get(status, 'OK')}\r\nContent-Type: {content_type}\r\n"
     head += f"Content-Length: {len(body)}\r\n"
     if status == 405:
@@ -81,6 +87,9 @@ class Connection:
         self.sock = sock
         self.service = service
         self.buffer = b""
+        # Answers not sent yet: the answers to requests a client pipelined go out together,
+        # in one send, just before the connection next waits for input.
+        self.unsent: list[bytes] = []
         # A blocking socket with kernel timeouts, not settimeout(): Python's timeout mode polls
         # before every recv and send, two more system calls per request on the hot path.
         sock.settimeout(None)
@@ -102,9 +111,10 @@ class Connection:
                 if request is None:
                     return
                 answer = self._answer(request)
-                self._send(answer)
                 if not request.keep_alive:
+                    self._send(answer)
                     return
+                self.unsent.append(answer)
         except (TimeoutError, ConnectionError, OSError):
             return  # idle too long, reset, half-closed, or gone: nothing to answer
         finally:
@@ -129,7 +139,7 @@ class Connection:
             elif request.path == "/metrics":
                 return _response(200, service.metrics.render(), CONTENT_TYPE, close=close)
             else:
-                status, body = service.handle_json(request.path, request.body)
+                return _response(200, service.handle_json(request.path, request.body), close=close)
         except BadRequest as exc:
             service.metrics.count_bad_request(exc.kind)
             return _response(400, _json({"error": exc.error, "field": exc.field}), close=close)
@@ -139,8 +149,14 @@ class Connection:
         return _response(status, _json(body), close=close)
 
     # -- reading ---------------------------------------------------------------------
+    def _wait_for_input(self) -> bytes:
+        """recv, after sending what is answered: a client waits for those answers."""
+        if self.unsent:
+            self._flush()
+        return self.sock.recv(65536)
+
     def _recv(self) -> bytes:
-        chunk = self.sock.recv(65536)
+        chunk = self._wait_for_input()
         if not chunk:  # half-closed mid-request: answer if it still reads, then close
             raise FramingError("the connection closed before the whole body arrived")
         return chunk
@@ -154,7 +170,7 @@ class Connection:
             if len(buffer) > MAX_HEAD_BYTES:
                 raise FramingError(f"request head larger than {MAX_HEAD_BYTES} bytes")
             try:
-                chunk = self.sock.recv(65536)
+                chunk = self._wait_for_input()
             except (TimeoutError, BlockingIOError):  # idle past the timeout (SO_RCVTIMEO)
                 if buffer:
                     raise FramingError("request head incomplete (timed out)") from None
@@ -230,6 +246,13 @@ class Connection:
 
     # -- writing ---------------------------------------------------------------------
     def _send(self, data: bytes) -> None:
+        """Send now, after the answers before it (order is the protocol)."""
+        self.unsent.append(data)
+        self._flush()
+
+    def _flush(self) -> None:
+        data = self.unsent[0] if len(self.unsent) == 1 else b"".join(self.unsent)
+        self.unsent.clear()
         self.sock.sendall(data)
 
     def _close_gently(self) -> None:

@@ -16,6 +16,7 @@ from tests.factories import star_row
 from upload_gate import StaticSource
 from upload_gate.reporter import StatusReporter
 from upload_gate.server import GateService, SidecarServer
+from upload_gate.service import admitted_json
 
 
 @pytest.fixture
@@ -450,3 +451,22 @@ def test_a_bug_behind_a_request_is_a_500_and_the_sidecar_stays_up(sidecar, monke
     assert status == 500 and body["error"]  # the client then fails open or closed, as configured
     monkeypatch.undo()
     assert admit(Raw(server.address))["admitted"] is True
+
+
+def test_the_admitted_answer_written_directly_is_the_json_of_the_documented_fields():
+    headers = {
+        "RateLimit-Policy": '"rpm";q=600;w=60, "inflight";q=2;qu="concurrent-requests"',
+        "RateLimit": '"rpm";r=9;t=1',
+    }
+    answer = json.loads(admitted_json("0a1b2c3d-17", 900, headers))
+    assert answer == {
+        "admitted": True,
+        "status": 200,
+        "reason": "",
+        "limit": None,
+        "retry_after_seconds": None,
+        "lease_id": "0a1b2c3d-17",
+        "lease_expires_in_seconds": 900,
+        "headers": headers,
+        "problem": None,
+    }

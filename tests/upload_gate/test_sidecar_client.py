@@ -3,6 +3,7 @@ and failing open or closed (and saying which) when the sidecar cannot be reached
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -138,6 +139,49 @@ def test_one_connection_is_kept_alive_for_many_requests(sidecar_process):
     for _ in range(50):
         client.release(client.admit("p", 1)["lease_id"])
     assert client._local.connection is connection  # the same socket all along
+
+
+def test_a_release_sent_without_waiting_frees_its_slot_for_the_next_admit(sidecar_process):
+    # The host's limit is 2 concurrent uploads: after each pair a slot must be free again.
+    client = SidecarClient(str(sidecar_process.sock))
+    for _ in range(20):
+        first, second = client.admit("theirstory", 1), client.admit("theirstory", 1)
+        assert first["admitted"] and second["admitted"]
+        assert client.release(first["lease_id"], wait=False) == {"released": None, "source": "sidecar"}
+        assert client.release(second["lease_id"], wait=False)["source"] == "sidecar"
+    assert client.health()["leases_in_flight"] == 0
+    assert client.failures == 0
+
+
+def test_a_refused_release_sent_without_waiting_is_logged_and_the_next_answer_is_its_own(sidecar_process, caplog):
+    client = SidecarClient(str(sidecar_process.sock))
+    lease_id = client.admit("p", 1)["lease_id"]
+    client.release(lease_id, "finished-ish", wait=False)  # not an outcome: the sidecar answers 400
+    with caplog.at_level(logging.WARNING, logger="upload_gate.client"):
+        assert client.release(lease_id, "completed") == {"released": True, "source": "sidecar"}
+    assert "refused a request sent without waiting: 400" in caplog.text
+    assert client.failures == 0
+
+
+def test_a_release_sent_just_before_the_sidecar_closed_the_connection_is_sent_again(make_gate, sock_dir):
+    gate = make_gate([star_row(max_concurrent_uploads=1)])
+    server = SidecarServer(GateService(gate), socket_path=str(sock_dir / "closing.sock"), idle_timeout_seconds=0.1)
+    server.start()
+    try:
+        client = SidecarClient(server.address)
+        lease_id = client.admit("p", 1)["lease_id"]
+        connection = client._local.connection
+        connection.sock.close()  # the connection is gone before the release reaches the sidecar...
+        connection.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        connection.sock.connect(server.address)
+        connection.sock.shutdown(socket.SHUT_RD)
+        release = json.dumps({"lease_id": lease_id, "outcome": "completed"}).encode()
+        connection.unanswered.append(client._post_request(b"/v1/release", release))
+        # ...so the next request finds it unanswered and sends it again on a new connection.
+        assert client.admit("p", 1)["admitted"] is True
+        assert client.failures == 0
+    finally:
+        server.close()
 
 
 def test_a_bad_request_raises_with_the_field_named(sidecar_process):
