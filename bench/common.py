@@ -1,9 +1,13 @@
 """Shared by the benchmarks: a fresh database (SQLite, or PostgreSQL from DATABASE_URL) and
-manage.py run against it with production-like settings (DEBUG off: no query log)."""
+manage.py run against it with production-like settings (DEBUG off: no query log); a free
+port and a redis-server of the bench's own."""
 
 import os
+import shutil
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -72,3 +76,30 @@ def start_gunicorn(env: dict, port: int, workers: int, worker_threads: int, work
     # gunicorn.conf.py applies (gunicorn reads it from the working directory); its access log
     # would print a line per request of the load, so it is off here.
     return subprocess.Popen(command, cwd=ROOT, env={"GUNICORN_ACCESS_LOG": "", **env})
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_redis() -> tuple[subprocess.Popen, str] | None:
+    """A redis-server of the bench's own on a free 127.0.0.1 port, nothing persisted: (process,
+    URL) once it accepts connections, or None where redis-server is not installed."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        return None
+    port = free_port()
+    process = subprocess.Popen(
+        [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    for _ in range(200):
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return process, f"redis://127.0.0.1:{port}/0"
+        time.sleep(0.025)
+    process.terminate()
+    return None

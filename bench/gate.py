@@ -18,10 +18,7 @@ import argparse
 import gc
 import os
 import re
-import shutil
-import socket
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import threading
@@ -31,6 +28,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.common import start_redis  # noqa: E402
 from upload_gate import SqliteSource, UploadGate  # noqa: E402
 
 TARGET_PAIRS_PER_SECOND = 200_000
@@ -144,31 +142,6 @@ def measure(gate: UploadGate, counting: CountingConnection, pairs: int, rounds: 
         "background_queries": counting.queries() - polls_before - (counting.queries(me) - queries_before),
         "pairs": pairs,
     }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_redis() -> tuple[subprocess.Popen, str] | None:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        return None
-    port = free_port()
-    process = subprocess.Popen(
-        [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(200):
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return process, f"redis://127.0.0.1:{port}/0"
-        time.sleep(0.025)
-    process.terminate()
-    return None
 
 
 def bench_mode(db: Path, pairs: int, rounds: int, **gate_kwargs) -> dict:

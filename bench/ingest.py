@@ -28,16 +28,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.common import fresh_database, manage, postgres_from_environment, start_gunicorn  # noqa: E402
+from bench.common import free_port, fresh_database, manage, postgres_from_environment, start_gunicorn  # noqa: E402
 
 SERVERS = 50
 TARGET_REPORTS_PER_SECOND = 500
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def register_servers(env: dict, count: int) -> dict[str, str]:

@@ -47,8 +47,8 @@ from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.common import PYTHON, fresh_database, manage, postgres_from_environment, start_gunicorn  # noqa: E402
-from bench.ingest import free_port, report, wait_for  # noqa: E402
+from bench.common import PYTHON, free_port, fresh_database, manage, postgres_from_environment, start_gunicorn  # noqa: E402
+from bench.ingest import report, wait_for  # noqa: E402
 
 EXPECTED_SERVERS = 50
 REPORT_INTERVAL_SECONDS = 5

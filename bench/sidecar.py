@@ -33,6 +33,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.common import start_redis  # noqa: E402
 from upload_gate.client import SidecarClient  # noqa: E402
 
 GOAL_PAIRS_PER_SECOND = 10_000
@@ -158,35 +159,6 @@ def start_floor_server(tmp: Path):
     process.start()
     ready.wait(30)
     return process, path
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def start_redis() -> tuple[subprocess.Popen, str] | None:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        return None
-    port = free_port()
-    process = subprocess.Popen(
-        [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    import redis
-
-    client = redis.Redis(port=port, socket_timeout=1)
-    for _ in range(200):
-        try:
-            client.ping()
-            return process, f"redis://127.0.0.1:{port}/0"
-        except redis.exceptions.ConnectionError:
-            time.sleep(0.025)
-    process.kill()
-    return None
 
 
 def cpu_seconds(pid: int) -> float:
