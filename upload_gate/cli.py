@@ -45,6 +45,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--socket-mode", default=_env("SOCKET_MODE", "660"), help="octal mode of the socket file")
     serve.add_argument("--redis-url", default=_env("REDIS_URL"), help="count fleet-wide in Redis")
     serve.add_argument(
+        "--leased-budgets",
+        action="store_true",
+        default=_env("LEASED_BUDGETS", "").lower() in ("1", "true", "yes"),
+        help="with --redis-url: decide locally on slices of the fleet-wide limits that Redis grants",
+    )
+    serve.add_argument(
         "--fallback-limits",
         default=_env("FALLBACK_LIMITS"),
         help="JSON limits until the table is read, e.g. '{\"max_concurrent_uploads\": 4}'",
@@ -114,6 +120,9 @@ def serve(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as exc:
         print(f"upload-gate serve: {exc}", file=sys.stderr)
         return 2
+    if args.leased_budgets and not args.redis_url:
+        print("upload-gate serve: --leased-budgets needs --redis-url (the coordinator)", file=sys.stderr)
+        return 2
     if args.dashboard_url and not token and not secret:
         print(
             "upload-gate serve: --dashboard-url needs --token-file (or UPLOAD_GATE_TOKEN), or"
@@ -127,6 +136,7 @@ def serve(args: argparse.Namespace) -> int:
         lease_timeout_seconds=args.lease_timeout_seconds,
         poll_interval_seconds=args.poll_interval_seconds,
         redis_url=args.redis_url,
+        leased_budgets=args.leased_budgets,
         server_id=args.server_id,
     )
     reporter = None

@@ -25,8 +25,8 @@ from typing import Any
 
 from .clock import SystemClock, epoch_us_to_datetime
 from .decision import Admitted, Decision
-from .fleet import FleetMode
-from .limits import US_PER_DAY, US_PER_SECOND, ClientPolicy, build_policies
+from .limits import US_PER_DAY, US_PER_SECOND, ClientPolicy, build_policies, checked_size_bytes
+from .modes import counting_modes
 from .refresh import TableRefresher
 from .rejections import Rejections
 from .renewal import renew_lease
@@ -62,6 +62,9 @@ class UploadGate:
         redis_timeout_seconds: float = 0.25,
         redis_max_backoff_seconds: float = 30.0,
         server_id: str | None = None,
+        leased_budgets: bool = False,
+        slice_ttl_seconds: float = 10.0,
+        budget_refill_interval_seconds: float = 0.05,
         start: bool = True,
     ) -> None:
         if source is None:
@@ -84,16 +87,18 @@ class UploadGate:
         self._policies: dict[str, ClientPolicy] = {}
         self._default_policy: ClientPolicy
         self._apply_snapshot(TableSnapshot.from_rows([self._fallback_row], from_fallback=True))
-        self._fleet: FleetMode | None = None
-        if redis_url or redis_client is not None:
-            self._fleet = FleetMode(
-                self,
-                redis_url,
-                client=redis_client,
-                key_prefix=redis_key_prefix,
-                timeout_seconds=redis_timeout_seconds,
-                max_backoff_seconds=redis_max_backoff_seconds,
-            )
+        self._fleet, self._leased = counting_modes(
+            self,
+            redis_url,
+            redis_client,
+            leased_budgets=leased_budgets,
+            key_prefix=redis_key_prefix,
+            timeout_seconds=redis_timeout_seconds,
+            max_backoff_seconds=redis_max_backoff_seconds,
+            slice_ttl_seconds=slice_ttl_seconds,
+            refill_interval_seconds=budget_refill_interval_seconds,
+        )
+        self._counting = self._leased or self._fleet
         self._refresher = TableRefresher(
             source,
             self._apply_snapshot,
@@ -105,6 +110,8 @@ class UploadGate:
         self._refresher.refresh_now()
         if start:
             self._refresher.start()
+            if self._leased is not None:
+                self._leased.start()
 
     # -- deciding ---------------------------------------------------------------------
     def admit(self, client_id: str, size_bytes: int, want_headers: bool = False) -> Decision:
@@ -114,9 +121,9 @@ class UploadGate:
         would leak into the headers and counters), ValueError for a negative size."""
         if size_bytes.__class__ is not int or size_bytes < 0:
             size_bytes = checked_size_bytes(size_bytes)
-        fleet = self._fleet
-        if fleet is not None and fleet.usable():
-            decision = fleet.admit(client_id, size_bytes)
+        counting = self._counting  # Redis mode or leased budgets; None in share mode
+        if counting is not None and counting.usable():
+            decision = counting.admit(client_id, size_bytes)
             if decision is not None:
                 if want_headers:
                     decision.headers()
@@ -300,6 +307,10 @@ class UploadGate:
             for client_id, state in self._states.items():
                 state.policy = policies.get(client_id, default_policy)
 
+    def refill_budgets_now(self) -> int:
+        """Leased budgets: one refill round now (as the background thread does); calls made."""
+        return 0 if self._leased is None else self._leased.refill_now()
+
     def refresh_now(self) -> bool:
         """Check the table now (the background thread also does, every poll interval)."""
         return self._refresher.refresh_now()
@@ -361,7 +372,9 @@ class UploadGate:
 
     @property
     def mode(self) -> str:
-        """'share', 'redis', or 'share (redis unavailable)'."""
+        """'share', 'redis', 'share (redis unavailable)', 'leased' or 'share (coordinator unavailable)'."""
+        if self._leased is not None:
+            return "leased" if self._leased.healthy else "share (coordinator unavailable)"
         if self._fleet is None:
             return "share"
         return "redis" if self._fleet.healthy else "share (redis unavailable)"
@@ -372,24 +385,14 @@ class UploadGate:
 
     def close(self) -> None:
         self._refresher.stop()
-        if self._fleet is not None:
-            self._fleet.close()
+        if self._counting is not None:
+            self._counting.close()
 
     def __enter__(self) -> UploadGate:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-def checked_size_bytes(size_bytes: Any) -> int:
-    """An upload's declared size as an int >= 0 (integer types such as numpy's are accepted)."""
-    if isinstance(size_bytes, bool) or not hasattr(size_bytes, "__index__"):
-        raise TypeError(f"size_bytes must be an integer number of bytes, not {size_bytes!r}")
-    size = size_bytes.__index__()
-    if size < 0:
-        raise ValueError(f"size_bytes must be >= 0, not {size}")
-    return size
 
 
 def _iso(moment: datetime | None) -> str | None:

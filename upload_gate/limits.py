@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
 from .clock import datetime_to_epoch_us
 from .table import DEFAULTS_CLIENT_ID, LimitRow, TableSnapshot
@@ -239,3 +240,13 @@ def build_policies(snapshot: TableSnapshot, fallback: LimitRow) -> tuple[dict[st
     default_row = defaults if defaults is not None else fallback
     default_policy = ClientPolicy(default_row, defaults, snapshot, has_row=False)
     return policies, default_policy
+
+
+def checked_size_bytes(size_bytes: Any) -> int:
+    """An upload's declared size as an int >= 0 (integer types such as numpy's are accepted)."""
+    if isinstance(size_bytes, bool) or not hasattr(size_bytes, "__index__"):
+        raise TypeError(f"size_bytes must be an integer number of bytes, not {size_bytes!r}")
+    size = size_bytes.__index__()
+    if size < 0:
+        raise ValueError(f"size_bytes must be >= 0, not {size}")
+    return size

@@ -7,6 +7,8 @@ so the oldest lease is the next to expire and expiry is checked in O(1) amortise
 
 from __future__ import annotations
 
+from typing import Any
+
 from .limits import ClientPolicy
 
 COMPLETED = "completed"
@@ -93,6 +95,7 @@ class ClientState:
         "failed",
         "timed_out",
         "redis_keys",
+        "budget",
         "shadow_tat_us",
         "shadow_uploads_in_flight",
         "shadow_bytes_in_flight",
@@ -121,6 +124,7 @@ class ClientState:
         self.failed = 0
         self.timed_out = 0
         self.redis_keys: tuple[str, ...] | None = None
+        self.budget: Any = None  # leased-budget mode: this gate's slice (upload_gate/leased.py)
         # The shadow world: the buckets as enforcing the shadow limits would have left them.
         self.shadow_tat_us = 0
         self.shadow_uploads_in_flight = 0
@@ -200,6 +204,7 @@ class ClientState:
         """Safe to forget: nothing in flight, bucket full, nothing counted today, nothing unreported."""
         return (
             not self.leases
+            and self.budget is None  # a slice held must be given back before forgetting
             and not self.shadow_only_leases
             and self.tat_us <= now_us
             and self.shadow_tat_us <= now_us
