@@ -13,6 +13,10 @@ from typing import TYPE_CHECKING
 
 from .limits import US_PER_SECOND
 
+# How long a burst's demand is remembered when sizing tokens and daily bytes (halved per period).
+DEMAND_HALF_LIFE_SECONDS = 1.0
+DEMAND_HORIZON_US = 1_000_000
+
 if TYPE_CHECKING:
     from .budget_coordinator import SliceRequest
     from .budget_slice import BudgetSlice
@@ -22,8 +26,9 @@ if TYPE_CHECKING:
 class SlicePlanner:
     def __init__(self, refill_interval_seconds: float, idle_drop_us: int) -> None:
         self.refill_interval_us = max(1, int(refill_interval_seconds * US_PER_SECOND))
-        # Slices are sized for this much demand ahead (a few refill rounds).
-        self.horizon_us = self.refill_interval_us * 4
+        # Tokens and daily bytes are sized for this much demand ahead: refilled at half, a
+        # slice then has half a second to spare for a refill that waits for the GIL or Redis.
+        self.horizon_us = max(self.refill_interval_us * 4, DEMAND_HORIZON_US)
         self.idle_drop_us = idle_drop_us
 
     def idle(self, state: ClientState, budget: BudgetSlice, now: int) -> bool:
@@ -59,6 +64,7 @@ class SlicePlanner:
         if not (due or giving_back):
             return False
         budget.admits = budget.short = budget.bytes_admitted = budget.short_bytes = 0
+        budget.token_rate, budget.byte_rate = budget.next_token_rate, budget.next_byte_rate
         budget.peak_slots = state.uploads_in_flight
         budget.peak_bytes = state.bytes_in_flight
         budget.asked_us = now
@@ -129,30 +135,41 @@ class SlicePlanner:
             budget.bytes = min(budget.bytes, keep)
             request.keep_bytes = keep
 
+    def demand_per_second(self, recent: int, remembered: float, elapsed_us: int) -> float:
+        """Demand since the last call, or the remembered one decayed with a half-life of
+        DEMAND_HALF_LIFE_SECONDS, whichever is higher: a pause of a few refill rounds
+        does not shrink a slice the next burst needs."""
+        elapsed_seconds = elapsed_us / US_PER_SECOND
+        decayed = remembered * 0.5 ** (elapsed_seconds / DEMAND_HALF_LIFE_SECONDS)
+        return max(recent / elapsed_seconds, decayed)
+
     def plan_tokens(self, budget: BudgetSlice, request: SliceRequest, elapsed_us: int) -> None:
         if budget.tokens is None:
             return
         request.return_tokens, budget.tokens_to_return = budget.tokens_to_return, 0
-        demand = budget.admits + budget.short
-        wanted = -(-demand * self.horizon_us // elapsed_us) + budget.short + 1
+        rate = self.demand_per_second(budget.admits + budget.short, budget.token_rate, elapsed_us)
+        budget.next_token_rate = rate
+        wanted = int(rate * self.horizon_us / US_PER_SECOND) + budget.short + 1
         held = budget.tokens
-        if held > 2 * wanted:
-            giving = held - wanted
+        # Given back only when measured over a whole horizon: a short window underestimates.
+        if held > 4 * wanted and elapsed_us >= self.horizon_us:
+            giving = held - 2 * wanted
             budget.tokens = held - giving  # spend no more of them, then give them back
             request.return_tokens += giving
         elif held < wanted:
-            request.want_tokens = wanted - held
+            request.want_tokens = 2 * wanted - held
 
     def plan_day(self, budget: BudgetSlice, request: SliceRequest, elapsed_us: int) -> None:
         if budget.day_bytes is None:
             return
         request.return_day_bytes, budget.day_bytes_to_return = budget.day_bytes_to_return, 0
-        demand = budget.bytes_admitted + budget.short_bytes
-        wanted = -(-demand * self.horizon_us // elapsed_us) + budget.max_size_bytes
+        rate = self.demand_per_second(budget.bytes_admitted + budget.short_bytes, budget.byte_rate, elapsed_us)
+        budget.next_byte_rate = rate
+        wanted = int(rate * self.horizon_us / US_PER_SECOND) + budget.max_size_bytes
         held = budget.day_bytes
-        if held > 2 * wanted:
-            giving = held - wanted
+        if held > 4 * wanted and elapsed_us >= self.horizon_us:
+            giving = held - 2 * wanted
             budget.day_bytes = held - giving
             request.return_day_bytes += giving
         elif held < wanted:
-            request.want_day_bytes = wanted - held
+            request.want_day_bytes = 2 * wanted - held

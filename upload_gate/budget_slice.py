@@ -46,8 +46,13 @@ class BudgetSlice:
         "peak_bytes",
         "max_size_bytes",
         "tokens_due_us",
+        "token_rate",
+        "byte_rate",
+        "next_token_rate",
+        "next_byte_rate",
         "void",
         "woken",
+        "quiet",
     )
 
     def __init__(self, fleet: Limits, now_us: int) -> None:
@@ -70,8 +75,11 @@ class BudgetSlice:
         self.admits = self.short = self.bytes_admitted = self.short_bytes = 0
         self.peak_slots = self.peak_bytes = self.max_size_bytes = 0
         self.tokens_due_us = 0
+        # Demand remembered between calls (per second), for tokens and daily bytes.
+        self.token_rate = self.byte_rate = self.next_token_rate = self.next_byte_rate = 0.0
         self.void = False
         self.woken = False
+        self.quiet = False
 
     def header_view(self, state: ClientState, limits: Limits, wall: int | None) -> tuple:
         """The header numbers: the fleet-wide quotas, and as remaining what this gate can
@@ -156,6 +164,13 @@ class BudgetSlice:
             self.day_bytes += grant.day_bytes
             self.day_low_bytes = grant.day_bytes // 2
             self.day_exhausted = grant.day_bytes < request.want_day_bytes
+        # Nothing more to be had: further 429s wait for the next regular round to ask again.
+        self.quiet = not (
+            self.slots_held > request.keep_slots
+            or self.bytes_held > request.keep_bytes
+            or grant.tokens > 0
+            or grant.day_bytes > 0
+        )
         self.void = False
         self.valid_until_us = asked + local_ttl_us
         self.renew_at_us = asked + renew_after_us

@@ -177,7 +177,7 @@ class LeasedMode:
         budget.short_bytes += size_bytes
         if size_bytes > budget.max_size_bytes:
             budget.max_size_bytes = size_bytes
-        if not budget.woken:
+        if not (budget.woken or budget.quiet):
             self._wake_refill(budget)
         view = budget.header_view(state, policy.fleet, wall)
         limit, wait_us = binding_limit(*view, size_bytes, gate._busy_wait_us)  # type: ignore[misc]
@@ -335,6 +335,8 @@ class LeasedMode:
                 self.refill_now()
             except Exception:  # a bug must not end refilling: decisions would stop at slice expiry
                 log.exception("refilling leased budgets failed")
+            # Wakes that come sooner wait this long: a burst of 429s is one call, not hundreds.
+            self._stop.wait(self.refill_interval_seconds / 5)
 
     def close(self) -> None:
         """Stop refilling and give back every slice (what is in flight here ends with us)."""
