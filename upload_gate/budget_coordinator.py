@@ -16,8 +16,9 @@ hash tag, so one script touches one slot):
 Concurrency and bytes in flight: a gate never loses slots it did not give up (`keep`, the
 cap it decides on during the call, and at least its uploads in flight); it only gains from
 what is free (limit - what the others hold), and never more than its max-min fair part of
-the limit among the gates that want some (`target`). So the sum of slices never grows past
-the limit. A holder whose expiry has passed (a crashed gate) is dropped before counting.
+the limit among the gates that want some (`target`; with every want met, the part of what
+is left over too). So the sum of slices never grows past the limit. A holder whose expiry
+has passed (a crashed gate) is dropped before counting.
 
 Rate: tokens are taken from the fleet-wide GCRA (each one a conforming request at grant
 time); unspent tokens come back by moving `tat` back. Daily bytes: allowances taken from
@@ -44,7 +45,8 @@ if #expired > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', ARGV[2]) en
 local function num(value) return string.format('%.0f', value) end
 
 -- Max-min fairness: gates wanting less than an equal part get what they want, the
--- others share the rest equally. Returns this gate's part.
+-- others share the rest equally (this gate's part is returned). When every want is met,
+-- what is left over is shared too: a lone gate may keep the whole limit.
 local function fair_part(wants_key, cap, my_want)
   local values = redis.call('HVALS', wants_key)
   local wants = {}
@@ -60,7 +62,8 @@ local function fair_part(wants_key, cap, my_want)
     left = left - w
     count = count - 1
   end
-  return my_want
+  if #wants == 0 then return cap end
+  return my_want + math.floor(left / #wants)
 end
 
 -- One dimension (slots or bytes): returns grant, target, what the others hold.
@@ -199,8 +202,13 @@ class SliceGrant:
         ) = (int(value) for value in reply)
 
 
+# Lua numbers are doubles: integers are exact up to 2^53 (9 PB as bytes, far above any
+# real limit). Larger limits and wants are sent as 2^53, so every reply stays exact.
+LUA_EXACT_MAX = 2**53
+
+
 def _arg(limit: int | None) -> int:
-    return NO_LIMIT if limit is None else limit
+    return NO_LIMIT if limit is None else min(limit, LUA_EXACT_MAX)
 
 
 class BudgetCoordinator:
@@ -254,16 +262,16 @@ class BudgetCoordinator:
                 _arg(limits.max_concurrent_uploads),
                 _arg(limits.max_bytes_in_flight),
                 interval,
-                limits.tolerance_us,
+                min(limits.tolerance_us, LUA_EXACT_MAX),
                 _arg(limits.daily_upload_bytes),
                 request.keep_slots,
-                request.want_slots,
+                _arg(request.want_slots),
                 request.keep_bytes,
-                request.want_bytes,
-                request.return_tokens,
-                request.want_tokens,
-                request.return_day_bytes,
-                request.want_day_bytes,
+                _arg(request.want_bytes),
+                _arg(request.return_tokens),
+                _arg(request.want_tokens),
+                _arg(request.return_day_bytes),
+                _arg(request.want_day_bytes),
                 keep_ms,
             )
             self._lease(keys=(*keys[:6], keys[6] + str(request.day_index)), args=args, client=pipe)

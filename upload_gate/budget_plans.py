@@ -45,11 +45,15 @@ class SlicePlanner:
         elapsed_us = max(self.refill_interval_us, now - budget.asked_us)
         self.plan_slots(state, budget, request)
         self.plan_bytes(state, budget, request)
-        self.plan_tokens(budget, request, elapsed_us)
+        self.plan_tokens(budget, request, elapsed_us, now)
         self.plan_day(budget, request, elapsed_us)
+        # Slots and bytes held beyond demand are kept while nobody else wants them; once a
+        # horizon the coordinator is asked again, and its fair target (applied when the
+        # answer comes) makes the gate drain down to its part.
+        idle_slots = budget.slots is not None and budget.slots_held > state.uploads_in_flight + 1
+        idle_bytes = budget.bytes is not None and budget.bytes_held > state.bytes_in_flight + budget.max_size_bytes
         giving_back = (
-            (budget.slots is not None and budget.slots_held > request.want_slots)
-            or (budget.bytes is not None and budget.bytes_held > request.want_bytes)
+            ((idle_slots or idle_bytes) and elapsed_us >= self.horizon_us)
             or request.return_tokens
             or request.return_day_bytes
         )
@@ -112,11 +116,6 @@ class SlicePlanner:
         want = peak + 1 + budget.short + (peak if peak >= budget.slots else 0)
         cap = budget.fleet.max_concurrent_uploads
         request.want_slots = min(want, cap) if cap is not None else want
-        if request.want_slots < keep:
-            # Giving back: decide on less first, then tell the coordinator.
-            keep = max(state.uploads_in_flight, request.want_slots)
-            budget.slots = min(budget.slots, keep)
-            request.keep_slots = keep
 
     @staticmethod
     def plan_bytes(state: ClientState, budget: BudgetSlice, request: SliceRequest) -> None:
@@ -130,10 +129,6 @@ class SlicePlanner:
             want += peak
         cap = budget.fleet.max_bytes_in_flight
         request.want_bytes = min(want, cap) if cap is not None else want
-        if request.want_bytes < keep:
-            keep = max(state.bytes_in_flight, request.want_bytes)
-            budget.bytes = min(budget.bytes, keep)
-            request.keep_bytes = keep
 
     def demand_per_second(self, recent: int, remembered: float, elapsed_us: int) -> float:
         """Demand since the last call, or the remembered one decayed with a half-life of
@@ -143,7 +138,7 @@ class SlicePlanner:
         decayed = remembered * 0.5 ** (elapsed_seconds / DEMAND_HALF_LIFE_SECONDS)
         return max(recent / elapsed_seconds, decayed)
 
-    def plan_tokens(self, budget: BudgetSlice, request: SliceRequest, elapsed_us: int) -> None:
+    def plan_tokens(self, budget: BudgetSlice, request: SliceRequest, elapsed_us: int, now: int) -> None:
         if budget.tokens is None:
             return
         request.return_tokens, budget.tokens_to_return = budget.tokens_to_return, 0
@@ -151,6 +146,13 @@ class SlicePlanner:
         budget.next_token_rate = rate
         wanted = int(rate * self.horizon_us / US_PER_SECOND) + budget.short + 1
         held = budget.tokens
+        if held and now - budget.tokens_at_us >= self.horizon_us:
+            # Tokens not spent within a horizon of their grant go back: a token is a request
+            # that conformed when it was granted, not one to add to a later full burst.
+            budget.tokens = 0
+            request.return_tokens += held
+            request.want_tokens = wanted
+            return
         # Given back only when measured over a whole horizon: a short window underestimates.
         if held > 4 * wanted and elapsed_us >= self.horizon_us:
             giving = held - 2 * wanted

@@ -46,6 +46,7 @@ class BudgetSlice:
         "peak_bytes",
         "max_size_bytes",
         "tokens_due_us",
+        "tokens_at_us",
         "token_rate",
         "byte_rate",
         "next_token_rate",
@@ -75,6 +76,7 @@ class BudgetSlice:
         self.admits = self.short = self.bytes_admitted = self.short_bytes = 0
         self.peak_slots = self.peak_bytes = self.max_size_bytes = 0
         self.tokens_due_us = 0
+        self.tokens_at_us = now_us  # when tokens were last granted
         # Demand remembered between calls (per second), for tokens and daily bytes.
         self.token_rate = self.byte_rate = self.next_token_rate = self.next_byte_rate = 0.0
         self.void = False
@@ -156,6 +158,8 @@ class BudgetSlice:
             self.bytes = decision_cap(fleet.max_bytes_in_flight, grant.bytes, grant.bytes_target, grant.bytes_others)
         if grant.tokens >= 0 and self.tokens is not None:
             self.tokens += grant.tokens
+            if grant.tokens:
+                self.tokens_at_us = asked
             self.tokens_low = grant.tokens // 2
             self.rate_wait_us = max(0, grant.rate_wait_us)
             interval = fleet.interval_us or 0

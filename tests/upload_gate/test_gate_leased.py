@@ -7,12 +7,15 @@ every interleaving is one the test chose; the coordinator is a real redis-server
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
 import pytest
+from gate_vectors_build import VECTORS_PATH
+from gate_vectors_play import gate_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -139,9 +142,12 @@ def test_slots_move_to_the_server_whose_uploads_need_them(make_fleet):
     fill(fleet, 0)
     fleet.release(0, 6)  # its uploads end: two left in flight
     assert not fleet.admit(1)  # server 1 has demand now
-    fleet.refill(0)  # the busy server's peak has passed: it gives back what it no longer uses
-    fleet.refill(0)
-    fill(fleet, 1)
+    fleet.refill(1)  # server 1's demand reaches the coordinator
+    for _ in range(4):
+        # Holding idle slots, server 0 asks again once a second, and drains to its fair part.
+        fleet.clock.advance(1.0)
+        fleet.refill(0)
+        fill(fleet, 1, rounds=2)
     # Server 0 keeps its two uploads and one spare slot; server 1 has all the rest.
     assert (len(fleet.leases[0]), len(fleet.leases[1])) == (2, 5)
 
@@ -315,3 +321,49 @@ def test_two_sidecars_configured_for_leased_budgets_share_one_fleet_wide_limit(r
             server.close()
         fleet.close()
         shutil.rmtree(socket_dir, ignore_errors=True)
+
+
+VECTORS = json.loads(VECTORS_PATH.read_text())["cases"]
+ONE_SERVER_CASES = [
+    case
+    for case in VECTORS
+    if all(
+        (row.get("live_server_count") or 1) <= 1
+        for rows in [case["rows"], *(event["rows"] for event in case["events"] if event["op"] == "table")]
+        for row in rows
+    )
+    and not any(key.startswith("shadow_") and value is not None for row in case["rows"] for key, value in row.items())
+]
+
+
+@pytest.mark.parametrize("case", ONE_SERVER_CASES, ids=[case["name"] for case in ONE_SERVER_CASES])
+def test_a_lone_server_on_leased_budgets_decides_as_the_vector_says(case, redis_server):
+    """The outcome of every decision (admitted, status, limit) and the counters; not the
+    header fields or Retry-After: on leased budgets they describe this server's slice."""
+    prefix = f"leased-vectors{next(_prefixes)}-{os.getpid()}"
+    gate, clock, source = gate_for(case, leased_budgets=True, redis_url=redis_server.url, redis_key_prefix=prefix)
+    leases = {}
+    elapsed_ms = 0
+    try:
+        for index, event in enumerate(case["events"]):
+            clock.advance(microseconds=(event["t_ms"] - elapsed_ms) * 1000)
+            elapsed_ms = event["t_ms"]
+            where = f"{case['name']} event {index} ({event['op']} at {event['t_ms']} ms)"
+            expect = event.get("expect")
+            if event["op"] == "admit":
+                gate.refill_budgets_now()  # the background refill, between two decisions
+                decision = gate.admit(event["client"], event["size_bytes"])
+                got = (decision.admitted, decision.status, decision.limit)
+                assert got == (expect["admitted"], expect["status"], expect["limit"]), where
+                if "lease" in event:
+                    leases[event["lease"]] = decision.lease
+            elif event["op"] == "release":
+                assert gate.release(leases[event["lease"]], event["outcome"]) == expect["released"], where
+            elif event["op"] == "table":
+                source.set_rows(event["rows"])
+                assert gate.refresh_now(), where
+            elif event["op"] == "counters":
+                assert gate.snapshot_counters(reset=True)["clients"] == expect["clients"], where
+        assert gate.mode == "leased"
+    finally:
+        gate.close()
