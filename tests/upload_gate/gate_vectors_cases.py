@@ -630,6 +630,71 @@ CASES = [
             release(30, "p1"),
         ],
     ),
+    # Observable on one server, and what leased budgets promise fleet-wide (docs/upload-gate.md).
+    case(
+        "lowered_concurrency_admits_nothing_until_in_flight_is_below_it",
+        "A cap lowered from 3 to 1 while three uploads run: no upload is admitted until fewer than "
+        "one is in flight; the running ones end normally.",
+        [row(max_concurrent_uploads=3)],
+        many(0, "a", 1, 3, "a")
+        + [
+            table(10, [row(max_concurrent_uploads=1, version=2)]),
+            admit(20, "a", 1, 429, CONC, 5),
+            release(30, "a1"),
+            admit(40, "a", 1, 429, CONC, 5),
+            release(50, "a2"),
+            admit(60, "a", 1, 429, CONC, 5),
+            release(70, "a3"),
+            admit(80, "a", 1, "ok"),
+        ],
+    ),
+    case(
+        "lowered_bytes_in_flight_waits_for_running_uploads",
+        "Bytes in flight lowered from 1000 to 500 with 900 running: the next upload waits until "
+        "the running bytes plus its own fit again.",
+        [row(max_bytes_in_flight=1000)],
+        [
+            admit(0, "a", 600, "ok", lease="big"),
+            admit(10, "a", 300, "ok", lease="small"),
+            table(20, [row(max_bytes_in_flight=500, version=2)]),
+            admit(30, "a", 100, 429, BYTES, 5),
+            release(40, "big"),
+            admit(50, "a", 100, "ok"),
+            admit(60, "a", 200, 429, BYTES, 5),
+        ],
+    ),
+    case(
+        "pause_during_a_burst_rejects_the_rest_of_the_burst",
+        "A pause published in the middle of a burst that the rate and concurrency would still "
+        "admit: every later request of the burst gets the 503; lifting it admits again.",
+        [row(), row("p", requests_per_minute=600, burst=10, max_concurrent_uploads=10)],
+        many(0, "p", 1, 3, "p")
+        + [
+            table(
+                10,
+                [
+                    row(version=2),
+                    row(
+                        "p",
+                        requests_per_minute=600,
+                        burst=10,
+                        max_concurrent_uploads=10,
+                        paused=True,
+                        pause_reason="incident",
+                        version=2,
+                    ),
+                ],
+            ),
+            admit(11, "p", 1, 503, PAUSED, 60),
+            admit(12, "p", 1, 503, PAUSED, 60),
+            release(13, "p1"),
+            admit(14, "p", 1, 503, PAUSED, 60),
+            table(
+                20, [row(version=3), row("p", requests_per_minute=600, burst=10, max_concurrent_uploads=10, version=3)]
+            ),
+            admit(30, "p", 1, "ok"),
+        ],
+    ),
     # Shadow limits: evaluated on every admit, counted as would_have_throttled, never enforced.
     case(
         "shadow_concurrency_counts_what_it_would_have_throttled_and_rejects_nothing",
