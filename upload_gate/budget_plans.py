@@ -30,6 +30,8 @@ class SlicePlanner:
         # slice then has half a second to spare for a refill that waits for the GIL or Redis.
         self.horizon_us = max(self.refill_interval_us * 4, DEMAND_HORIZON_US)
         self.idle_drop_us = idle_drop_us
+        # A gate holding idle slots or bytes asks again this often (others may want them).
+        self.recheck_us = self.refill_interval_us * 5
 
     def idle(self, state: ClientState, budget: BudgetSlice, now: int) -> bool:
         """Nothing asked for a whole slice lifetime and nothing in flight: give it all back."""
@@ -47,13 +49,18 @@ class SlicePlanner:
         self.plan_bytes(state, budget, request)
         self.plan_tokens(budget, request, elapsed_us, now)
         self.plan_day(budget, request, elapsed_us)
-        # Slots and bytes held beyond demand are kept while nobody else wants them; once a
-        # horizon the coordinator is asked again, and its fair target (applied when the
+        # Slots and bytes held beyond demand are kept while nobody else wants them; every
+        # few rounds the coordinator is asked again, and its fair target (applied when the
         # answer comes) makes the gate drain down to its part.
         idle_slots = budget.slots is not None and budget.slots_held > state.uploads_in_flight + 1
         idle_bytes = budget.bytes is not None and budget.bytes_held > state.bytes_in_flight + budget.max_size_bytes
+        # Held for this gate beyond what it now decides on (its fair part went down): give back now.
+        draining = (budget.slots is not None and budget.slots_held > request.keep_slots) or (
+            budget.bytes is not None and budget.bytes_held > request.keep_bytes
+        )
         giving_back = (
-            ((idle_slots or idle_bytes) and elapsed_us >= self.horizon_us)
+            draining
+            or ((idle_slots or idle_bytes) and elapsed_us >= self.recheck_us)
             or request.return_tokens
             or request.return_day_bytes
         )
@@ -111,9 +118,11 @@ class SlicePlanner:
         keep = max(state.uploads_in_flight, budget.slots)
         request.keep_slots = keep
         # What the gate used at its peak, one spare, and what it had to turn away; a slice
-        # that was full asks for twice its peak (demand may be far above it, as in slow start).
+        # that turned uploads away asks for twice its peak (demand may be far above it, as in
+        # slow start). A full slice that turned none away asks for no more than it uses: the
+        # want counts in the other servers' fair parts.
         peak = max(budget.peak_slots, state.uploads_in_flight)
-        want = peak + 1 + budget.short + (peak if peak >= budget.slots else 0)
+        want = peak + 1 + budget.short + (peak if budget.short else 0)
         cap = budget.fleet.max_concurrent_uploads
         request.want_slots = min(want, cap) if cap is not None else want
 
@@ -125,7 +134,7 @@ class SlicePlanner:
         request.keep_bytes = keep
         peak = max(budget.peak_bytes, state.bytes_in_flight)
         want = peak + budget.max_size_bytes + budget.short_bytes
-        if peak + budget.max_size_bytes > budget.bytes:
+        if budget.short_bytes:
             want += peak
         cap = budget.fleet.max_bytes_in_flight
         request.want_bytes = min(want, cap) if cap is not None else want
@@ -147,12 +156,15 @@ class SlicePlanner:
         wanted = int(rate * self.horizon_us / US_PER_SECOND) + budget.short + 1
         held = budget.tokens
         if held and now - budget.tokens_at_us >= self.horizon_us:
-            # Tokens not spent within a horizon of their grant go back: a token is a request
-            # that conformed when it was granted, not one to add to a later full burst.
-            budget.tokens = 0
-            request.return_tokens += held
-            request.want_tokens = wanted
-            return
+            # Tokens granted more than a horizon ago beyond what the demand spends in the next
+            # one go back: a token is a request that conformed when it was granted, not one to
+            # add to a later full burst.
+            kept = min(held, int(rate * self.horizon_us / US_PER_SECOND))
+            if kept < held:
+                budget.tokens = kept
+                request.return_tokens += held - kept
+                held = kept
+            budget.tokens_at_us = now
         # Given back only when measured over a whole horizon: a short window underestimates.
         if held > 4 * wanted and elapsed_us >= self.horizon_us:
             giving = held - 2 * wanted

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .decision import Admitted
 from .limits import US_PER_DAY, Limits
 
 if TYPE_CHECKING:
@@ -84,26 +85,9 @@ class BudgetSlice:
         self.quiet = False
 
     def header_view(self, state: ClientState, limits: Limits, wall: int | None) -> tuple:
-        """The header numbers: the fleet-wide quotas, and as remaining what this gate can
-        still admit from its slice (so RateLimit's r is never a promise the gate breaks)."""
-        gap = 0
-        tokens = self.tokens
-        if tokens is not None:
-            interval = limits.interval_us or 0
-            if tokens <= 0:
-                gap = limits.tolerance_us + max(self.rate_wait_us, interval, 1)
-            else:
-                gap = max(0, limits.tolerance_us - (tokens - 1) * interval)
-        uploads = state.uploads_in_flight
-        if self.slots is not None:
-            uploads = limits.max_concurrent_uploads - (self.slots - uploads)  # type: ignore[operator]
-        in_flight_bytes = state.bytes_in_flight
-        if self.bytes is not None:
-            in_flight_bytes = limits.max_bytes_in_flight - (self.bytes - in_flight_bytes)  # type: ignore[operator]
-        day_bytes = state.day_bytes
-        if self.day_bytes is not None:
-            day_bytes = limits.daily_upload_bytes - self.day_bytes  # type: ignore[operator]
-        return (limits, gap, uploads, in_flight_bytes, day_bytes, wall)
+        """The header numbers of this slice now (see slice_view)."""
+        numbers = (limits, self.tokens, self.rate_wait_us, self.slots, self.bytes, self.day_bytes)
+        return slice_view(numbers, state.uploads_in_flight, state.bytes_in_flight, state.day_bytes, wall)
 
     def new_day(self, wall_us: int) -> None:
         """Yesterday's allowance is void; today's is asked for by the next refill."""
@@ -192,3 +176,37 @@ def decision_cap(cap: int | None, held: int, target: int, others: int) -> int:
     if cap is not None:
         decided = min(decided, max(0, cap - others))
     return decided
+
+
+def slice_view(numbers: tuple, uploads: int, in_flight_bytes: int, day_bytes: int, wall: int | None) -> tuple:
+    """The header numbers: the fleet-wide quotas, and as remaining what this gate can still
+    admit from its slice (so RateLimit's r is never a promise the gate breaks)."""
+    limits, tokens, rate_wait_us, slots, bytes_cap, day_left = numbers
+    gap = 0
+    if tokens is not None:
+        interval = limits.interval_us or 0
+        if tokens <= 0:
+            gap = limits.tolerance_us + max(rate_wait_us, interval, 1)
+        else:
+            gap = max(0, limits.tolerance_us - (tokens - 1) * interval)
+    if slots is not None:
+        uploads = limits.max_concurrent_uploads - (slots - uploads)
+    if bytes_cap is not None:
+        in_flight_bytes = limits.max_bytes_in_flight - (bytes_cap - in_flight_bytes)
+    if day_left is not None:
+        day_bytes = limits.daily_upload_bytes - day_left
+    return (limits, gap, uploads, in_flight_bytes, day_bytes, wall)
+
+
+class SliceAdmitted(Admitted):
+    """Admitted within a slice: `_view` holds the raw numbers of the decision until the
+    headers are asked for (most callers never do), then the header view."""
+
+    __slots__ = ()
+
+    def headers(self) -> dict[str, str]:
+        try:
+            return self._headers
+        except AttributeError:
+            self._view = slice_view(*self._view)  # type: ignore[misc]
+            return Admitted.headers(self)

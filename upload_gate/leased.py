@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 from .budget_coordinator import BudgetCoordinator, SliceRequest
 from .budget_plans import SlicePlanner
-from .budget_slice import BudgetSlice
-from .decision import Admitted, Decision
+from .budget_slice import BudgetSlice, SliceAdmitted
+from .decision import Decision
 from .limits import LIMIT_DAILY_BYTES, US_PER_DAY, US_PER_SECOND, Limits
 from .rules import binding_limit
 from .state import Lease
@@ -112,61 +112,58 @@ class LeasedMode:
                 return None
             if budget.fleet is not policy.fleet:
                 self._adopt_limits(state, budget, policy.fleet)
-            return self._decide(state, policy, budget, size_bytes, now)
+            # Within the slice: no I/O, a few comparisons (inlined: this is the hot path).
+            tokens = budget.tokens
+            slots = budget.slots
+            bytes_cap = budget.bytes
+            day_left = budget.day_bytes
+            wall = None
+            if day_left is not None:
+                wall = gate._wall_ns() // 1000
+                if wall // US_PER_DAY != budget.day_index:
+                    budget.new_day(wall)
+                    day_left = 0
+            if (
+                (tokens is not None and tokens <= 0)
+                or (slots is not None and state.uploads_in_flight >= slots)
+                or (bytes_cap is not None and state.bytes_in_flight + size_bytes > bytes_cap)
+                or (day_left is not None and size_bytes > day_left)
+            ):
+                return self._short(state, policy, budget, size_bytes, wall)
+            if tokens is not None:
+                budget.tokens = tokens = tokens - 1
+                if tokens <= budget.tokens_low and not budget.woken:
+                    self._wake_refill(budget)
+            if day_left is not None:
+                budget.day_bytes = day_left = day_left - size_bytes
+                if wall // US_PER_DAY != state.day_index:  # type: ignore[operator]
+                    gate._roll_day(state, wall)  # type: ignore[arg-type]
+                state.day_wall_us = wall  # type: ignore[assignment]
+                state.day_bytes += size_bytes
+                if day_left <= budget.day_low_bytes and not budget.woken:
+                    self._wake_refill(budget)
+            lease = Lease(next(gate._lease_ids), state, size_bytes, now + gate._lease_timeout_us)
+            state.leases[lease.lease_id] = lease
+            in_flight = state.uploads_in_flight = state.uploads_in_flight + 1
+            in_flight_bytes = state.bytes_in_flight = state.bytes_in_flight + size_bytes
+            if lease.deadline_us < state.expiry_check_us:
+                state.expiry_check_us = lease.deadline_us
+            state.admitted += 1
+            budget.admits += 1
+            budget.bytes_admitted += size_bytes
+            if in_flight > budget.peak_slots:
+                budget.peak_slots = in_flight
+                if slots is not None and in_flight >= slots and not budget.woken:
+                    self._wake_refill(budget)
+            if in_flight_bytes > budget.peak_bytes:
+                budget.peak_bytes = in_flight_bytes
+            if size_bytes > budget.max_size_bytes:
+                budget.max_size_bytes = size_bytes
+            # The header numbers as they are now; worked out only if headers are asked for.
+            numbers = (policy.fleet, tokens, budget.rate_wait_us, slots, bytes_cap, day_left)
+            return SliceAdmitted(lease, (numbers, in_flight, in_flight_bytes, state.day_bytes, wall))
         finally:
             gate._lock_release()
-
-    def _decide(
-        self, state: ClientState, policy: ClientPolicy, budget: BudgetSlice, size_bytes: int, now: int
-    ) -> Decision:
-        """Within the slice (under the gate's lock): no I/O, a few comparisons."""
-        gate = self._gate
-        tokens = budget.tokens
-        slots = budget.slots
-        bytes_cap = budget.bytes
-        day_left = budget.day_bytes
-        wall = None
-        if day_left is not None:
-            wall = gate._wall_ns() // 1000
-            if wall // US_PER_DAY != budget.day_index:
-                budget.new_day(wall)
-                day_left = 0
-        if (
-            (tokens is not None and tokens <= 0)
-            or (slots is not None and state.uploads_in_flight >= slots)
-            or (bytes_cap is not None and state.bytes_in_flight + size_bytes > bytes_cap)
-            or (day_left is not None and size_bytes > day_left)
-        ):
-            return self._short(state, policy, budget, size_bytes, wall)
-        if tokens is not None:
-            budget.tokens = tokens = tokens - 1
-            if tokens <= budget.tokens_low and not budget.woken:
-                self._wake_refill(budget)
-        if day_left is not None:
-            budget.day_bytes = day_left = day_left - size_bytes
-            gate._roll_day(state, wall)  # type: ignore[arg-type]
-            state.day_wall_us = wall  # type: ignore[assignment]
-            state.day_bytes += size_bytes
-            if day_left <= budget.day_low_bytes and not budget.woken:
-                self._wake_refill(budget)
-        lease = Lease(next(gate._lease_ids), state, size_bytes, now + gate._lease_timeout_us)
-        state.leases[lease.lease_id] = lease
-        state.uploads_in_flight += 1
-        state.bytes_in_flight += size_bytes
-        if lease.deadline_us < state.expiry_check_us:
-            state.expiry_check_us = lease.deadline_us
-        state.admitted += 1
-        budget.admits += 1
-        budget.bytes_admitted += size_bytes
-        if state.uploads_in_flight > budget.peak_slots:
-            budget.peak_slots = state.uploads_in_flight
-            if slots is not None and state.uploads_in_flight >= slots and not budget.woken:
-                self._wake_refill(budget)
-        if state.bytes_in_flight > budget.peak_bytes:
-            budget.peak_bytes = state.bytes_in_flight
-        if size_bytes > budget.max_size_bytes:
-            budget.max_size_bytes = size_bytes
-        return Admitted(lease, budget.header_view(state, policy.fleet, wall))
 
     def _short(
         self, state: ClientState, policy: ClientPolicy, budget: BudgetSlice, size_bytes: int, wall: int | None

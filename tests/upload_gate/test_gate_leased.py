@@ -367,3 +367,12 @@ def test_a_lone_server_on_leased_budgets_decides_as_the_vector_says(case, redis_
         assert gate.mode == "leased"
     finally:
         gate.close()
+
+
+def test_the_headers_show_the_fleet_wide_quota_and_what_this_server_can_still_admit(make_fleet):
+    fleet = make_fleet([star(max_concurrent_uploads=8, requests_per_minute=60, burst=20)])
+    headers = fleet.gates[0].admit("partner", 1).headers()
+    # Its first slice is the share: 2 of the 8 slots and 5 of the 20 tokens; one of each is used.
+    assert headers["RateLimit-Policy"] == '"rpm";q=60;w=60, "inflight";q=8;qu="concurrent-requests"'
+    assert headers["RateLimit"].endswith('"inflight";r=1')
+    assert headers["RateLimit"].startswith('"rpm";r=4;')
