@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from gate_vectors_build import VECTORS_PATH
 from gate_vectors_play import gate_for
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from upload_gate import ManualClock, StaticSource, UploadGate
@@ -269,17 +269,24 @@ OPERATIONS = st.lists(
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(operations=OPERATIONS, first_limit=st.integers(1, 9))
+@example(operations=[("admit", 0, 1), ("admit", 0, 1), ("refill", 0, 0)] + [("admit", 0, 1)] * 4, first_limit=9)
 def test_no_interleaving_of_four_servers_admits_above_the_fleet_wide_limits(redis_server, operations, first_limit):
     clock = ManualClock()
-    row = star(max_concurrent_uploads=first_limit, max_bytes_in_flight=2_000)
+    # 600 a minute is one every 100 ms; the burst of 3 is the most that may come at once.
+    row = star(max_concurrent_uploads=first_limit, max_bytes_in_flight=2_000, requests_per_minute=600, burst=3)
     fleet = Fleet([row], redis_server.url, clock)
+    started_ns = clock.monotonic_ns()
+    admitted = 0
     version = 1
     try:
         for op, index, value in operations:
             if op == "admit":
                 if fleet.admit(index, value):
+                    admitted += 1
                     assert fleet.uploads_in_flight() <= row["max_concurrent_uploads"]
                     assert fleet.bytes_in_flight() <= row["max_bytes_in_flight"]
+                    # The GCRA bound from the start, when no server held a token yet.
+                    assert admitted <= 3 + (clock.monotonic_ns() - started_ns) // 100_000_000
             elif op == "release":
                 fleet.release(index, value)
             elif op == "refill":
