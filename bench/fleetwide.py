@@ -232,7 +232,8 @@ def decisions_part(fleet: Fleet, total_pairs: dict[str, int], rounds: int, run_i
     calls = decisions = 0
     for round_number, shape in ((r, shape) for r in range(rounds) for shape in SHAPES):
         weights = SHAPES[shape]
-        for mode in MODES:
+        # Each round starts with another mode, so a busy spell of the machine is shared out.
+        for mode in MODES[round_number % 3 :] + MODES[: round_number % 3]:
             total = total_pairs[mode]
             per_gate = [
                 {
