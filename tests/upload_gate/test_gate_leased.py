@@ -10,6 +10,8 @@ import itertools
 import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -383,3 +385,15 @@ def test_the_headers_show_the_fleet_wide_quota_and_what_this_server_can_still_ad
     assert headers["RateLimit-Policy"] == '"rpm";q=60;w=60, "inflight";q=8;qu="concurrent-requests"'
     assert headers["RateLimit"].endswith('"inflight";r=1')
     assert headers["RateLimit"].startswith('"rpm";r=4;')
+
+
+def test_the_sidecar_refuses_leased_budgets_without_a_coordinator():
+    result = subprocess.run(
+        [sys.executable, "-m", "upload_gate", "serve", "--port", "1", "--leased-budgets"],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "--leased-budgets needs --redis-url" in result.stderr
