@@ -1,10 +1,11 @@
 """What a gate asks the coordinator for, per client and refill (leased-budget mode).
 
 Slices follow demand, measured between two calls: concurrency and bytes in flight ask for
-the peak used, one spare and what was turned away (twice the peak when the slice was full:
-demand may be far above it); tokens and daily bytes ask for the demand of a few refill
-rounds ahead. What demand no longer needs is given back, after the gate has stopped
-deciding on it (under the gate's lock, before the call).
+the peak used, one spare and what was turned away (twice the peak when uploads were turned
+away: demand may be far above it); they keep what no other gate wants and drain to their
+fair part when others do. Tokens and daily bytes ask for the demand of the next second.
+What demand no longer needs is given back, after the gate has stopped deciding on it
+(under the gate's lock, before the call).
 """
 
 from __future__ import annotations
