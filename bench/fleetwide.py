@@ -199,8 +199,13 @@ class Fleet:
     def close(self) -> None:
         for pipe, process in zip(self.pipes, self.processes, strict=True):
             if process.is_alive():
-                pipe.send(("quit", None))
-                process.join(10)
+                try:
+                    pipe.send(("quit", None))
+                    process.join(10)
+                except OSError:  # it died (a failed run): make sure it is gone
+                    pass
+            if process.is_alive():
+                process.kill()
 
 
 # -- redis-server -------------------------------------------------------------------------
@@ -396,9 +401,11 @@ def main() -> int:
             concurrency = concurrency_part(fleet, upload_seconds, run_id)
             killed = kill_part(fleet, url, max(upload_seconds * 2, slice_ttl * 2), slice_ttl, run_id)
         finally:
-            fleet.close()
-            process.terminate()
-            process.wait(timeout=10)
+            try:
+                fleet.close()
+            finally:  # the redis-server never outlives the bench, whatever failed
+                process.terminate()
+                process.wait(timeout=10)
     leased, vs_share, vs_redis = print_decisions(decisions)
     print_concurrency(concurrency)
     print(
