@@ -84,22 +84,36 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_redis() -> tuple[subprocess.Popen, str] | None:
-    """A redis-server of the bench's own on a free 127.0.0.1 port, nothing persisted: (process,
-    URL) once it accepts connections, or None where redis-server is not installed."""
+def start_redis(unix_socket_dir: Path | None = None) -> tuple[subprocess.Popen, str] | None:
+    """A redis-server of the bench's own, nothing persisted, on a free 127.0.0.1 port or on a
+    Unix socket in unix_socket_dir: (process, URL) once it accepts connections, or None where
+    redis-server is not installed."""
     binary = shutil.which("redis-server")
     if binary is None:
         return None
-    port = free_port()
+    if unix_socket_dir is not None:
+        sock = unix_socket_dir / "redis.sock"
+        listen, url = ["--port", "0", "--unixsocket", str(sock)], f"unix://{sock}"
+    else:
+        port = free_port()
+        listen, url = ["--bind", "127.0.0.1", "--port", str(port)], f"redis://127.0.0.1:{port}/0"
     process = subprocess.Popen(
-        [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
+        [binary, *listen, "--save", "", "--appendonly", "no"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    for _ in range(200):
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return process, f"redis://127.0.0.1:{port}/0"
+    for _ in range(400):
+        if _redis_answers(url):
+            return process, url
         time.sleep(0.025)
     process.terminate()
     return None
+
+
+def _redis_answers(url: str) -> bool:
+    if url.startswith("unix://"):
+        family, address = socket.AF_UNIX, url.removeprefix("unix://")
+    else:
+        family, address = socket.AF_INET, ("127.0.0.1", int(url.rsplit(":", 1)[1].split("/")[0]))
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        return probe.connect_ex(address) == 0

@@ -24,9 +24,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
-import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -36,6 +34,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.common import start_redis  # noqa: E402
 from upload_gate import StaticSource, UploadGate  # noqa: E402
 
 GATES = 4
@@ -206,25 +205,6 @@ class Fleet:
                     pass
             if process.is_alive():
                 process.kill()
-
-
-# -- redis-server -------------------------------------------------------------------------
-def start_redis(directory: Path) -> tuple[subprocess.Popen, str] | None:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        return None
-    sock = directory / "redis.sock"
-    process = subprocess.Popen(
-        [binary, "--port", "0", "--unixsocket", str(sock), "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(400):
-        if sock.exists():
-            return process, f"unix://{sock}"
-        time.sleep(0.025)
-    process.terminate()
-    return None
 
 
 # -- the three parts ----------------------------------------------------------------------
