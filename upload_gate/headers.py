@@ -16,6 +16,7 @@ a larger quota or remainder (a bigint column holds up to 2^63 - 1) is written as
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from .limits import US_PER_DAY, US_PER_SECOND, Limits
@@ -118,3 +119,43 @@ def build_headers(decision: Decision) -> dict[str, str]:
     if decision.retry_after_seconds is not None:
         fields["Retry-After"] = str(decision.retry_after_seconds)
     return fields
+
+
+# -- reading them back (the SDK pacer, upload_gate/pacer.py) --------------------------------
+
+_ITEM_NAME = re.compile(r'\s*"([^"\\]*)"')
+_PARAMETER = re.compile(r';\s*([a-z*][a-z0-9_.*-]*)(?:=("(?:[^"\\]|\\.)*"|[^;,\s]*))?')
+
+
+def parse_quota_items(value: str | None) -> dict[str, dict[str, int | str]]:
+    """A RateLimit or RateLimit-Policy field as {policy name: {parameter: value}}:
+    integers as int, sf-strings unquoted. Items that do not parse are skipped, so one odd
+    item from a proxy cannot hide the others; None or "" gives {}."""
+    items: dict[str, dict[str, int | str]] = {}
+    for raw_item in _split_items(value or ""):
+        name = _ITEM_NAME.match(raw_item)
+        if name is None:
+            continue
+        parameters: dict[str, int | str] = {}
+        for key, raw in _PARAMETER.findall(raw_item[name.end() :]):
+            if raw.startswith('"'):
+                parameters[key] = raw[1:-1]
+            elif raw.lstrip("-").isdigit():
+                parameters[key] = int(raw)
+        items[name.group(1)] = parameters
+    return items
+
+
+def _split_items(value: str) -> list[str]:
+    """Split a structured-field list on the commas outside sf-strings."""
+    items, current, quoted = [], [], False
+    for char in value:
+        if char == '"':
+            quoted = not quoted
+        if char == "," and not quoted:
+            items.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    items.append("".join(current))
+    return [item for item in items if item.strip()]
