@@ -1,0 +1,424 @@
+"""The SDK pacer: a queue an import script wraps around each upload call (docs/sdk-pacing.md).
+
+    from upload_gate.pacer import Pacer, UploadRejected
+
+    def upload(item, attempt):
+        answer = presign(item)                      # the API's presign: where the gate answers
+        if answer.status >= 400:
+            raise UploadRejected(answer.status, answer.headers)
+        attempt.admitted(answer.headers)            # RateLimit: room left on the server
+        post_to_s3(answer.presigned_post, item)     # a timeout or network error is retried
+
+    result = Pacer(upload).run(items, on_progress=print)
+
+`PacerCore` is the algorithm alone: no thread, no clock; every method takes `now` in
+seconds. `Pacer` drives it with threads and the monotonic clock; fleet_sim drives the same
+core on the simulation clock. Standard library only.
+"""
+
+from __future__ import annotations
+
+import random as random_module
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from .headers import POLICY_CONCURRENCY, POLICY_RATE, parse_quota_items
+
+STATUS_THROTTLED = 429
+STATUS_UNAVAILABLE = 503
+# Answers worth asking again after a backoff: the server may be better in a moment.
+TRANSIENT_STATUSES = frozenset({408, 500, 502, 504})
+
+
+@dataclass(frozen=True)
+class PacerSettings:
+    initial_concurrency: int = 2
+    max_concurrency: int = 16
+    max_attempts: int = 5
+    backoff_base_seconds: float = 1.0
+    backoff_max_seconds: float = 60.0
+    default_retry_after_seconds: float = 5.0
+    eta_window: int = 20
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.initial_concurrency <= self.max_concurrency:
+            raise ValueError("initial_concurrency must be within 1..max_concurrency")
+        if self.max_attempts < 1 or self.eta_window < 2:
+            raise ValueError("max_attempts must be 1 or more and eta_window 2 or more")
+
+
+@dataclass(frozen=True)
+class Progress:
+    done: int
+    failed: int
+    cancelled: int
+    in_flight: int
+    waiting: int
+    concurrency: int
+    throttled: int
+    retries: int
+    held_for_seconds: float
+    eta_seconds: float | None
+
+
+@dataclass
+class Entry:
+    """One item in the queue: when it may be tried again, and how often it failed in a row."""
+
+    item: Any
+    index: int
+    not_before: float = 0.0
+    failures: int = 0
+    attempts: int = 0
+    admitted: bool = False  # the current attempt's admission was already learnt from
+
+
+class UploadRejected(Exception):
+    """The gate's (or any HTTP) answer to an upload: raise it from the upload function."""
+
+    def __init__(self, status: int, headers: Mapping[str, str] | None = None, reason: str = "") -> None:
+        super().__init__(f"HTTP {status}{': ' + reason if reason else ''}")
+        self.status = status
+        self.headers = headers or {}
+
+
+def header(headers: Any, name: str) -> str | None:
+    """A header's value from a dict (any case), an email.message.Message or http.client's."""
+    if headers is None:
+        return None
+    getter = getattr(headers, "get", None)
+    value = getter(name) if getter else None
+    if value is None and isinstance(headers, Mapping):
+        lowered = name.lower()
+        value = next((v for k, v in headers.items() if k.lower() == lowered), None)
+    return value
+
+
+def retry_after_seconds(value: str | None, wall_seconds: float | None = None) -> float | None:
+    """Retry-After as seconds from now: delta-seconds or an HTTP-date; None if unreadable."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    now = time.time() if wall_seconds is None else wall_seconds
+    return max(0.0, when.timestamp() - now)
+
+
+class PacerCore:
+    """The pacer's decisions, driven by whoever owns the clock (docs/sdk-pacing.md)."""
+
+    def __init__(
+        self,
+        items: Iterable[Any],
+        settings: PacerSettings | None = None,
+        random: Callable[[], float] = random_module.random,
+    ) -> None:
+        self.settings = settings or PacerSettings()
+        self._random = random
+        self.queue: deque[Entry] = deque(Entry(item, index) for index, item in enumerate(items))
+        self.total = len(self.queue)
+        self.in_flight: dict[int, Entry] = {}
+        # Uploads in flight whose admission the pacer has learnt: the server's RateLimit `r`
+        # was computed with these counted, not with those still waiting for their answer.
+        self.admitted_in_flight = 0
+        self.limit = self.settings.initial_concurrency
+        self.hold_until = 0.0
+        self.next_start_at = 0.0
+        self.done: list[Entry] = []
+        self.failed: list[tuple[Entry, str]] = []
+        self.cancelled: list[Entry] = []
+        self.throttled = 0
+        self.retries = 0
+        self._completions: deque[float] = deque(maxlen=self.settings.eta_window)
+
+    # -- starting ----------------------------------------------------------------------
+    def next_start(self, now: float) -> Entry | None:
+        """The item to start now (it is then in flight), or None."""
+        if len(self.in_flight) >= self.limit or now < self.hold_until or now < self.next_start_at:
+            return None
+        for entry in self.queue:
+            if entry.not_before <= now:
+                self.queue.remove(entry)
+                entry.attempts += 1
+                entry.admitted = False
+                self.in_flight[entry.index] = entry
+                return entry
+        return None
+
+    def wake_at(self, now: float) -> float | None:
+        """When a start may become possible without an attempt ending; None: only an end can."""
+        if not self.queue or len(self.in_flight) >= self.limit:
+            return None
+        earliest_item = min(entry.not_before for entry in self.queue)
+        return max(earliest_item, self.hold_until, self.next_start_at, now)
+
+    @property
+    def finished(self) -> bool:
+        return not self.queue and not self.in_flight
+
+    # -- what the server answered --------------------------------------------------------
+    def admitted(self, entry: Entry, now: float, headers: Any = None) -> None:
+        """The gate admitted this attempt (its presign answer): grow, within RateLimit."""
+        if entry.admitted:
+            return
+        entry.admitted = True
+        self.admitted_in_flight += 1
+        self.limit = min(self.settings.max_concurrency, self.limit + 1)
+        remaining = parse_quota_items(header(headers, "RateLimit"))
+        self._follow_concurrency(remaining)
+        self._follow_rate(remaining, parse_quota_items(header(headers, "RateLimit-Policy")), now)
+
+    def succeeded(self, entry: Entry, now: float, headers: Any = None, more: bool = False) -> None:
+        """The attempt worked. more=True: the item has another request to make (a file's next
+        part); it goes back to the front of the queue."""
+        self.admitted(entry, now, headers)
+        self._end(entry)
+        entry.failures = 0
+        if more:
+            entry.not_before = now
+            self.queue.appendleft(entry)
+            return
+        self.done.append(entry)
+        self._completions.append(now)
+
+    def rejected(self, entry: Entry, now: float, status: int, headers: Any = None) -> None:
+        """An HTTP answer of 400 or more: wait, retry or give up, as the status says."""
+        if status == STATUS_THROTTLED or status == STATUS_UNAVAILABLE:
+            self._throttled(entry, now, status, headers)
+        elif status in TRANSIENT_STATUSES or status >= 500:
+            self.transient_error(entry, now, f"HTTP {status}")
+        else:
+            self.permanent_error(entry, f"HTTP {status}")
+
+    def _throttled(self, entry: Entry, now: float, status: int, headers: Any) -> None:
+        self._end(entry)
+        self.throttled += 1
+        wait = retry_after_seconds(header(headers, "Retry-After"))
+        wait = self.settings.default_retry_after_seconds if wait is None else wait
+        remaining = parse_quota_items(header(headers, "RateLimit"))
+        if status == STATUS_UNAVAILABLE and not remaining:
+            # A pause (or a gate failing closed) is not a quota: nobody may start until then.
+            self.hold_until = max(self.hold_until, now + wait)
+            entry.not_before = self.hold_until
+        else:
+            entry.not_before = now + wait
+            if not remaining:
+                self.limit = max(1, min(self.limit, len(self.in_flight)))
+            self._follow_concurrency(remaining)
+            self._follow_rate(remaining, parse_quota_items(header(headers, "RateLimit-Policy")), now)
+        self._requeue(entry)
+
+    def transient_error(self, entry: Entry, now: float, reason: str = "network error") -> bool:
+        """A timeout or network error: retried after a jittered backoff unless it failed
+        max_attempts times in a row. Returns whether it will be retried."""
+        self._end(entry)
+        entry.failures += 1
+        self.limit = max(1, self.limit // 2)
+        if entry.failures >= self.settings.max_attempts:
+            self.failed.append((entry, f"{reason} ({entry.failures} attempts in a row)"))
+            return False
+        self.retries += 1
+        backoff = min(self.settings.backoff_max_seconds, self.settings.backoff_base_seconds * 2 ** (entry.failures - 1))
+        entry.not_before = now + backoff * (0.5 + 0.5 * self._random())
+        self._requeue(entry)
+        return True
+
+    def permanent_error(self, entry: Entry, reason: str) -> None:
+        """A 4xx that asking again will not change, or a bug in the upload function."""
+        self._end(entry)
+        self.failed.append((entry, reason))
+
+    def cancel(self) -> None:
+        """Nothing new starts; the items not started are cancelled."""
+        self.cancelled.extend(self.queue)
+        self.queue.clear()
+
+    # -- what to show --------------------------------------------------------------------
+    def progress(self, now: float) -> Progress:
+        held = max(0.0, self.hold_until - now)
+        return Progress(
+            done=len(self.done),
+            failed=len(self.failed),
+            cancelled=len(self.cancelled),
+            in_flight=len(self.in_flight),
+            waiting=len(self.queue),
+            concurrency=self.limit,
+            throttled=self.throttled,
+            retries=self.retries,
+            held_for_seconds=held,
+            eta_seconds=self._eta_seconds(held),
+        )
+
+    def _eta_seconds(self, held_seconds: float) -> float | None:
+        left = len(self.queue) + len(self.in_flight)
+        if not left:
+            return 0.0
+        if len(self._completions) < 2 or self._completions[-1] <= self._completions[0]:
+            return None
+        per_second = (len(self._completions) - 1) / (self._completions[-1] - self._completions[0])
+        return held_seconds + left / per_second
+
+    # -- internals ---------------------------------------------------------------------
+    def _end(self, entry: Entry) -> None:
+        if self.in_flight.pop(entry.index, None) is not None and entry.admitted:
+            self.admitted_in_flight -= 1
+
+    def _requeue(self, entry: Entry) -> None:
+        """Back in the queue at its own place (the queue stays in the order given)."""
+        for position, other in enumerate(self.queue):
+            if other.index > entry.index:
+                self.queue.insert(position, entry)
+                return
+        self.queue.append(entry)
+
+    def _follow_concurrency(self, remaining: dict) -> None:
+        room = remaining.get(POLICY_CONCURRENCY, {}).get("r")
+        if isinstance(room, int):
+            self.limit = max(1, min(self.limit, self.admitted_in_flight + room))
+
+    def _follow_rate(self, remaining: dict, policy: dict, now: float) -> None:
+        rate = remaining.get(POLICY_RATE, {})
+        if rate.get("r") != 0:
+            return
+        reset = rate.get("t") if isinstance(rate.get("t"), int) else 60
+        quota = policy.get(POLICY_RATE, {})
+        if isinstance(quota.get("q"), int) and quota["q"] > 0:
+            reset = min(reset, quota.get("w", 60) / quota["q"])
+        self.next_start_at = max(self.next_start_at, now + reset)
+
+
+# -- the threaded driver -------------------------------------------------------------------
+
+
+class Attempt:
+    """What the upload function gets with its item: the attempt's number, a cancelled event
+    to check between steps, and admitted(headers) to call with the presign's answer."""
+
+    def __init__(self, pacer: Pacer, entry: Entry) -> None:
+        self._pacer = pacer
+        self._entry = entry
+        self.number = entry.attempts
+        self.cancelled = pacer.cancelled_event
+
+    def admitted(self, headers: Any = None) -> None:
+        self._pacer._record(lambda now: self._pacer.core.admitted(self._entry, now, headers))
+
+
+@dataclass
+class PacerResult:
+    done: list = field(default_factory=list)  # (item, what the upload returned)
+    failed: list = field(default_factory=list)  # (item, why)
+    cancelled: list = field(default_factory=list)
+    progress: Progress | None = None
+
+
+class Pacer:
+    """Runs upload(item, attempt) over the items, as fast as the gate's answers allow."""
+
+    def __init__(
+        self,
+        upload: Callable[[Any, Attempt], Any],
+        settings: PacerSettings | None = None,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        random: Callable[[], float] = random_module.random,
+        **setting_values: Any,
+    ) -> None:
+        self.upload = upload
+        self.settings = settings or PacerSettings(**setting_values)
+        self._monotonic = monotonic
+        self._random = random
+        self._condition = threading.Condition()
+        self.cancelled_event = threading.Event()
+        self.core = PacerCore([], self.settings, random)
+        self._results: dict[int, Any] = {}
+        self._on_progress: Callable[[Progress], None] | None = None
+
+    def run(self, items: Iterable[Any], on_progress: Callable[[Progress], None] | None = None) -> PacerResult:
+        self.core = PacerCore(items, self.settings, self._random)
+        self._on_progress = on_progress
+        with ThreadPoolExecutor(self.settings.max_concurrency, thread_name_prefix="pacer") as pool:
+            with self._condition:
+                while not self.core.finished:
+                    self._start_what_may_start(pool)
+                    wake_at = self.core.wake_at(self._monotonic())
+                    timeout = None if wake_at is None else max(0.0, wake_at - self._monotonic())
+                    if not self.core.finished:
+                        self._condition.wait(timeout)
+        return self._result()
+
+    def cancel(self) -> None:
+        """Stop starting uploads; those in flight see attempt.cancelled and end as they end."""
+        self.cancelled_event.set()
+        self._record(lambda now: self.core.cancel())
+
+    def _start_what_may_start(self, pool: ThreadPoolExecutor) -> None:
+        if self.cancelled_event.is_set() and self.core.queue:
+            self.core.cancel()
+        while (entry := self.core.next_start(self._monotonic())) is not None:
+            pool.submit(self._attempt, entry)
+        self._report()
+
+    def _attempt(self, entry: Entry) -> None:
+        try:
+            value = self.upload(entry.item, Attempt(self, entry))
+        except Exception as error:  # noqa: BLE001 - every failure is sorted into wait, retry or give up
+            self._record(lambda now, error=error: self._failed(entry, now, error))
+            return
+        self._results[entry.index] = value
+        self._record(lambda now: self.core.succeeded(entry, now, getattr(value, "headers", None)))
+
+    def _failed(self, entry: Entry, now: float, error: Exception) -> None:
+        status = http_status_of(error)
+        if status is not None:
+            self.core.rejected(entry, now, status, headers_of(error))
+        elif isinstance(error, OSError):  # TimeoutError, ConnectionError, URLError, socket errors
+            self.core.transient_error(entry, now, f"{type(error).__name__}: {error}")
+        else:
+            self.core.permanent_error(entry, f"{type(error).__name__}: {error}")
+
+    def _record(self, change: Callable[[float], None]) -> None:
+        with self._condition:
+            change(self._monotonic())
+            self._condition.notify_all()
+
+    def _report(self) -> None:
+        if self._on_progress is not None:
+            self._on_progress(self.core.progress(self._monotonic()))
+
+    def _result(self) -> PacerResult:
+        core = self.core
+        return PacerResult(
+            done=[(entry.item, self._results.get(entry.index)) for entry in core.done],
+            failed=[(entry.item, reason) for entry, reason in core.failed],
+            cancelled=[entry.item for entry in core.cancelled],
+            progress=core.progress(self._monotonic()),
+        )
+
+
+def http_status_of(error: Exception) -> int | None:
+    """The HTTP status an exception carries: ours, urllib's HTTPError, requests' or httpx's."""
+    for holder in (error, getattr(error, "response", None)):
+        for name in ("status", "status_code", "code"):
+            value = getattr(holder, name, None)
+            if isinstance(value, int) and 100 <= value <= 599:
+                return value
+    return None
+
+
+def headers_of(error: Exception) -> Any:
+    headers = getattr(error, "headers", None)
+    if headers is None:
+        headers = getattr(getattr(error, "response", None), "headers", None)
+    return headers
