@@ -239,6 +239,11 @@ class PacerCore:
         self._end(entry)
         self.failed.append((entry, reason))
 
+    def cancelled_in_flight(self, entry: Entry) -> None:
+        """An upload that ended with an error after the import was cancelled: cancelled, not failed."""
+        self._end(entry)
+        self.cancelled.append(entry)
+
     def cancel(self) -> None:
         """Nothing new starts; the items not started are cancelled."""
         self.cancelled.extend(self.queue)
@@ -381,7 +386,9 @@ class Pacer:
 
     def _failed(self, entry: Entry, now: float, error: Exception) -> None:
         status = http_status_of(error)
-        if status is not None:
+        if self.cancelled_event.is_set() and status is None:
+            self.core.cancelled_in_flight(entry)
+        elif status is not None:
             self.core.rejected(entry, now, status, headers_of(error))
         elif isinstance(error, OSError):  # TimeoutError, ConnectionError, URLError, socket errors
             self.core.transient_error(entry, now, f"{type(error).__name__}: {error}")

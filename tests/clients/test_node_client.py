@@ -52,8 +52,12 @@ def test_node_package_has_no_runtime_dependencies():
     package = json.loads((NODE_PACKAGE / "package.json").read_text())
     assert package["type"] == "module"
     assert "dependencies" not in package
-    imports = re.findall(r"^import .* from '([^']+)';$", (NODE_PACKAGE / "index.js").read_text(), re.MULTILINE)
-    assert imports and all(name.startswith("node:") for name in imports)
+    for module in ("index.js", "pacer.js"):
+        source = (NODE_PACKAGE / module).read_text()
+        imports = re.findall(r"^import .* from '([^']+)';$", source, re.MULTILINE)
+        assert all(name.startswith("node:") for name in imports), module
+        assert module in package["files"]
+    assert package["exports"]["./pacer"]["types"] == "./pacer.d.ts"
 
 
 def test_node_type_declarations_compile_against_their_usage(node):
