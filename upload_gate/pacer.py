@@ -361,6 +361,7 @@ class Pacer:
                     timeout = None if wake_at is None else max(0.0, wake_at - self._monotonic())
                     if not self.core.finished:
                         self._condition.wait(timeout)
+                self._report()  # the last change: everything done, failed or cancelled
         return self._result()
 
     def cancel(self) -> None:

