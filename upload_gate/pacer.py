@@ -174,8 +174,12 @@ class PacerCore:
             return
         entry.admitted = True
         self.admitted_in_flight += 1
-        self.limit = min(self.settings.max_concurrency, self.limit + 1)
         remaining = parse_quota_items(header(headers, "RateLimit"))
+        # Grow only while the server says it has room: at r=0 an upload the server has already
+        # released may still be counted here (its answer is on its way), and growing then
+        # would start one too many.
+        if remaining.get(POLICY_CONCURRENCY, {}).get("r") != 0:
+            self.limit = min(self.settings.max_concurrency, self.limit + 1)
         self._follow_concurrency(remaining)
         self._follow_rate(remaining, parse_quota_items(header(headers, "RateLimit-Policy")), now)
 

@@ -135,8 +135,11 @@ export class PacerCore {
     if (entry.admitted) return;
     entry.admitted = true;
     this.admittedInFlight += 1;
-    this.limit = Math.min(this.settings.maxConcurrency, this.limit + 1);
     const remaining = parseQuotaItems(headerOf(headers, 'RateLimit'));
+    // Grow only while the server says it has room: at r=0 an upload the server has already
+    // released may still be counted here (its answer is on its way), and growing then would
+    // start one too many.
+    if (remaining[POLICY_CONCURRENCY]?.r !== 0) this.limit = Math.min(this.settings.maxConcurrency, this.limit + 1);
     this.#followConcurrency(remaining);
     this.#followRate(remaining, parseQuotaItems(headerOf(headers, 'RateLimit-Policy')), now);
   }
