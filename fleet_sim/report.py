@@ -36,7 +36,7 @@ def summarize(sim) -> dict:
 def print_table(scenario_name: str, rows: list[tuple[str, dict]], seconds: float, write=print) -> None:
     write(f"scenario {scenario_name} (simulated; {seconds:.1f} s of wall time)")
     header = (
-        f"{'strategy':<24}{'timeouts users':>15}{'partner':>9}{'throttled':>10}{'abandoned':>10}"
+        f"{'strategy':<30}{'timeouts users':>15}{'partner':>9}{'throttled':>10}{'abandoned':>10}"
         f"{'backlog done':>13}{'× ideal':>8}{'CPU p95':>8}{'useful/capacity':>16}{'machine-h':>10}"
         f"{'limit changes':>14}"
     )
@@ -55,7 +55,7 @@ def print_table(scenario_name: str, rows: list[tuple[str, dict]], seconds: float
         share = f"{row['throughput_share']:.0%}" if row["throughput_share"] is not None else "—"
         changes = "—" if row["limit_changes"] is None else str(row["limit_changes"])
         write(
-            f"{name:<24}{row['timeouts_users']:>15}{row['timeouts_partner']:>9}{row['throttled']:>10}"
+            f"{name:<30}{row['timeouts_users']:>15}{row['timeouts_partner']:>9}{row['throttled']:>10}"
             f"{row['abandoned_files']:>10}{done:>13}{ratio:>8}{row['cpu_p95']:>7.0f}%{share:>16}"
             f"{row['machine_hours']:>10.1f}{changes:>14}"
         )

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 from fleet_sim.model import USER_FILE_MIX, FileKind, LoadModel, PartnerBacklog, Scenario
 from upload_gate import ManualClock, StaticSource, UploadGate
+from upload_gate.pacer import PacerCore, PacerSettings
 
 # CPU seconds left below which an upload counts as done (float rounding).
 CPU_DONE = 1e-9
@@ -47,8 +48,13 @@ class Client:
     arrived_at: float
     slots: list = field(default_factory=list)
     retry_not_before: float = 0.0  # after a rejection, the client waits Retry-After
+    # An SDK running the pacer (upload_gate/pacer.py): it holds the files (one Slot each) and
+    # decides when each part is sent; files, concurrency and retry_not_before are then unused.
+    pacer: PacerCore | None = None
 
     def done(self) -> bool:
+        if self.pacer is not None:
+            return self.pacer.finished
         return not self.files and not any(slot.parts for slot in self.slots)
 
 
@@ -61,6 +67,7 @@ class Upload:
     cores_wanted: float
     started_at: float
     lease: object
+    pacer_entry: object = None  # the pacer's entry for this file, when the client runs the pacer
 
 
 @dataclass
@@ -109,6 +116,7 @@ class Simulation:
         scaler=None,
         server_cores: list[int] | None = None,
         gate_factory=None,
+        partner_pacer: PacerSettings | None = None,
     ):
         self.scenario = scenario
         # The bench gives every server a gate on a simulated clock; the live fleet gives each a
@@ -128,7 +136,7 @@ class Simulation:
         self._server_cores = server_cores
         for index in range(servers):
             self.add_server(warm=True, cores=(server_cores or [None] * servers)[index])
-        self._add_backlog(partner_concurrency)
+        self._add_backlog(partner_concurrency, partner_pacer)
         self._add_big_user()
 
     # Fleet
@@ -186,22 +194,25 @@ class Simulation:
             )
         )
 
-    def _add_backlog(self, concurrency: int | None) -> None:
+    def _add_backlog(self, concurrency: int | None, pacer: PacerSettings | None = None) -> None:
         backlog = self.scenario.backlog
         if backlog is None:
             return
         sizes = deque(self._backlog_size(backlog) for _ in range(backlog.files))
         parallel = concurrency or backlog.concurrency or backlog.files
-        self.clients.append(
-            Client(
-                backlog.client_id,
-                "partner",
-                self.model.partner_bandwidth_bytes_per_second,
-                sizes,
-                parallel,
-                backlog.starts_at_seconds,
-            )
+        client = Client(
+            backlog.client_id,
+            "partner",
+            self.model.partner_bandwidth_bytes_per_second,
+            sizes,
+            parallel,
+            backlog.starts_at_seconds,
         )
+        if pacer is not None:
+            # The pacer's jitter draws from the simulation's generator: still one seed.
+            client.pacer = PacerCore((Slot(self._parts(size)) for size in sizes), pacer, random=self.rng.random)
+            client.files = deque()
+        self.clients.append(client)
 
     def _add_big_user(self) -> None:
         big = self.scenario.big_user
@@ -287,8 +298,11 @@ class Simulation:
         for client in self.clients:
             if client.arrived_at > self.now or client.retry_not_before > self.now:
                 continue
-            self._open_slots(client)
             servers = [s for s in live if s.only_for in (None, client.kind)]
+            if servers and client.pacer is not None:
+                self._start_paced(client, servers)
+                continue
+            self._open_slots(client)
             if not servers:
                 continue
             for slot in client.slots:
@@ -303,13 +317,23 @@ class Simulation:
         while client.files and len(client.slots) < client.concurrency:
             client.slots.append(Slot(self._parts(client.files.popleft()), ready_at=self.now))
 
-    def _start(self, client: Client, slot: Slot, server: Server) -> bool:
+    def _start_paced(self, client: Client, servers: list[Server]) -> None:
+        """The pacer decides which file sends its next part now; the gate's answer (with
+        its headers, as an upload server would send them) goes back to the pacer."""
+        pacer = client.pacer
+        while (entry := pacer.next_start(self.now)) is not None:
+            slot = entry.item
+            server = min(servers, key=lambda s: len(s.uploads))
+            decision = server.gate.admit(client.client_id, slot.parts[0].size_bytes)
+            if not decision.admitted:
+                self.totals.throttled[client.kind] += 1
+                pacer.rejected(entry, self.now, decision.status, decision.headers())
+                continue
+            pacer.admitted(entry, self.now, decision.headers())
+            self._run_upload(client, slot, server, decision.lease, entry)
+
+    def _run_upload(self, client: Client, slot: Slot, server: Server, lease, pacer_entry=None) -> None:
         part = slot.parts[0]
-        decision = server.gate.admit(client.client_id, part.size_bytes)
-        if not decision.admitted:
-            self.totals.throttled[client.kind] += 1
-            client.retry_not_before = self.now + max(1, decision.retry_after_seconds)
-            return False
         server.uploads.append(
             Upload(
                 client,
@@ -318,11 +342,21 @@ class Simulation:
                 self.model.cpu_seconds(part.size_bytes),
                 self.model.cores_wanted(client.bandwidth_bytes_per_second),
                 self.now,
-                decision.lease,
+                lease,
+                pacer_entry,
             )
         )
         slot.in_flight = True
         self.totals.started[client.kind] += 1
+
+    def _start(self, client: Client, slot: Slot, server: Server) -> bool:
+        part = slot.parts[0]
+        decision = server.gate.admit(client.client_id, part.size_bytes)
+        if not decision.admitted:
+            self.totals.throttled[client.kind] += 1
+            client.retry_not_before = self.now + max(1, decision.retry_after_seconds)
+            return False
+        self._run_upload(client, slot, server, decision.lease)
         return True
 
     def _progress(self, dt: float) -> None:
@@ -389,6 +423,8 @@ class Simulation:
             self.totals.useful_core_seconds_pending += self.model.cpu_seconds(upload.part.size_bytes)
         if upload.part.is_last:
             self.totals.files_completed[kind] += 1
+        if upload.pacer_entry is not None:
+            upload.client.pacer.succeeded(upload.pacer_entry, self.now, more=bool(upload.slot.parts))
 
     def _time_out(self, server: Server, upload: Upload) -> None:
         server.gate.release(upload.lease, "timed_out")
@@ -397,6 +433,12 @@ class Simulation:
         slot.ready_at = self.now + self.model.timeout_retry_seconds
         slot.failures += 1
         self.totals.timed_out[kind] += 1
+        if upload.pacer_entry is not None:
+            # The pacer retries with jittered backoff and gives up after max_attempts in a row.
+            if not upload.client.pacer.transient_error(upload.pacer_entry, self.now, "timed out"):
+                slot.parts.clear()
+                self.totals.files_abandoned[kind] += 1
+            return
         attempts = self.model.user_attempts_per_part if kind == "user" else self.model.partner_attempts_per_part
         if slot.failures >= attempts:
             slot.parts.clear()  # the client gives up this file

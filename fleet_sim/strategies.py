@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from fleet_sim.load_control import ControlSettings, PartnerLimits, control
 from fleet_sim.model import LoadModel, Scenario
 from fleet_sim.simulation import Simulation
+from upload_gate.pacer import PacerSettings
 
 
 def limit_row(client_id: str, version: int = 1, live_server_count: int = 1, **limits) -> dict:
@@ -126,9 +127,23 @@ class DedicatedPartnerBox(Strategy):
         return sim
 
 
+def sdk_pacer(model: LoadModel, max_concurrency: int) -> PacerSettings:
+    """The SDK pacer (docs/sdk-pacing.md) with its defaults, giving a part up after as many
+    timeouts in a row as the model's SDK does."""
+    return PacerSettings(max_concurrency=max_concurrency, max_attempts=model.partner_attempts_per_part)
+
+
+# The SDK's own ceiling in "SDK pacing": 8 files at a time, what the team weighed.
+SDK_PACING_CONCURRENCY = 8
+
+
 class SdkPacing(Strategy):
+    """The SDK pacer against servers without limits: it grows to its own ceiling, and halves
+    on a timeout (there is no RateLimit to follow)."""
+
     def build(self, scenario, model, seed):
-        return Simulation(scenario, model, servers=1, seed=seed, partner_concurrency=8)
+        pacer = sdk_pacer(model, SDK_PACING_CONCURRENCY)
+        return Simulation(scenario, model, servers=1, seed=seed, partner_pacer=pacer)
 
 
 class GateLimits(Strategy):
@@ -146,14 +161,30 @@ class GateLimitsWithScaling(Strategy):
         return Simulation(scenario, model, servers=1, seed=seed, limit_rows=rows, scaler=scaler)
 
 
+class PacerWithGateLimitsAndScaling(Strategy):
+    """'limits + autoscaling', with the partner's SDK running the pacer: up to the backlog's
+    own concurrency (100 files), as far as the gate's RateLimit says there is room."""
+
+    def build(self, scenario, model, seed):
+        client_id = scenario.backlog.client_id if scenario.backlog else "theirstory-sdk"
+        rows = [limit_row("*", **USER_DEFAULT_LIMITS), limit_row(client_id, **PARTNER_LIMITS)]
+        scaler = TargetTrackingScaler(partner_limit_per_server=PARTNER_LIMITS["max_concurrent_uploads"])
+        ceiling = (scenario.backlog.concurrency if scenario.backlog else None) or 100
+        pacer = sdk_pacer(model, ceiling)
+        return Simulation(scenario, model, servers=1, seed=seed, limit_rows=rows, scaler=scaler, partner_pacer=pacer)
+
+
 STRATEGIES = [
     NoControls("no controls", "today: one 8-core box, no limits"),
     BiggerBox("box twice the size", "one 16-core box"),
     TwoBoxes("two boxes", "two 8-core boxes behind the balancer"),
     DedicatedPartnerBox("dedicated partner box", "TheirStory on its own 8-core box, users on another"),
-    SdkPacing("SDK pacing", "TheirStory's SDK uploads 8 files at a time"),
+    SdkPacing("SDK pacing", "TheirStory's SDK runs the pacer, at most 8 files at a time, no limits in the gate"),
     GateLimits("limits in the gate", "TheirStory at most 24 uploads in flight, a direct user 6"),
     GateLimitsWithScaling("limits + autoscaling", "the same limits per server, target tracking at 70 % CPU, 1–8 boxes"),
+    PacerWithGateLimitsAndScaling(
+        "pacer + gate limits + scaling", "limits + autoscaling, and TheirStory's SDK runs the pacer (up to 100 files)"
+    ),
 ]
 
 
