@@ -380,14 +380,28 @@ class Pacer:
             pool.submit(self._attempt, entry)
         self._report()
 
-    def _attempt(self, entry: Entry) -> None:
-        try:
-            value = self.upload(entry.item, Attempt(self, entry))
-        except Exception as error:  # noqa: BLE001 - every failure is sorted into wait, retry or give up
-            self._record(lambda now, error=error: self._failed(entry, now, error))
-            return
-        self._results[entry.index] = value
-        self._record(lambda now: self.core.succeeded(entry, now, getattr(value, "headers", None)))
+    def _attempt(self, entry: Entry | None) -> None:
+        # A worker that ends an upload takes the next one itself when the pacer allows it:
+        # no wait for the run loop's thread to wake up and hand it over.
+        while entry is not None:
+            try:
+                value = self.upload(entry.item, Attempt(self, entry))
+            except Exception as error:  # noqa: BLE001 - every failure is sorted into wait, retry or give up
+                entry = self._end_and_take_next(lambda now, entry=entry, error=error: self._failed(entry, now, error))
+                continue
+            self._results[entry.index] = value
+            headers = getattr(value, "headers", None)
+            entry = self._end_and_take_next(
+                lambda now, entry=entry, headers=headers: self.core.succeeded(entry, now, headers)
+            )
+
+    def _end_and_take_next(self, change: Callable[[float], None]) -> Entry | None:
+        with self._condition:
+            change(self._monotonic())
+            entry = None if self.cancelled_event.is_set() else self.core.next_start(self._monotonic())
+            self._report()
+            self._condition.notify_all()
+            return entry
 
     def _failed(self, entry: Entry, now: float, error: Exception) -> None:
         status = http_status_of(error)
