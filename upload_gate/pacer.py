@@ -175,9 +175,8 @@ class PacerCore:
         entry.admitted = True
         self.admitted_in_flight += 1
         remaining = parse_quota_items(header(headers, "RateLimit"))
-        # Grow only while the server says it has room: at r=0 an upload the server has already
-        # released may still be counted here (its answer is on its way), and growing then
-        # would start one too many.
+        # Grow only while the server says it has room: an answer saying it is full (perhaps
+        # with another importer of the same partner) never raises the concurrency.
         if remaining.get(POLICY_CONCURRENCY, {}).get("r") != 0:
             self.limit = min(self.settings.max_concurrency, self.limit + 1)
         self._follow_concurrency(remaining)

@@ -136,9 +136,8 @@ export class PacerCore {
     entry.admitted = true;
     this.admittedInFlight += 1;
     const remaining = parseQuotaItems(headerOf(headers, 'RateLimit'));
-    // Grow only while the server says it has room: at r=0 an upload the server has already
-    // released may still be counted here (its answer is on its way), and growing then would
-    // start one too many.
+    // Grow only while the server says it has room: an answer saying it is full (perhaps with
+    // another importer of the same partner) never raises the concurrency.
     if (remaining[POLICY_CONCURRENCY]?.r !== 0) this.limit = Math.min(this.settings.maxConcurrency, this.limit + 1);
     this.#followConcurrency(remaining);
     this.#followRate(remaining, parseQuotaItems(headerOf(headers, 'RateLimit-Policy')), now);

@@ -78,6 +78,21 @@ def test_room_is_counted_against_the_uploads_whose_admission_is_known():
     assert core.limit == 3 and core.next_start(0.1) is None
 
 
+def test_an_answer_that_says_the_server_is_full_never_raises_the_concurrency():
+    core = PacerCore(range(50), PacerSettings(initial_concurrency=4))
+    first, second, third, fourth = start_all(core, 0.0)
+    core.admitted(first, 0.1, room(0))  # full: another importer of the partner holds the rest
+    assert core.limit == 1
+    for entry in (second, third, fourth):
+        core.admitted(entry, 0.2, room(0))
+        assert core.limit == 1
+    for entry in (first, second, third, fourth):
+        core.succeeded(entry, 0.3)
+    again = core.next_start(0.3)
+    core.admitted(again, 0.4, room(2))  # room again: it grows
+    assert core.limit == 2
+
+
 def test_a_429_makes_only_the_rejected_item_wait_its_retry_after():
     core = PacerCore(["a", "b", "c", "d"], PacerSettings(initial_concurrency=2))
     a, b = start_all(core, 0.0)

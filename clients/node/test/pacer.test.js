@@ -47,6 +47,20 @@ test('concurrency shrinks to what RateLimit says remains, counted against the ad
   assert.equal(core.nextStart(0.1), null);
 });
 
+test('an answer that says the server is full never raises the concurrency', () => {
+  const core = new PacerCore(Array.from({ length: 50 }, (_, i) => i), { initialConcurrency: 4 });
+  const started = startAll(core, 0);
+  core.admitted(started[0], 0.1, room(0)); // full: another importer of the partner holds the rest
+  assert.equal(core.limit, 1);
+  for (const entry of started.slice(1)) {
+    core.admitted(entry, 0.2, room(0));
+    assert.equal(core.limit, 1);
+  }
+  for (const entry of started) core.succeeded(entry, 0.3);
+  core.admitted(core.nextStart(0.3), 0.4, room(2)); // room again: it grows
+  assert.equal(core.limit, 2);
+});
+
 test('a 429 makes only the rejected item wait its Retry-After', () => {
   const core = new PacerCore(['a', 'b', 'c', 'd'], { initialConcurrency: 2 });
   const [a, b] = startAll(core, 0);
