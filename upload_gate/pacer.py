@@ -179,8 +179,9 @@ class PacerCore:
         # with another importer of the same partner) never raises the concurrency.
         if remaining.get(POLICY_CONCURRENCY, {}).get("r") != 0:
             self.limit = min(self.settings.max_concurrency, self.limit + 1)
-        self._follow_concurrency(remaining)
-        self._follow_rate(remaining, parse_quota_items(header(headers, "RateLimit-Policy")), now)
+        policy = parse_quota_items(header(headers, "RateLimit-Policy"))
+        self._follow_concurrency(remaining, policy)
+        self._follow_rate(remaining, policy, now)
 
     def succeeded(self, entry: Entry, now: float, headers: Any = None, more: bool = False) -> None:
         """The attempt worked. more=True: the item has another request to make (a file's next
@@ -218,8 +219,9 @@ class PacerCore:
             entry.not_before = now + wait
             if not remaining:
                 self.limit = max(1, min(self.limit, len(self.in_flight)))
-            self._follow_concurrency(remaining)
-            self._follow_rate(remaining, parse_quota_items(header(headers, "RateLimit-Policy")), now)
+            policy = parse_quota_items(header(headers, "RateLimit-Policy"))
+            self._follow_concurrency(remaining, policy)
+            self._follow_rate(remaining, policy, now)
         self._requeue(entry)
 
     def transient_error(self, entry: Entry, now: float, reason: str = "network error") -> bool:
@@ -290,10 +292,19 @@ class PacerCore:
                 return
         self.queue.append(entry)
 
-    def _follow_concurrency(self, remaining: dict) -> None:
+    def _follow_concurrency(self, remaining: dict, policy: dict) -> None:
         room = remaining.get(POLICY_CONCURRENCY, {}).get("r")
-        if isinstance(room, int):
-            self.limit = max(1, min(self.limit, self.admitted_in_flight + room))
+        if not isinstance(room, int):
+            return
+        cap = self.admitted_in_flight + room
+        quota = policy.get(POLICY_CONCURRENCY, {}).get("q")
+        # The server counts quota - room uploads of the partner. When that is all of ours
+        # (give or take one whose answer is still on its way), it is the only server we
+        # reach, and its quota is our ceiling: an ended upload we still count must not
+        # raise it. When it counts fewer, the others are on other servers: no ceiling.
+        if isinstance(quota, int) and self.admitted_in_flight <= quota - room + 1:
+            cap = min(cap, quota)
+        self.limit = max(1, min(self.limit, cap))
 
     def _follow_rate(self, remaining: dict, policy: dict, now: float) -> None:
         rate = remaining.get(POLICY_RATE, {})

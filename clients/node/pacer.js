@@ -139,8 +139,9 @@ export class PacerCore {
     // Grow only while the server says it has room: an answer saying it is full (perhaps with
     // another importer of the same partner) never raises the concurrency.
     if (remaining[POLICY_CONCURRENCY]?.r !== 0) this.limit = Math.min(this.settings.maxConcurrency, this.limit + 1);
-    this.#followConcurrency(remaining);
-    this.#followRate(remaining, parseQuotaItems(headerOf(headers, 'RateLimit-Policy')), now);
+    const policy = parseQuotaItems(headerOf(headers, 'RateLimit-Policy'));
+    this.#followConcurrency(remaining, policy);
+    this.#followRate(remaining, policy, now);
   }
 
   /** The attempt worked; more: the item has another request to make (it goes back in front). */
@@ -178,8 +179,9 @@ export class PacerCore {
     } else {
       entry.notBefore = now + wait;
       if (!hasFields) this.limit = Math.max(1, Math.min(this.limit, this.inFlight.size));
-      this.#followConcurrency(remaining);
-      this.#followRate(remaining, parseQuotaItems(headerOf(headers, 'RateLimit-Policy')), now);
+      const policy = parseQuotaItems(headerOf(headers, 'RateLimit-Policy'));
+      this.#followConcurrency(remaining, policy);
+      this.#followRate(remaining, policy, now);
     }
     this.#requeue(entry);
   }
@@ -255,9 +257,17 @@ export class PacerCore {
     else this.queue.splice(position, 0, entry);
   }
 
-  #followConcurrency(remaining) {
+  #followConcurrency(remaining, policy) {
     const room = remaining[POLICY_CONCURRENCY]?.r;
-    if (Number.isInteger(room)) this.limit = Math.max(1, Math.min(this.limit, this.admittedInFlight + room));
+    if (!Number.isInteger(room)) return;
+    let cap = this.admittedInFlight + room;
+    const quota = policy[POLICY_CONCURRENCY]?.q;
+    // The server counts quota - room uploads of the partner. When that is all of ours (give or
+    // take one whose answer is still on its way), it is the only server we reach, and its quota
+    // is our ceiling: an ended upload we still count must not raise it. When it counts fewer,
+    // the others are on other servers: no ceiling.
+    if (Number.isInteger(quota) && this.admittedInFlight <= quota - room + 1) cap = Math.min(cap, quota);
+    this.limit = Math.max(1, Math.min(this.limit, cap));
   }
 
   #followRate(remaining, policy, now) {

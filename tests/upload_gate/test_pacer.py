@@ -26,8 +26,11 @@ def start_all(core: PacerCore, now: float) -> list:
     return started
 
 
-def room(remaining: int) -> dict:
-    return {"RateLimit-Policy": '"inflight";q=8;qu="concurrent-requests"', "RateLimit": f'"inflight";r={remaining}'}
+def room(remaining: int, quota: int = 1000) -> dict:
+    return {
+        "RateLimit-Policy": f'"inflight";q={quota};qu="concurrent-requests"',
+        "RateLimit": f'"inflight";r={remaining}',
+    }
 
 
 def test_the_gates_fields_read_back_as_they_were_written():
@@ -76,6 +79,27 @@ def test_room_is_counted_against_the_uploads_whose_admission_is_known():
     # answer and will take that room: nothing more may start.
     core.admitted(first, 0.1, room(2))
     assert core.limit == 3 and core.next_start(0.1) is None
+
+
+def test_an_ended_upload_still_counted_does_not_lift_the_pacer_above_the_one_servers_quota():
+    core = PacerCore(range(50), PacerSettings(initial_concurrency=4))
+    started = start_all(core, 0.0)
+    for entry, remaining in zip(started, (3, 2, 1, 0)):
+        core.admitted(entry, 0.1, room(remaining, quota=4))
+    core.succeeded(started[0], 0.2)
+    fifth = core.next_start(0.2)
+    # The server released started[1] too, but its answer is still on the way: 4 counted here,
+    # the server counts 3 of ours and says 1 is left. The quota, not 4 + 1, is the ceiling.
+    core.admitted(fifth, 0.3, room(1, quota=4))
+    assert core.limit == 4 and core.next_start(0.3) is None
+
+
+def test_uploads_spread_over_several_servers_are_not_held_to_one_servers_quota():
+    core = PacerCore(range(50), PacerSettings(initial_concurrency=8))
+    started = start_all(core, 0.0)
+    for entry in started:  # two servers of quota 4 each: each counts about half of ours
+        core.admitted(entry, 0.1, room(2, quota=4))
+    assert core.limit == 9  # well above one server's quota of 4, and growing
 
 
 def test_an_answer_that_says_the_server_is_full_never_raises_the_concurrency():

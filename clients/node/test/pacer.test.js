@@ -4,8 +4,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Pacer, PacerCore, parseQuotaItems, retryAfterSeconds } from '../pacer.js';
 
-const room = (remaining) => ({
-  'RateLimit-Policy': '"inflight";q=8;qu="concurrent-requests"',
+const room = (remaining, quota = 1000) => ({
+  'RateLimit-Policy': `"inflight";q=${quota};qu="concurrent-requests"`,
   RateLimit: `"inflight";r=${remaining}`,
 });
 
@@ -45,6 +45,20 @@ test('concurrency shrinks to what RateLimit says remains, counted against the ad
   core.admitted(first, 0.1, room(2)); // the 3 others still wait for their answer and take that room
   assert.equal(core.limit, 3);
   assert.equal(core.nextStart(0.1), null);
+});
+
+test('an ended upload still counted does not lift the pacer above the one server quota', () => {
+  const core = new PacerCore(Array.from({ length: 50 }, (_, i) => i), { initialConcurrency: 4 });
+  const started = startAll(core, 0);
+  started.forEach((entry, i) => core.admitted(entry, 0.1, room(3 - i, 4)));
+  core.succeeded(started[0], 0.2);
+  const fifth = core.nextStart(0.2);
+  core.admitted(fifth, 0.3, room(1, 4)); // started[1] ended at the server, its answer on the way
+  assert.equal(core.limit, 4);
+  assert.equal(core.nextStart(0.3), null);
+  const spread = new PacerCore(Array.from({ length: 50 }, (_, i) => i), { initialConcurrency: 8 });
+  for (const entry of startAll(spread, 0)) spread.admitted(entry, 0.1, room(2, 4)); // two servers
+  assert.equal(spread.limit, 9); // well above one server's quota of 4, and growing
 });
 
 test('an answer that says the server is full never raises the concurrency', () => {
