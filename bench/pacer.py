@@ -2,7 +2,7 @@
 """The SDK pacer against a live sidecar, side by side with a naive retry loop, in one run.
 
     .venv/bin/python bench/pacer.py                # 200 items, 4 at once, 0.15 s each: ideal 7.5 s
-    .venv/bin/python bench/pacer.py --smoke        # 24 items, 0.05 s each: seconds
+    .venv/bin/python bench/pacer.py --smoke        # 8 items, 0.05 s each: seconds
 
 Starts `upload-gate serve` on a socket in a temp folder, limits from --fallback-limits (every
 client: `max_concurrent_uploads` = --limit), and a small upload endpoint on 127.0.0.1 in front
@@ -11,6 +11,8 @@ with the gate's headers, or a lease), `POST /store` holds the upload --store-sec
 releases the lease. Then the same backlog is imported twice, each as its own partner:
 
 - pacer: upload_gate.pacer.Pacer (docs/sdk-pacing.md), up to 16 at once;
+- pacer (Node): clients/node/pacer.js through clients/node/examples/pacer-import.js (skipped
+  without `node`; its time is measured inside the Node process, without its start-up);
 - naive loop: 16 workers, each taking the next item and, when refused, sleeping the
   answer's Retry-After before trying that item again (what an SDK loop does without a pacer).
 
@@ -186,11 +188,22 @@ def run_naive(url: str, items: int) -> None:
         thread.join()
 
 
+def run_node_pacer(url: str, items: int) -> float:
+    """The Node pacer's import in its own process; returns the seconds it measured itself."""
+    script = REPO / "clients" / "node" / "examples" / "pacer-import.js"
+    command = [shutil.which("node"), str(script), url, "pacer-node", str(items)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, check=True)
+    answer = json.loads(result.stdout.strip().splitlines()[-1])
+    if answer["failed"]:
+        raise SystemExit(f"the Node pacer gave up items: {answer['failed'][:3]}")
+    return answer["seconds"]
+
+
 def measure(endpoint: Endpoint, name: str, run, items: int, ideal_seconds: float) -> dict:
     endpoint.reset()
     started = time.perf_counter()
-    run(endpoint.url, items)
-    seconds = time.perf_counter() - started
+    measured_inside = run(endpoint.url, items)
+    seconds = measured_inside if measured_inside is not None else time.perf_counter() - started
     return {
         "name": name,
         "seconds": seconds,
@@ -207,10 +220,10 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=200)
     parser.add_argument("--limit", type=int, default=4, help="max_concurrent_uploads of every partner")
     parser.add_argument("--store-seconds", type=float, default=0.15, help="how long one admitted upload takes")
-    parser.add_argument("--smoke", action="store_true", help="24 items of 0.05 s: seconds, for the test suite")
+    parser.add_argument("--smoke", action="store_true", help="8 items of 0.05 s: seconds, for the test suite")
     args = parser.parse_args()
     if args.smoke:
-        args.items, args.store_seconds = 24, 0.05
+        args.items, args.store_seconds = 8, 0.05
     ideal_seconds = args.items * args.store_seconds / args.limit
     folder = Path(tempfile.mkdtemp(prefix="pacer-"))
     sidecar, socket_path = start_sidecar(folder, args.limit)
@@ -218,6 +231,11 @@ def main() -> None:
         endpoint = Endpoint(socket_path, args.store_seconds)
         rows = [
             measure(endpoint, "pacer", run_pacer, args.items, ideal_seconds),
+            *(
+                [measure(endpoint, "pacer (Node)", run_node_pacer, args.items, ideal_seconds)]
+                if shutil.which("node")
+                else []
+            ),
             measure(endpoint, f"naive loop ({NAIVE_WORKERS} workers)", run_naive, args.items, ideal_seconds),
         ]
     finally:

@@ -128,7 +128,9 @@ def test_the_javascript_pacer_imports_a_backlog_through_a_lowered_limit_and_a_pa
     node = binary_or_skip("node", "nodejs")
     phases = Phases(sidecar, endpoint)
     phases.start()
-    output = run([node, "tests/clients/pacer_import.mjs", endpoint.url, CLIENT_ID, str(ITEMS)], env={}, timeout=120)
+    output = run(
+        [node, "clients/node/examples/pacer-import.js", endpoint.url, CLIENT_ID, str(ITEMS)], env={}, timeout=120
+    )
     phases.stop.set()
     phases.join(10)
     result = json.loads(output.stdout.strip().splitlines()[-1])

@@ -1,7 +1,11 @@
-// A partner's import through the JavaScript pacer, against tests/clients' upload endpoint:
-//   node tests/clients/pacer_import.mjs URL CLIENT_ID COUNT
-// Prints the pacer's result as one JSON line (items done, failed, cancelled, last progress).
-import { Pacer } from '../../clients/node/pacer.js';
+// A partner's backlog import through the pacer (../pacer.js), against an upload endpoint
+// shaped like Permanent's presign + S3 post: POST /presign (the gate answers: 429 / 503 with
+// its headers, or a lease), then POST /store. tests/clients/test_pacers_live.py and
+// bench/pacer.py run it against their endpoint in front of a real sidecar:
+//   node clients/node/examples/pacer-import.js URL CLIENT_ID COUNT
+// Prints one JSON line: the items done, failed and cancelled, the last progress event, and
+// the seconds the import took.
+import { Pacer } from '../pacer.js';
 
 const [url, clientId, count] = process.argv.slice(2);
 
@@ -28,8 +32,10 @@ const pacer = new Pacer({
     return (await stored.json()).stored;
   },
 });
+const started = performance.now();
 const result = await pacer.run(Array.from({ length: Number(count) }, (_, i) => i));
 console.log(JSON.stringify({
+  seconds: (performance.now() - started) / 1000,
   done: result.done.map((d) => d.item),
   failed: result.failed,
   cancelled: result.cancelled,
