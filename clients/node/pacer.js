@@ -355,9 +355,19 @@ export class Pacer {
     this.#wakeUp();
   }
 
-  async #attempt(core, entry, results) {
+  async #attempt(core, first, results) {
     await null; // the upload starts after the loop that started it, even if it answers at once
     const signal = this.#controller.signal;
+    // An attempt that ends takes the next item itself when the pacer allows it: no detour
+    // through the run loop's next turn.
+    for (let entry = first; entry !== null; entry = signal.aborted ? null : core.nextStart(this.now())) {
+      await this.#once(core, entry, results, signal);
+      this.#report();
+      this.#wakeUp(); // the run loop starts the others the pacer now allows
+    }
+  }
+
+  async #once(core, entry, results, signal) {
     const admitted = (headers) => core.admitted(entry, this.now(), headers);
     try {
       const value = await this.upload(entry.item, { signal, admitted, attempt: entry.attempts });
@@ -371,7 +381,6 @@ export class Pacer {
     } catch (error) {
       this.#failed(core, entry, error, signal);
     }
-    this.#wakeUp();
   }
 
   #failed(core, entry, error, signal) {

@@ -222,6 +222,7 @@ class FakeServer:
             remaining = self.capacity - self.in_flight
         attempt.admitted({"RateLimit": f'"inflight";r={remaining}'})
         self.release.wait(5)
+        threading.Event().wait(0.005)  # an upload takes a moment: the others start meanwhile
         with self.lock:
             self.in_flight -= 1
             self.stored.append(item)
@@ -232,7 +233,7 @@ def test_every_item_is_uploaded_once_and_never_above_the_servers_room():
     server = FakeServer(capacity=3)
     progress = []
     result = Pacer(server.upload, max_concurrency=8).run(range(60), on_progress=progress.append)
-    assert sorted(server.stored) == list(range(60)) and server.max_seen <= 3
+    assert sorted(server.stored) == list(range(60)) and server.max_seen == 3  # grew to the room there is
     # RateLimit keeps it within the room: a pacer that ignored it would be refused over and over.
     assert result.progress.throttled <= 3, result.progress
     assert len(result.done) == 60 and dict(result.done)[0] == "stored 0" and not result.failed

@@ -162,6 +162,7 @@ test('every item is uploaded once, within the room the server says it has', asyn
   const result = await pacer.run(Array.from({ length: 60 }, (_, i) => i));
   assert.deepEqual([...server.stored].sort((x, y) => x - y), Array.from({ length: 60 }, (_, i) => i));
   assert.equal(result.done.length, 60);
+  assert.equal(server.maxSeen, 3); // it grew to the room the server has
   assert.deepEqual(result.done.find((d) => d.item === 0), { item: 0, value: 'stored 0' });
   assert.ok(result.progress.throttled <= 3, JSON.stringify(result.progress)); // RateLimit kept it within the room
   assert.equal(progress.at(-1).done, 60);
