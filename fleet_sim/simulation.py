@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 from fleet_sim.model import USER_FILE_MIX, FileKind, LoadModel, PartnerBacklog, Scenario
 from upload_gate import ManualClock, StaticSource, UploadGate
-from upload_gate.pacer import PacerCore, PacerSettings
+from upload_gate.pacing import PacerCore, PacerSettings
 
 # CPU seconds left below which an upload counts as done (float rounding).
 CPU_DONE = 1e-9
@@ -48,7 +48,7 @@ class Client:
     arrived_at: float
     slots: list = field(default_factory=list)
     retry_not_before: float = 0.0  # after a rejection, the client waits Retry-After
-    # An SDK running the pacer (upload_gate/pacer.py): it holds the files (one Slot each) and
+    # An SDK running the pacer (upload_gate/pacing.py): it holds the files (one Slot each) and
     # decides when each part is sent; files, concurrency and retry_not_before are then unused.
     pacer: PacerCore | None = None
 

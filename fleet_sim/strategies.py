@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from fleet_sim.load_control import ControlSettings, PartnerLimits, control
 from fleet_sim.model import LoadModel, Scenario
 from fleet_sim.simulation import Simulation
-from upload_gate.pacer import PacerSettings
+from upload_gate.pacing import PacerSettings
 
 
 def limit_row(client_id: str, version: int = 1, live_server_count: int = 1, **limits) -> dict:

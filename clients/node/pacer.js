@@ -1,7 +1,7 @@
 // The SDK pacer (docs/sdk-pacing.md): a queue a partner wraps around each upload call of the
 // Permanent SDK. It reads what the upload gate answers (429 / 503, Retry-After, RateLimit and
 // RateLimit-Policy) and keeps an import as fast as the limits allow and no faster.
-// ESM, no dependencies. The same algorithm as upload_gate/pacer.py (PacerCore): change both.
+// ESM, no dependencies. The same algorithm as upload_gate/pacing.py (PacerCore): change both.
 //
 // PacerCore is the algorithm alone (every method takes `now` in seconds); Pacer drives it
 // with promises and timers.

@@ -1,4 +1,4 @@
-"""The simulated SDK runs the pacer's own decision core (upload_gate/pacer.py) on the
+"""The simulated SDK runs the pacer's own decision core (upload_gate/pacing.py) on the
 simulation clock, so bench/incident.py's pacer rows measure the pacer itself."""
 
 from dataclasses import replace
@@ -6,7 +6,7 @@ from dataclasses import replace
 from fleet_sim.model import SCENARIOS, LoadModel
 from fleet_sim.simulation import Simulation
 from fleet_sim.strategies import PARTNER_LIMITS, STRATEGIES, USER_DEFAULT_LIMITS, limit_row
-from upload_gate.pacer import PacerCore, PacerSettings
+from upload_gate.pacing import PacerCore, PacerSettings
 
 # 30 videos, 100 at a time, on one box whose gate lets the partner have 24 uploads in flight.
 SCENARIO = replace(
