@@ -260,12 +260,12 @@ def print_table(args, ideal_seconds: float, rows: list[dict]) -> None:
             f"{row['throttled_per_upload']:>11.3f}{row['max_in_progress']:>12}"
             f"{'yes' if row['exactly_once'] else 'NO':>10}"
         )
-    pacer = rows[0]
-    met = pacer["ratio"] <= GOAL_RATIO and pacer["throttled_per_upload"] < GOAL_THROTTLED_PER_UPLOAD
-    print(
-        f"goal (pacer within {GOAL_RATIO} × ideal, < {GOAL_THROTTLED_PER_UPLOAD} throttled per upload): "
-        f"{'met' if met else 'NOT met'}"
-    )
+    for pacer in (row for row in rows if row["name"].startswith("pacer")):
+        met = pacer["ratio"] <= GOAL_RATIO and pacer["throttled_per_upload"] < GOAL_THROTTLED_PER_UPLOAD
+        print(
+            f"goal ({pacer['name']} within {GOAL_RATIO} × ideal, < {GOAL_THROTTLED_PER_UPLOAD} throttled per upload):"
+            f" {'met' if met else 'NOT met'}"
+        )
 
 
 if __name__ == "__main__":

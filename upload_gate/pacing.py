@@ -32,6 +32,9 @@ class PacerSettings:
     backoff_max_seconds: float = 60.0
     default_retry_after_seconds: float = 5.0
     eta_window: int = 20
+    # How long the server must go on counting fewer of our uploads than we have in flight
+    # before the pacer believes the others are on other servers (see _follow_concurrency).
+    spread_confirm_seconds: float = 1.0
 
     def __post_init__(self) -> None:
         if not 1 <= self.initial_concurrency <= self.max_concurrency:
@@ -110,6 +113,9 @@ class PacerCore:
         # Uploads in flight whose admission the pacer has learnt: the server's RateLimit `r`
         # was computed with these counted, not with those still waiting for their answer.
         self.admitted_in_flight = 0
+        # Since when every admission has shown the server counting at least two fewer of our
+        # uploads than we have in flight (None: the last one did not).
+        self.spread_since: float | None = None
         self.limit = self.settings.initial_concurrency
         self.hold_until = 0.0
         self.next_start_at = 0.0
@@ -158,7 +164,7 @@ class PacerCore:
         if remaining.get(POLICY_CONCURRENCY, {}).get("r") != 0:
             self.limit = min(self.settings.max_concurrency, self.limit + 1)
         policy = parse_quota_items(header(headers, "RateLimit-Policy"))
-        self._follow_concurrency(remaining, policy)
+        self._follow_concurrency(remaining, policy, now)
         self._follow_rate(remaining, policy, now)
 
     def succeeded(self, entry: Entry, now: float, headers: Any = None, more: bool = False) -> None:
@@ -198,7 +204,7 @@ class PacerCore:
             if not remaining:
                 self.limit = max(1, min(self.limit, len(self.in_flight)))
             policy = parse_quota_items(header(headers, "RateLimit-Policy"))
-            self._follow_concurrency(remaining, policy)
+            self._follow_concurrency(remaining, policy, now)
             self._follow_rate(remaining, policy, now)
         self._requeue(entry)
 
@@ -270,19 +276,29 @@ class PacerCore:
                 return
         self.queue.append(entry)
 
-    def _follow_concurrency(self, remaining: dict, policy: dict) -> None:
+    def _follow_concurrency(self, remaining: dict, policy: dict, now: float | None = None) -> None:
         room = remaining.get(POLICY_CONCURRENCY, {}).get("r")
         if not isinstance(room, int):
             return
         cap = self.admitted_in_flight + room
         quota = policy.get(POLICY_CONCURRENCY, {}).get("q")
-        # The server counts quota - room uploads of the partner. When that is all of ours
-        # (give or take one whose answer is still on its way), it is the only server we
-        # reach, and its quota is our ceiling: an ended upload we still count must not
-        # raise it. When it counts fewer, the others are on other servers: no ceiling.
-        if isinstance(quota, int) and self.admitted_in_flight <= quota - room + 1:
+        # The server counts quota - room uploads of the partner. When that is all of ours, it
+        # is the only server we reach, and its quota is our ceiling: uploads it has already
+        # ended, whose answers are still on their way to us, must not raise it. When it counts
+        # fewer, either such answers are on their way (uploads that ended together: the gap
+        # closes within moments) or the others are on other servers (share mode over a
+        # fleet: the gap stays). Only a gap that lasts spread_confirm_seconds lifts the ceiling.
+        if isinstance(quota, int) and not self._spread_confirmed(quota - room, now):
             cap = min(cap, quota)
         self.limit = max(1, min(self.limit, cap))
+
+    def _spread_confirmed(self, counted_by_server: int, now: float | None) -> bool:
+        if now is None or self.admitted_in_flight - counted_by_server < 2:
+            self.spread_since = None
+            return False
+        if self.spread_since is None:
+            self.spread_since = now
+        return now - self.spread_since >= self.settings.spread_confirm_seconds
 
     def _follow_rate(self, remaining: dict, policy: dict, now: float) -> None:
         rate = remaining.get(POLICY_RATE, {})

@@ -18,6 +18,9 @@ export interface PacerSettings {
   defaultRetryAfterSeconds?: number;
   /** Completions the time-left estimate averages over (default 20). */
   etaWindow?: number;
+  /** A server counting at least two fewer of our uploads than we have in flight for this long
+   * (default 1 s) means the others are on other servers: its quota stops being our ceiling. */
+  spreadConfirmSeconds?: number;
 }
 
 export declare const DEFAULT_SETTINGS: Readonly<Required<PacerSettings>>;

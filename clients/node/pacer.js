@@ -21,6 +21,9 @@ export const DEFAULT_SETTINGS = Object.freeze({
   backoffMaxSeconds: 60,
   defaultRetryAfterSeconds: 5,
   etaWindow: 20,
+  // How long the server must go on counting fewer of our uploads than we have in flight
+  // before the pacer believes the others are on other servers (see #followConcurrency).
+  spreadConfirmSeconds: 1,
 });
 
 /** A header from a fetch Headers, a node:http headers object (lower case) or a plain object. */
@@ -96,6 +99,9 @@ export class PacerCore {
     // Uploads in flight whose admission the pacer has learnt: the server's RateLimit `r` was
     // computed with these counted, not with those still waiting for their answer.
     this.admittedInFlight = 0;
+    // Since when every admission has shown the server counting at least two fewer of our
+    // uploads than we have in flight (null: the last one did not).
+    this.spreadSince = null;
     this.limit = initialConcurrency;
     this.holdUntil = 0;
     this.nextStartAt = 0;
@@ -140,7 +146,7 @@ export class PacerCore {
     // another importer of the same partner) never raises the concurrency.
     if (remaining[POLICY_CONCURRENCY]?.r !== 0) this.limit = Math.min(this.settings.maxConcurrency, this.limit + 1);
     const policy = parseQuotaItems(headerOf(headers, 'RateLimit-Policy'));
-    this.#followConcurrency(remaining, policy);
+    this.#followConcurrency(remaining, policy, now);
     this.#followRate(remaining, policy, now);
   }
 
@@ -180,7 +186,7 @@ export class PacerCore {
       entry.notBefore = now + wait;
       if (!hasFields) this.limit = Math.max(1, Math.min(this.limit, this.inFlight.size));
       const policy = parseQuotaItems(headerOf(headers, 'RateLimit-Policy'));
-      this.#followConcurrency(remaining, policy);
+      this.#followConcurrency(remaining, policy, now);
       this.#followRate(remaining, policy, now);
     }
     this.#requeue(entry);
@@ -257,17 +263,28 @@ export class PacerCore {
     else this.queue.splice(position, 0, entry);
   }
 
-  #followConcurrency(remaining, policy) {
+  #followConcurrency(remaining, policy, now) {
     const room = remaining[POLICY_CONCURRENCY]?.r;
     if (!Number.isInteger(room)) return;
     let cap = this.admittedInFlight + room;
     const quota = policy[POLICY_CONCURRENCY]?.q;
-    // The server counts quota - room uploads of the partner. When that is all of ours (give or
-    // take one whose answer is still on its way), it is the only server we reach, and its quota
-    // is our ceiling: an ended upload we still count must not raise it. When it counts fewer,
-    // the others are on other servers: no ceiling.
-    if (Number.isInteger(quota) && this.admittedInFlight <= quota - room + 1) cap = Math.min(cap, quota);
+    // The server counts quota - room uploads of the partner. When that is all of ours, it is
+    // the only server we reach, and its quota is our ceiling: uploads it has already ended,
+    // whose answers are still on their way to us, must not raise it. When it counts fewer,
+    // either such answers are on their way (uploads that ended together: the gap closes
+    // within moments) or the others are on other servers (share mode over a fleet: the gap
+    // stays). Only a gap that lasts spreadConfirmSeconds lifts the ceiling.
+    if (Number.isInteger(quota) && !this.#spreadConfirmed(quota - room, now)) cap = Math.min(cap, quota);
     this.limit = Math.max(1, Math.min(this.limit, cap));
+  }
+
+  #spreadConfirmed(countedByServer, now) {
+    if (this.admittedInFlight - countedByServer < 2) {
+      this.spreadSince = null;
+      return false;
+    }
+    if (this.spreadSince === null) this.spreadSince = now;
+    return now - this.spreadSince >= this.settings.spreadConfirmSeconds;
   }
 
   #followRate(remaining, policy, now) {

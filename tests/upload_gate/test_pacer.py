@@ -94,12 +94,34 @@ def test_an_ended_upload_still_counted_does_not_lift_the_pacer_above_the_one_ser
     assert core.limit == 4 and core.next_start(0.3) is None
 
 
-def test_uploads_spread_over_several_servers_are_not_held_to_one_servers_quota():
+def test_uploads_that_ended_together_never_lift_the_pacer_above_the_one_servers_quota():
+    core = PacerCore(range(50), PacerSettings(initial_concurrency=4))
+    first = start_all(core, 0.0)
+    for entry, remaining in zip(first, (3, 2, 1, 0)):
+        core.admitted(entry, 0.01, room(remaining, quota=4))
+    # All four end together at the server. The pacer learns of one end at a time; each next
+    # upload's presign answer is counted by a server that has already released all four.
+    now = 1.0
+    for counted, ended in enumerate(first, start=1):
+        core.succeeded(ended, now)
+        [following] = start_all(core, now)
+        core.admitted(following, now + 0.002, room(4 - counted, quota=4))
+        assert core.limit <= 4 and len(core.in_flight) <= 4
+        now += 0.003
+
+
+def test_uploads_spread_over_several_servers_are_held_to_one_servers_quota_only_until_the_spread_lasts():
     core = PacerCore(range(50), PacerSettings(initial_concurrency=8))
     started = start_all(core, 0.0)
     for entry in started:  # two servers of quota 4 each: each counts about half of ours
         core.admitted(entry, 0.1, room(2, quota=4))
-    assert core.limit == 9  # well above one server's quota of 4, and growing
+    assert core.limit == 4  # so far it could be answers on their way from one server
+    for entry in started[:5]:
+        core.succeeded(entry, 1.15)
+    [following] = start_all(core, 1.15)
+    core.admitted(following, 1.2, room(2, quota=4))  # the gap has lasted over a second
+    assert core.limit == 5  # above one server's quota, and growing
+    assert len(start_all(core, 1.2)) == 1
 
 
 def test_an_answer_that_says_the_server_is_full_never_raises_the_concurrency():

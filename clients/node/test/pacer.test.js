@@ -56,9 +56,34 @@ test('an ended upload still counted does not lift the pacer above the one server
   core.admitted(fifth, 0.3, room(1, 4)); // started[1] ended at the server, its answer on the way
   assert.equal(core.limit, 4);
   assert.equal(core.nextStart(0.3), null);
-  const spread = new PacerCore(Array.from({ length: 50 }, (_, i) => i), { initialConcurrency: 8 });
-  for (const entry of startAll(spread, 0)) spread.admitted(entry, 0.1, room(2, 4)); // two servers
-  assert.equal(spread.limit, 9); // well above one server's quota of 4, and growing
+});
+
+test('uploads that ended together never lift the pacer above the one server quota', () => {
+  const core = new PacerCore(Array.from({ length: 50 }, (_, i) => i), { initialConcurrency: 4 });
+  const first = startAll(core, 0);
+  first.forEach((entry, i) => core.admitted(entry, 0.01, room(3 - i, 4)));
+  // All four end together at the server. The pacer learns of one end at a time; each next
+  // upload's presign answer is counted by a server that has already released all four.
+  let now = 1;
+  first.forEach((ended, i) => {
+    core.succeeded(ended, now);
+    const [following] = startAll(core, now);
+    core.admitted(following, now + 0.002, room(3 - i, 4));
+    assert.ok(core.limit <= 4 && core.inFlight.size <= 4);
+    now += 0.003;
+  });
+});
+
+test('uploads spread over several servers are held to one server quota only until the spread lasts', () => {
+  const core = new PacerCore(Array.from({ length: 50 }, (_, i) => i), { initialConcurrency: 8 });
+  const started = startAll(core, 0);
+  for (const entry of started) core.admitted(entry, 0.1, room(2, 4)); // two servers of quota 4 each
+  assert.equal(core.limit, 4); // so far it could be answers on their way from one server
+  for (const entry of started.slice(0, 5)) core.succeeded(entry, 1.15);
+  const [following] = startAll(core, 1.15);
+  core.admitted(following, 1.2, room(2, 4)); // the gap has lasted over a second
+  assert.equal(core.limit, 5); // above one server's quota, and growing
+  assert.equal(startAll(core, 1.2).length, 1);
 });
 
 test('an answer that says the server is full never raises the concurrency', () => {
