@@ -60,8 +60,18 @@ def start_sidecar(folder: Path, limit: int) -> tuple[subprocess.Popen, str]:
 
 
 class Endpoint:
-    """Presign (the gate decides) and store (holds the upload, then releases its lease);
-    counts what it stored, what it refused, and the most uploads in progress at once."""
+    """A small upload server in front of the sidecar, as Permanent's API and S3 are to the SDK:
+
+    - `POST /presign {"item": ..., "size_bytes": n}` with `X-Client-Id`: the gate's decision;
+      admitted: 200 `{"lease_id": ...}` with the RateLimit fields; rejected: its status
+      (429 / 503) with `Retry-After` (and RateLimit unless paused);
+    - `POST /store {"item": ..., "lease_id": ...}`: holds the upload for `store_seconds`, keeps
+      the item, releases the lease, 200.
+
+    It records every item stored (how often), the refusals by status, the uploads in progress
+    (presign admitted, store not ended) and their maximum, and for each admission how many
+    were in progress. Also used by tests/clients/test_pacers_live.py.
+    """
 
     def __init__(self, socket_path: str, store_seconds: float) -> None:
         self.gate = SidecarClient(socket_path, timeout_seconds=5.0, fail_open=False)
@@ -73,19 +83,32 @@ class Endpoint:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
+    def __enter__(self) -> Endpoint:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
     def reset(self) -> None:
         self.stored: Counter = Counter()
-        self.refused = 0
+        self.rejections: Counter = Counter()  # by status
+        self.admissions: list[tuple[float, int]] = []  # (monotonic seconds, in progress after it)
         self.in_progress = self.max_in_progress = 0
+
+    @property
+    def refused(self) -> int:
+        return sum(self.rejections.values())
 
     def presign(self, client_id: str, size_bytes: int) -> tuple[int, dict, dict]:
         decision = self.gate.admit(client_id, size_bytes)
         with self.lock:
             if not decision["admitted"]:
-                self.refused += 1
+                self.rejections[decision["status"]] += 1
                 return decision["status"], decision["headers"], {"reason": decision["reason"]}
             self.in_progress += 1
             self.max_in_progress = max(self.max_in_progress, self.in_progress)
+            self.admissions.append((time.monotonic(), self.in_progress))
         return 200, decision["headers"], {"lease_id": decision["lease_id"]}
 
     def store(self, item, lease_id: str) -> tuple[int, dict, dict]:

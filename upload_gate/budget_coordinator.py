@@ -29,6 +29,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .redis_counts import fail_fast_client
+
 LEASE_LUA = """
 local gate = ARGV[1]
 local now = tonumber(ARGV[2])
@@ -222,20 +224,7 @@ class BudgetCoordinator:
         key_prefix: str = "upload_gate",
         timeout_seconds: float = 0.25,
     ) -> None:
-        import redis
-        from redis.backoff import NoBackoff
-        from redis.retry import Retry
-
-        self.errors: tuple[type[BaseException], ...] = (redis.exceptions.RedisError, OSError)
-        if client is None:
-            # No retries inside the client: a failure must reach the gate at once (shares).
-            client = redis.Redis.from_url(
-                redis_url,
-                socket_timeout=timeout_seconds,
-                socket_connect_timeout=timeout_seconds,
-                retry=Retry(NoBackoff(), 0),
-                health_check_interval=0,
-            )
+        client, self.errors = fail_fast_client(redis_url, client, timeout_seconds)
         self.client = client
         self.key_prefix = key_prefix
         self._lease = client.register_script(LEASE_LUA)

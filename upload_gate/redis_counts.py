@@ -162,6 +162,25 @@ class RedisAdmitResult:
         self.admitted = admitted == 1
 
 
+def fail_fast_client(redis_url: str | None, client: Any, timeout_seconds: float) -> tuple[Any, tuple]:
+    """(a Redis client, the errors that mean "Redis is away"). No retries inside the client:
+    a failure must reach the gate at once, so it can fall back to shares instead of stalling
+    an upload request."""
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    if client is None:
+        client = redis.Redis.from_url(
+            redis_url,
+            socket_timeout=timeout_seconds,
+            socket_connect_timeout=timeout_seconds,
+            retry=Retry(NoBackoff(), 0),
+            health_check_interval=0,
+        )
+    return client, (redis.exceptions.RedisError, OSError)
+
+
 class RedisCounts:
     """The Redis side of fleet-wide mode. Raises redis errors; the gate decides what to do."""
 
@@ -173,21 +192,7 @@ class RedisCounts:
         key_prefix: str = "upload_gate",
         timeout_seconds: float = 0.25,
     ) -> None:
-        import redis
-        from redis.backoff import NoBackoff
-        from redis.retry import Retry
-
-        self.errors: tuple[type[BaseException], ...] = (redis.exceptions.RedisError, OSError)
-        if client is None:
-            # No retries inside the client: a failure must reach the gate at once, so it
-            # can fall back to shares instead of stalling an upload request.
-            client = redis.Redis.from_url(
-                redis_url,
-                socket_timeout=timeout_seconds,
-                socket_connect_timeout=timeout_seconds,
-                retry=Retry(NoBackoff(), 0),
-                health_check_interval=0,
-            )
+        client, self.errors = fail_fast_client(redis_url, client, timeout_seconds)
         self.client = client
         self.key_prefix = key_prefix
         self._admit = client.register_script(ADMIT_LUA)

@@ -12,17 +12,13 @@ It listens on a Unix socket in a temp folder and reads its limits from an SQLite
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections import Counter
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -113,91 +109,3 @@ def run(command: list[str], env: dict[str, str], timeout: float = 120) -> subpro
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout[-6000:]}\n{result.stderr[-4000:]}"
     return result
-
-
-class UploadEndpoint:
-    """A small upload server in front of the sidecar, as Permanent's API and S3 are to the SDK:
-
-    - `POST /presign {"item": ..., "size_bytes": n}` with `X-Client-Id`: the gate's decision;
-      admitted: 200 `{"lease_id": ...}` with the RateLimit fields; rejected: its status
-      (429 / 503) with `Retry-After` (and RateLimit unless paused);
-    - `POST /store {"item": ..., "lease_id": ...}`: holds the upload for `store_seconds`, keeps
-      the item, releases the lease, 200.
-
-    It records every item stored (how often), the uploads in progress (presign admitted, store
-    not ended) and their maximum, and for each admission how many were in progress.
-    """
-
-    def __init__(self, socket_path: str, store_seconds: float = 0.03) -> None:
-        from upload_gate.client import SidecarClient
-
-        self.gate = SidecarClient(socket_path, timeout_seconds=5.0, fail_open=False)
-        self.store_seconds = store_seconds
-        self.lock = threading.Lock()
-        self.stored: Counter = Counter()
-        self.in_progress = 0
-        self.max_in_progress = 0
-        self.admissions: list[tuple[float, int]] = []  # (monotonic seconds, in progress after it)
-        self.rejections: Counter = Counter()  # by status
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> UploadEndpoint:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-    def presign(self, client_id: str, size_bytes: int) -> tuple[int, dict, dict]:
-        decision = self.gate.admit(client_id, size_bytes)
-        if not decision["admitted"]:
-            with self.lock:
-                self.rejections[decision["status"]] += 1
-            return decision["status"], decision["headers"], {"reason": decision["reason"]}
-        with self.lock:
-            self.in_progress += 1
-            self.max_in_progress = max(self.max_in_progress, self.in_progress)
-            self.admissions.append((time.monotonic(), self.in_progress))
-        return 200, decision["headers"], {"lease_id": decision["lease_id"]}
-
-    def store(self, item, lease_id: str) -> tuple[int, dict, dict]:
-        time.sleep(self.store_seconds)
-        with self.lock:
-            self.stored[item] += 1
-            self.in_progress -= 1
-        self.gate.release(lease_id, "completed")
-        return 200, {}, {"stored": item}
-
-    def _handler(self):
-        endpoint = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            # One write per answer, sent at once: head and body as two small writes would wait
-            # out the client's delayed ACK (Nagle), and the pacer would learn of every end late.
-            wbufsize = -1
-            disable_nagle_algorithm = True
-
-            def do_POST(self) -> None:  # noqa: N802 - the http.server hook's name
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                if self.path == "/presign":
-                    answer = endpoint.presign(self.headers["X-Client-Id"], body["size_bytes"])
-                else:
-                    answer = endpoint.store(body["item"], body["lease_id"])
-                status, headers, payload = answer
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                for name, value in {**headers, "Content-Type": "application/json"}.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        return Handler

@@ -13,7 +13,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.clients.conftest import UploadEndpoint, binary_or_skip, run
+from bench.pacer import Endpoint as UploadEndpoint
+from tests.clients.conftest import binary_or_skip, run
 from tests.factories import insert_sqlite_row
 from upload_gate.pacer import Pacer
 
