@@ -127,6 +127,12 @@ def floor_server(sock_path: str, ready) -> None:
     }
 
     def serve(conn: socket.socket) -> None:
+        try:
+            answer_all(conn)
+        except ConnectionError:  # the client process ended
+            pass
+
+    def answer_all(conn: socket.socket) -> None:
         buffer = b""
         while chunk := conn.recv(65536):
             buffer += chunk

@@ -29,7 +29,10 @@ import socket
 import struct
 import threading
 import time
+from json.encoder import encode_basestring_ascii as _json_string  # type: ignore[attr-defined]
 from typing import Any
+
+from .jsontext import loads
 
 log = logging.getLogger("upload_gate.client")
 
@@ -39,7 +42,6 @@ SOURCE_FAIL_CLOSED = "fail-closed"
 MAX_ANSWER_BYTES = 1024 * 1024
 # Made once: json.dumps(..., separators=...) would build a new encoder on every call.
 _encode = json.JSONEncoder(separators=(",", ":")).encode
-_decode_text = json.JSONDecoder().decode
 
 
 class SidecarUnavailable(Exception):
@@ -113,7 +115,7 @@ class _Connection:
             if len(buffer) > MAX_ANSWER_BYTES:
                 raise SidecarUnavailable("answer head too large")
             end = buffer.find(b"\r\n\r\n")
-        head = buffer[:end]
+        head = buffer[:end].lower()
         try:
             status = int(head[9:12])
         except ValueError:
@@ -127,7 +129,7 @@ class _Connection:
             buffer += chunk
         self.buffer = buffer[body_end:]
         self.used = True
-        if b"\r\nconnection: close" in head.lower():
+        if b"\r\nconnection: close" in head:
             self.close()
             self.sock = None  # type: ignore[assignment]
         return status, buffer[end + 4 : body_end]
@@ -139,8 +141,8 @@ class _Connection:
             pass
 
 
-def _content_length(head: bytes) -> int:
-    lower = head.lower()
+def _content_length(lower: bytes) -> int:
+    """Content-Length of an answer's head, given in lower case."""
     start = lower.find(b"\r\ncontent-length:")
     if start < 0:
         raise SidecarUnavailable("answer without Content-Length")
@@ -192,7 +194,10 @@ class SidecarClient:
     # -- the protocol -------------------------------------------------------------------
     def admit(self, client_id: str, size_bytes: int) -> dict:
         """The sidecar's decision for one upload, plus `source` (see the module docstring)."""
-        body = _encode({"client_id": client_id, "size_bytes": size_bytes}).encode()
+        if type(client_id) is str and type(size_bytes) is int:  # bool is an int but not a size
+            body = b'{"client_id":%s,"size_bytes":%d}' % (_json_string(client_id).encode(), size_bytes)
+        else:  # the sidecar names what is wrong with it
+            body = _encode({"client_id": client_id, "size_bytes": size_bytes}).encode()
         try:
             answer = self._post(b"/v1/admit", body)
         except SidecarUnavailable as exc:
@@ -209,7 +214,10 @@ class SidecarClient:
         round trip. The sidecar applies requests in order, so the next admit sees it."""
         if lease_id is None:
             return {"released": False, "source": None}
-        body = _encode({"lease_id": lease_id, "outcome": outcome}).encode()
+        if type(lease_id) is str and type(outcome) is str:
+            body = b'{"lease_id":%s,"outcome":%s}' % (_json_string(lease_id).encode(), _json_string(outcome).encode())
+        else:
+            body = _encode({"lease_id": lease_id, "outcome": outcome}).encode()
         if not wait:
             return self._send_without_waiting(b"/v1/release", body, {"released": None})
         return self._call(b"/v1/release", body, {"released": False})
@@ -369,7 +377,7 @@ class SidecarClient:
 
 def _decode(body: bytes) -> dict:
     try:
-        value = _decode_text(body.decode())
+        value = loads(body.decode())
     except ValueError:  # UnicodeDecodeError included
         raise SidecarUnavailable("the sidecar's answer is not JSON") from None
     if not isinstance(value, dict):

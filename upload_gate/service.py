@@ -14,6 +14,7 @@ from collections.abc import Callable
 from json.encoder import encode_basestring_ascii as _json_string  # type: ignore[attr-defined]
 from typing import Any
 
+from .jsontext import loads
 from .metrics import ADMITTED, PAUSED, THROTTLED, SidecarMetrics
 from .rejections import STATUS_PAUSED
 from .state import OUTCOMES, Lease
@@ -21,7 +22,6 @@ from .state import OUTCOMES, Lease
 MAX_CLIENT_ID_CHARS = 255
 MAX_SIZE_BYTES = 2**63 - 1
 LEASE_ID_RE = re.compile(r"^[0-9a-f]{8}-[1-9][0-9]{0,18}$")
-_decode = json.JSONDecoder().decode
 _encode = json.JSONEncoder(separators=(",", ":")).encode
 RELEASED = b'{"released":true}'
 NOT_RELEASED = b'{"released":false}'
@@ -122,7 +122,7 @@ class GateService:
 
     def handle_json(self, path: str, body: bytes) -> bytes:
         try:
-            payload = _decode(body.decode())
+            payload = loads(body.decode())
         except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError too
             raise BadRequest("the body is not JSON", None, "bad_json") from None
         if not isinstance(payload, dict):

@@ -181,34 +181,21 @@ class Connection:
             end = buffer.find(b"\r\n\r\n")
         if end > MAX_HEAD_BYTES:
             raise FramingError(f"request head larger than {MAX_HEAD_BYTES} bytes")
-        head, buffer = buffer[:end], buffer[end + 4 :]
-        method, path, version, headers = _parse_head(head)
-        keep_alive = version == "HTTP/1.1"
-        connection = headers.get("connection", "").lower()
-        if "close" in connection:
-            keep_alive = False
-        elif "keep-alive" in connection:
-            keep_alive = True
-        if "transfer-encoding" in headers:
-            if "content-length" in headers:
-                raise FramingError("both Transfer-Encoding and Content-Length")
-            if headers["transfer-encoding"].lower() != "chunked":
-                raise FramingError("only chunked transfer coding is understood")
-            self._continue(headers)
+        head = buffer[:end]
+        method, path, keep_alive, length, expects_continue = _framing(head)
+        buffer = buffer[end + 4 :]
+        if length == CHUNKED:
+            if expects_continue:
+                self._send(CONTINUE)
             body, buffer = self._read_chunked(buffer)
         else:
-            length = _content_length(headers.get("content-length"))
-            if length:
-                self._continue(headers)
+            if length and expects_continue:
+                self._send(CONTINUE)
             while len(buffer) < length:
                 buffer += self._recv()
             body, buffer = buffer[:length], buffer[length:]
         self.buffer = buffer
         return Request(method, path, body, keep_alive)
-
-    def _continue(self, headers: dict[str, str]) -> None:
-        if headers.get("expect", "").lower() == "100-continue":
-            self._send(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def _read_chunked(self, buffer: bytes) -> tuple[bytes, bytes]:
         body = b""
@@ -266,6 +253,47 @@ class Connection:
                 pass
         except OSError:
             pass
+
+
+CHUNKED = -1  # the length _framing gives a chunked body
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+# Framing of the heads seen lately: a worker sends the same few heads over and over (only
+# Content-Length changes with the client id), and reading one is a pure function of its bytes.
+_KNOWN_HEADS: dict[bytes, tuple[str, str, bool, int, bool]] = {}
+MAX_KNOWN_HEADS = 512
+MAX_KNOWN_HEAD_BYTES = 1024
+
+
+def _framing(head: bytes) -> tuple[str, str, bool, int, bool]:
+    """(method, path, keep-alive, body length or CHUNKED, expects 100-continue) of a head."""
+    try:
+        return _KNOWN_HEADS[head]
+    except KeyError:
+        pass
+    framing = _read_framing(head)
+    if len(head) <= MAX_KNOWN_HEAD_BYTES:
+        if len(_KNOWN_HEADS) >= MAX_KNOWN_HEADS:
+            _KNOWN_HEADS.clear()  # heads that vary (a client of another kind): start again
+        _KNOWN_HEADS[head] = framing
+    return framing
+
+
+def _read_framing(head: bytes) -> tuple[str, str, bool, int, bool]:
+    method, path, version, headers = _parse_head(head)
+    keep_alive = version == "HTTP/1.1"
+    connection = headers.get("connection", "").lower()
+    if "close" in connection:
+        keep_alive = False
+    elif "keep-alive" in connection:
+        keep_alive = True
+    expects_continue = headers.get("expect", "").lower() == "100-continue"
+    if "transfer-encoding" in headers:
+        if "content-length" in headers:
+            raise FramingError("both Transfer-Encoding and Content-Length")
+        if headers["transfer-encoding"].lower() != "chunked":
+            raise FramingError("only chunked transfer coding is understood")
+        return method, path, keep_alive, CHUNKED, expects_continue
+    return method, path, keep_alive, _content_length(headers.get("content-length")), expects_continue
 
 
 def _parse_head(head: bytes) -> tuple[str, str, str, dict[str, str]]:

@@ -269,6 +269,8 @@ def test_metrics_are_running_totals_that_status_reports_do_not_reset(sidecar):
         (b"[1, 2]", None),
         (b"\xff\xfe{", None),
         (b"[" * 3000 + b"]" * 3000, None),
+        (b'{"client_id": "p", "size_bytes": 1} and more', None),
+        (b'{"client_id": "p", "size_bytes": 1}{}', None),
         ({"size_bytes": 1}, "client_id"),
         ({"client_id": 7, "size_bytes": 1}, "client_id"),
         ({"client_id": "", "size_bytes": 1}, "client_id"),
@@ -287,6 +289,12 @@ def test_a_bad_admit_body_is_a_400_naming_the_field_and_the_connection_goes_on(s
     status, _, answer = conn.post("/v1/admit", body)
     assert status == 400 and answer["field"] == field and answer["error"]
     assert admit(conn)["admitted"] is True  # same connection, still served
+
+
+def test_whitespace_around_a_json_body_is_allowed_as_json_allows_it(sidecar):
+    conn = Raw(sidecar().address)
+    status, _, answer = conn.post("/v1/admit", b' \r\n\t{"client_id": "p", "size_bytes": 1}\n ')
+    assert status == 200 and answer["admitted"] is True
 
 
 @pytest.mark.parametrize(
@@ -386,6 +394,28 @@ def test_a_chunked_body_and_expect_100_continue_are_understood(sidecar):
     assert continue_line == b"HTTP/1.1 100 Continue\r\n\r\n"
     status, _, body = conn.answer()
     assert status == 200 and body["admitted"] is True
+
+
+def test_a_head_seen_before_is_framed_as_the_first_time(sidecar):
+    """The sidecar remembers the framing of heads it has read; every answer must be the one
+    a first reading would give: 100 Continue each time, a broken head refused each time,
+    and heads past the number it remembers still read right."""
+    server = sidecar()
+    conn = Raw(server.address)
+    body = json.dumps({"client_id": "p", "size_bytes": 1}).encode()
+    expecting = b"POST /v1/admit HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body)
+    for _ in range(3):
+        conn.send(expecting)
+        assert conn.sock.recv(25) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        conn.send(body)
+        assert conn.answer()[2]["admitted"] is True
+    for _ in range(3):
+        broken = Raw(server.address)
+        broken.send(b"POST /v1/admit HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}")
+        assert broken.answer()[0] == 400 and broken.closed_by_peer()
+    for number in range(700):  # more distinct heads than it remembers
+        status, _, answer = conn.post("/v1/admit", body, extra=f"X-Request-Number: {number}\r\n")
+        assert status == 200 and answer["admitted"] is True
 
 
 def test_http_1_0_and_connection_close_end_the_connection_after_the_answer(sidecar):

@@ -192,6 +192,37 @@ def test_a_bad_request_raises_with_the_field_named(sidecar_process):
     assert client.failures == 0 and client.admit("p", 5)["source"] == "sidecar"
 
 
+def test_any_client_id_reaches_the_sidecar_as_written(make_gate, sock_dir):
+    """Quotes, backslashes and letters outside ASCII in a client id: the sidecar decides for
+    that very id (its own row), and a release of its lease frees the slot."""
+    client_id = 'école "nord" \\ 東'
+    rows = [star_row(max_concurrent_uploads=50), {**star_row(max_concurrent_uploads=1), "client_id": client_id}]
+    server = SidecarServer(GateService(make_gate(rows)), socket_path=str(sock_dir / "ids.sock"))
+    server.start()
+    try:
+        client = SidecarClient(server.address)
+        first = client.admit(client_id, 5)
+        assert first["admitted"] is True and '"inflight";q=1;' in first["headers"]["RateLimit-Policy"]
+        assert client.admit(client_id, 5)["status"] == 429  # its own limit of one, not the star row's 50
+        client.release(first["lease_id"], "completed", wait=False)
+        assert client.admit(client_id, 5)["admitted"] is True
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize(
+    ("client_id", "size_bytes", "field"),
+    [(7, 1, "client_id"), (None, 1, "client_id"), ("p", True, "size_bytes"), ("p", 2.5, "size_bytes")],
+)
+def test_a_client_id_or_size_of_the_wrong_type_is_refused_by_the_sidecar_naming_it(
+    sidecar_process, client_id, size_bytes, field
+):
+    client = SidecarClient(str(sidecar_process.sock))
+    with pytest.raises(SidecarRequestError) as raised:
+        client.admit(client_id, size_bytes)
+    assert raised.value.field == field
+
+
 def test_release_and_renew_of_no_lease_do_nothing(sock_dir):
     client = SidecarClient(str(sock_dir / "nothing-here.sock"))
     assert client.release(None)["released"] is False
