@@ -114,7 +114,7 @@ def start_sidecar(tmp: Path) -> tuple[subprocess.Popen, str]:
 
 def floor_server(sock_path: str, ready) -> None:
     """The transport alone: answers admits and releases with canned JSON, deciding nothing
-    (the same HTTP/1.1 framing, one thread per connection, pipelined answers sent together)."""
+    (the same HTTP/1.1 framing and pipelined answers sent together, a thread per connection)."""
     import threading
 
     admitted = (

@@ -1,10 +1,12 @@
-"""HTTP/1.1 for the sidecar: a small reader and writer of its own on a blocking socket.
+"""HTTP/1.1 for the sidecar: a small non-blocking reader and writer of its own.
 
-One connection is served by one thread: recv, parse the head, read the body (Content-Length
-or chunked, Expect: 100-continue honoured), answer, repeat while keep-alive. The answers to
-pipelined requests already received go out together, just before the next recv. http.server's
-header parsing alone would cost more than the decision. A request whose framing cannot be
-trusted gets a 400 and its connection is closed; nothing a client sends raises out of here.
+A Connection holds what one client sent and what it has not been sent yet; the server's
+event loop (server.py) calls `readable()` and `writable()` when epoll says so. Every
+complete request in what arrived is answered, in order, and the answers go out together in
+one send. Bodies come with Content-Length or chunked; Expect: 100-continue is honoured.
+http.server's header parsing alone would cost more than the decision. A request whose
+framing cannot be trusted gets a 400 and its connection is closed; nothing a client sends
+raises out of here.
 """
 
 from __future__ import annotations
@@ -12,17 +14,21 @@ from __future__ import annotations
 import json
 import logging
 import socket
-import struct
 import time
 from typing import Any
 
+from .framing import CHUNKED, CONTINUE, MAX_HEAD_BYTES, FramingError, chunked_body, framing
 from .metrics import CONTENT_TYPE
 from .service import BadRequest, GateService
 
 log = logging.getLogger("upload_gate.server")
 
-MAX_HEAD_BYTES = 16 * 1024
-MAX_BODY_BYTES = 16 * 1024  # an admit body is ~60 bytes; anything near this is not a client of ours
+RECV_BYTES = 65536
+# A client that sends requests and reads no answers: past this much unsent, it is not read
+# from until it has read what it was sent.
+MAX_UNSENT_BYTES = 1024 * 1024
+CLOSE_GENTLY_SECONDS = 0.5
+
 REASONS = {
     200: "OK",
     400: "Bad Request",
@@ -38,13 +44,6 @@ ROUTES = {
     "/healthz": "GET",
     "/metrics": "GET",
 }
-
-
-class FramingError(BadRequest):
-    """The request itself is broken (head, length, encoding): answer, then close."""
-
-    def __init__(self, error: str) -> None:
-        super().__init__(error, None, "bad_http")
 
 
 # -- HTTP/1.1 on a socket --------------------------------------------------------------------
@@ -81,47 +80,174 @@ def _json(value: Any) -> bytes:
 
 
 class Connection:
-    """Reads requests off one client connection and answers them, until it closes."""
+    """One client connection, driven by the server's event loop (edge-triggered: every event
+    is taken to the end, reading until the socket is drained)."""
 
-    def __init__(self, sock: socket.socket, service: GateService, idle_timeout_seconds: float) -> None:
+    def __init__(self, sock: socket.socket, service: GateService) -> None:
+        sock.setblocking(False)
         self.sock = sock
         self.service = service
-        self.buffer = b""
-        # Answers not sent yet: the answers to requests a client pipelined go out together,
-        # in one send, just before the connection next waits for input.
-        self.unsent: list[bytes] = []
-        # A blocking socket with kernel timeouts, not settimeout(): Python's timeout mode polls
-        # before every recv and send, two more system calls per request on the hot path.
-        sock.settimeout(None)
-        seconds = max(0.001, idle_timeout_seconds)
-        timeval = struct.pack("ll", int(seconds), int(seconds % 1 * 1_000_000))
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
+        self.buffer = b""  # received, not answered yet
+        self.unsent = b""  # answered, not sent yet
+        self.last_active = time.monotonic()
+        self.peer_closed = False  # it shut down its side (or reset): answer what came, then close
+        self.closed = False
+        self._read_to_end = False  # the loop saw the peer shut down: read until the end
+        self._stalled = False  # stopped reading until the client takes its answers
+        self._continued = False  # 100 Continue sent for the request being received
+        self._after_flush: str | None = None  # "close", or "close gently" after a broken request
+        self._draining_until: float | None = None
 
-    def serve(self) -> None:
-        try:
-            while True:
-                try:
-                    request = self._read_request()
-                except FramingError as exc:
-                    self.service.metrics.count_bad_request(exc.kind)
-                    self._send(_response(400, _json({"error": exc.error, "field": None}), close=True))
-                    self._close_gently()
-                    return
-                if request is None:
-                    return
-                answer = self._answer(request)
-                if not request.keep_alive:
-                    self._send(answer)
-                    return
-                self.unsent.append(answer)
-        except (TimeoutError, ConnectionError, OSError):
-            return  # idle too long, reset, half-closed, or gone: nothing to answer
-        finally:
+    # -- events from the loop ----------------------------------------------------------
+    def readable(self, peer_closed: bool | int = False) -> None:
+        """Read what arrived, answer every complete request, send the answers."""
+        if self.closed:
+            return
+        if self._draining_until is not None:
+            self._drain()
+            return
+        self._read_to_end = self._read_to_end or peer_closed
+        if len(self.unsent) > MAX_UNSENT_BYTES:
+            self._stalled = True  # writable() reads on once the client has taken its answers
+            self.writable()
+            return
+        if self._receive():
+            self.last_active = time.monotonic()
+        if self.buffer or self.peer_closed:  # also what waited while it was held back
+            self._answer_received()
+        self.writable()
+
+    def writable(self) -> None:
+        """Send what is unsent; then close if that was the last of it."""
+        if self.closed:
+            return
+        if self.unsent:
+            try:
+                sent = self.sock.send(self.unsent)
+            except BlockingIOError:
+                sent = 0
+            except OSError:
+                self.close()
+                return
+            self.unsent = self.unsent[sent:]
+            if self.unsent:
+                if sent:
+                    self.last_active = time.monotonic()  # a slow reader, still reading
+                return  # the rest on the next writable edge
+            if self._stalled and self._after_flush is None:
+                self._stalled = False
+                self.readable()
+                return
+        if self._after_flush == "close":
+            self.close()
+        elif self._after_flush == "close gently":
+            self._start_draining()
+        elif self.peer_closed:
+            self.close()  # half-closed after its last request (or mid-head): answered, done
+
+    def idle_check(self, now: float, idle_timeout_seconds: float) -> None:
+        """Called by the loop now and then: ends connections idle (or stuck) too long."""
+        if self._draining_until is not None:
+            if now >= self._draining_until:
+                self.close()
+            return
+        if now - self.last_active < idle_timeout_seconds:
+            return
+        if self.buffer.strip(b"\r\n") and not self.unsent:
+            self._refuse(FramingError("request incomplete (timed out)"))
+        else:
+            self.close()
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
             try:
                 self.sock.close()
             except OSError:
                 pass
+
+    # -- reading -------------------------------------------------------------------------
+    def _receive(self) -> bool:
+        """Read what arrived, until the socket is drained: True if anything did."""
+        chunks: list[bytes] = []
+        while True:
+            try:
+                chunk = self.sock.recv(RECV_BYTES)
+            except BlockingIOError:
+                break
+            except OSError:  # reset: nothing to answer
+                self.peer_closed = True
+                self.buffer = b""
+                self._after_flush = "close"
+                return False
+            if not chunk:
+                self.peer_closed = True
+                break
+            # A stream socket gives all that is queued, up to the size asked: a shorter read
+            # drained it (more arriving later is a new edge), unless the peer also shut down.
+            drained = len(chunk) < RECV_BYTES and not self._read_to_end
+            if drained and not chunks:  # nearly always: one read, one or two requests
+                self.buffer = self.buffer + chunk if self.buffer else chunk
+                return True
+            chunks.append(chunk)
+            if drained:
+                break
+        if not chunks:
+            return False
+        self.buffer += b"".join(chunks)
+        return True
+
+    def _answer_received(self) -> None:
+        while True:
+            if len(self.unsent) > MAX_UNSENT_BYTES:
+                self._stalled = True
+                return
+            try:
+                request = self._next_request()
+            except FramingError as exc:
+                self._refuse(exc)
+                return
+            if request is None:
+                break
+            self.unsent += self._answer(request)
+            if not request.keep_alive:
+                self.buffer = b""
+                self._after_flush = "close"
+                return
+        if self.peer_closed and b"\r\n\r\n" in self.buffer:
+            # Half-closed after a head, mid-body: answer if it still reads, then close.
+            self._refuse(FramingError("the connection closed before the whole body arrived"))
+
+    def _next_request(self) -> Request | None:
+        """The first complete request in the buffer (taken out of it), or None."""
+        buffer = self.buffer
+        if buffer[:1] in (b"\r", b"\n"):  # stray empty lines between requests are allowed
+            buffer = self.buffer = buffer.lstrip(b"\r\n")
+        end = buffer.find(b"\r\n\r\n")
+        if end < 0:
+            if len(buffer) > MAX_HEAD_BYTES:
+                raise FramingError(f"request head larger than {MAX_HEAD_BYTES} bytes")
+            return None
+        if end > MAX_HEAD_BYTES:
+            raise FramingError(f"request head larger than {MAX_HEAD_BYTES} bytes")
+        method, path, keep_alive, length, expects_continue = framing(buffer[:end])
+        start = end + 4
+        if expects_continue and length and not self._continued:
+            self._continued = True
+            self.unsent += CONTINUE
+        if length == CHUNKED:
+            chunked = chunked_body(buffer, start)
+            if chunked is None:
+                return None
+            body, stop = chunked
+        else:
+            stop = start + length
+            if len(buffer) < stop:
+                return None
+            body = buffer[start:stop]
+        self.buffer = buffer[stop:]
+        self._continued = False
+        return Request(method, path, body, keep_alive)
 
     def _answer(self, request: Request) -> bytes:
         service = self.service
@@ -148,184 +274,32 @@ class Connection:
             return _response(500, _json({"error": "internal error in the upload gate sidecar"}), close=True)
         return _response(status, _json(body), close=close)
 
-    # -- reading ---------------------------------------------------------------------
-    def _wait_for_input(self) -> bytes:
-        """recv, after sending what is answered: a client waits for those answers."""
-        if self.unsent:
-            self._flush()
-        return self.sock.recv(65536)
+    # -- ending ------------------------------------------------------------------------
+    def _refuse(self, exc: FramingError) -> None:
+        """A request that cannot be trusted: answer 400, then close gently."""
+        self.service.metrics.count_bad_request(exc.kind)
+        self.unsent += _response(400, _json({"error": exc.error, "field": None}), close=True)
+        self.buffer = b""
+        self._after_flush = "close gently"
 
-    def _recv(self) -> bytes:
-        chunk = self._wait_for_input()
-        if not chunk:  # half-closed mid-request: answer if it still reads, then close
-            raise FramingError("the connection closed before the whole body arrived")
-        return chunk
-
-    def _read_request(self) -> Request | None:
-        buffer = self.buffer
-        if buffer[:1] in (b"\r", b"\n"):  # stray empty lines between requests are allowed
-            buffer = buffer.lstrip(b"\r\n")
-        end = buffer.find(b"\r\n\r\n")
-        while end < 0:
-            if len(buffer) > MAX_HEAD_BYTES:
-                raise FramingError(f"request head larger than {MAX_HEAD_BYTES} bytes")
-            try:
-                chunk = self._wait_for_input()
-            except (TimeoutError, BlockingIOError):  # idle past the timeout (SO_RCVTIMEO)
-                if buffer:
-                    raise FramingError("request head incomplete (timed out)") from None
-                return None
-            if not chunk:
-                return None  # closed between requests (or mid-head: nothing to answer)
-            buffer = (buffer + chunk).lstrip(b"\r\n")
-            end = buffer.find(b"\r\n\r\n")
-        if end > MAX_HEAD_BYTES:
-            raise FramingError(f"request head larger than {MAX_HEAD_BYTES} bytes")
-        head = buffer[:end]
-        method, path, keep_alive, length, expects_continue = _framing(head)
-        buffer = buffer[end + 4 :]
-        if length == CHUNKED:
-            if expects_continue:
-                self._send(CONTINUE)
-            body, buffer = self._read_chunked(buffer)
-        else:
-            if length and expects_continue:
-                self._send(CONTINUE)
-            while len(buffer) < length:
-                buffer += self._recv()
-            body, buffer = buffer[:length], buffer[length:]
-        self.buffer = buffer
-        return Request(method, path, body, keep_alive)
-
-    def _read_chunked(self, buffer: bytes) -> tuple[bytes, bytes]:
-        body = b""
-        while True:
-            end = buffer.find(b"\r\n")
-            while end < 0:
-                if len(buffer) > 1024:
-                    raise FramingError("bad chunk size line")
-                buffer += self._recv()
-                end = buffer.find(b"\r\n")
-            size_text = buffer[:end].split(b";", 1)[0].strip()
-            try:
-                size = int(size_text, 16)
-            except ValueError:
-                raise FramingError("bad chunk size") from None
-            if size < 0 or len(body) + size > MAX_BODY_BYTES:
-                raise FramingError(f"body larger than {MAX_BODY_BYTES} bytes")
-            buffer = buffer[end + 2 :]
-            if size == 0:
-                # Trailers (usually none), up to the empty line.
-                while (trailer_end := buffer.find(b"\r\n")) != 0:
-                    if trailer_end < 0:
-                        if len(buffer) > MAX_HEAD_BYTES:
-                            raise FramingError("trailers too large")
-                        buffer += self._recv()
-                    else:
-                        buffer = buffer[trailer_end + 2 :]
-                return body, buffer[2:]
-            while len(buffer) < size + 2:
-                buffer += self._recv()
-            if buffer[size : size + 2] != b"\r\n":
-                raise FramingError("chunk not followed by CRLF")
-            body += buffer[:size]
-            buffer = buffer[size + 2 :]
-
-    # -- writing ---------------------------------------------------------------------
-    def _send(self, data: bytes) -> None:
-        """Send now, after the answers before it (order is the protocol)."""
-        self.unsent.append(data)
-        self._flush()
-
-    def _flush(self) -> None:
-        data = self.unsent[0] if len(self.unsent) == 1 else b"".join(self.unsent)
-        self.unsent.clear()
-        self.sock.sendall(data)
-
-    def _close_gently(self) -> None:
+    def _start_draining(self) -> None:
         """After an answer on a broken request: stop writing, read what is still coming for
         a moment (closing with unread data would reset the connection and lose the answer)."""
         try:
             self.sock.shutdown(socket.SHUT_WR)
-            self.sock.settimeout(0.25)
-            deadline = time.monotonic() + 0.5
-            while time.monotonic() < deadline and self.sock.recv(65536):
-                pass
         except OSError:
-            pass
+            self.close()
+            return
+        self._draining_until = time.monotonic() + CLOSE_GENTLY_SECONDS
+        self._drain()
 
-
-CHUNKED = -1  # the length _framing gives a chunked body
-CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-# Framing of the heads seen lately: a worker sends the same few heads over and over (only
-# Content-Length changes with the client id), and reading one is a pure function of its bytes.
-_KNOWN_HEADS: dict[bytes, tuple[str, str, bool, int, bool]] = {}
-MAX_KNOWN_HEADS = 512
-MAX_KNOWN_HEAD_BYTES = 1024
-
-
-def _framing(head: bytes) -> tuple[str, str, bool, int, bool]:
-    """(method, path, keep-alive, body length or CHUNKED, expects 100-continue) of a head."""
-    try:
-        return _KNOWN_HEADS[head]
-    except KeyError:
-        pass
-    framing = _read_framing(head)
-    if len(head) <= MAX_KNOWN_HEAD_BYTES:
-        if len(_KNOWN_HEADS) >= MAX_KNOWN_HEADS:
-            _KNOWN_HEADS.clear()  # heads that vary (a client of another kind): start again
-        _KNOWN_HEADS[head] = framing
-    return framing
-
-
-def _read_framing(head: bytes) -> tuple[str, str, bool, int, bool]:
-    method, path, version, headers = _parse_head(head)
-    keep_alive = version == "HTTP/1.1"
-    connection = headers.get("connection", "").lower()
-    if "close" in connection:
-        keep_alive = False
-    elif "keep-alive" in connection:
-        keep_alive = True
-    expects_continue = headers.get("expect", "").lower() == "100-continue"
-    if "transfer-encoding" in headers:
-        if "content-length" in headers:
-            raise FramingError("both Transfer-Encoding and Content-Length")
-        if headers["transfer-encoding"].lower() != "chunked":
-            raise FramingError("only chunked transfer coding is understood")
-        return method, path, keep_alive, CHUNKED, expects_continue
-    return method, path, keep_alive, _content_length(headers.get("content-length")), expects_continue
-
-
-def _parse_head(head: bytes) -> tuple[str, str, str, dict[str, str]]:
-    try:
-        text = head.decode("latin-1")
-    except UnicodeDecodeError:  # latin-1 decodes any byte; kept for clarity
-        raise FramingError("request head is not text") from None
-    lines = text.split("\r\n")
-    parts = lines[0].split(" ")
-    if len(parts) != 3 or not parts[0].isalpha() or not parts[2].startswith("HTTP/1."):
-        raise FramingError("bad request line (expected: METHOD /path HTTP/1.1)")
-    method, target, version = parts
-    path = target.split("?", 1)[0]
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        name, colon, value = line.partition(":")
-        if not colon or not name or name != name.strip():
-            raise FramingError("bad header line")
-        name = name.lower()
-        value = value.strip()
-        if name == "content-length" and name in headers and headers[name] != value:
-            raise FramingError("conflicting Content-Length headers")
-        headers[name] = value
-    return method, path, version, headers
-
-
-def _content_length(value: str | None) -> int:
-    if value is None:
-        return 0
-    if not value.isdigit() or len(value) > 12:
-        raise FramingError("Content-Length must be a number of bytes")
-    length = int(value)
-    if length > MAX_BODY_BYTES:
-        raise FramingError(f"body larger than {MAX_BODY_BYTES} bytes")
-    return length
+    def _drain(self) -> None:
+        while True:
+            try:
+                if not self.sock.recv(RECV_BYTES):
+                    break
+            except BlockingIOError:
+                return
+            except OSError:
+                break
+        self.close()

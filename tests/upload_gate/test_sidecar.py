@@ -384,6 +384,35 @@ def test_keep_alive_serves_many_requests_on_one_connection_and_pipelined_ones_in
     assert json.loads(conn.answer(raw=True)[2])["status"] == "ok"
 
 
+def test_a_client_that_reads_no_answers_is_held_back_and_others_are_still_served(sidecar):
+    """One thread serves every connection: a worker pipelining thousands of requests without
+    reading an answer must neither grow the sidecar's memory without bound nor hold up the
+    others; once it reads, it gets every answer, in order."""
+    server = sidecar([star_row(max_concurrent_uploads=100_000)])
+    greedy = Raw(server.address)
+    one = json.dumps({"client_id": "p", "size_bytes": 1}).encode()
+    request = b"POST /v1/admit HTTP/1.1\r\nContent-Length: %d\r\n\r\n%s" % (len(one), one)
+    count = 6000  # answers of ~700 bytes: several MiB, past what the sidecar holds unsent
+    sender = threading.Thread(target=greedy.send, args=(request * count,), daemon=True)
+    sender.start()
+    other = Raw(server.address)
+    for _ in range(20):
+        assert admit(other)["admitted"] is True
+    leases = [greedy.answer()[2]["lease_id"] for _ in range(count)]
+    sender.join(5)
+    assert len(set(leases)) == count
+    assert [int(lease.split("-")[1]) for lease in leases] == sorted(int(lease.split("-")[1]) for lease in leases)
+
+
+def test_a_request_then_a_half_close_gets_its_answer_then_the_close(sidecar):
+    conn = Raw(sidecar().address)
+    one = json.dumps({"client_id": "p", "size_bytes": 1}).encode()
+    conn.send(b"POST /v1/admit HTTP/1.1\r\nContent-Length: %d\r\n\r\n%s" % (len(one), one))
+    conn.sock.shutdown(socket.SHUT_WR)
+    assert conn.answer()[2]["admitted"] is True
+    assert conn.closed_by_peer()
+
+
 def test_a_chunked_body_and_expect_100_continue_are_understood(sidecar):
     conn = Raw(sidecar().address)
     conn.send(
