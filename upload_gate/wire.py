@@ -155,6 +155,7 @@ class Connection:
             return
         if self.buffer.strip(b"\r\n") and not self.unsent:
             self._refuse(FramingError("request incomplete (timed out)"))
+            self.writable()
         else:
             self.close()
 

@@ -463,6 +463,14 @@ def test_an_idle_connection_is_closed_after_the_idle_timeout(sidecar):
     assert conn.closed_by_peer()  # recv waits up to 5 s; the sidecar closes after 0.2 s
 
 
+def test_a_request_cut_off_mid_head_is_answered_400_when_the_idle_timeout_ends_it(sidecar):
+    conn = Raw(sidecar(idle_timeout_seconds=0.2).address)
+    conn.send(b"POST /v1/admit HTTP/1.1\r\nContent-Len")
+    status, headers, body = conn.answer()
+    assert status == 400 and "timed out" in body["error"] and headers["connection"] == "close"
+    assert conn.closed_by_peer()
+
+
 def test_random_garbage_never_stops_the_sidecar(sidecar):
     import random
 
