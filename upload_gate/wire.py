@@ -37,6 +37,7 @@ REASONS = {
     500: "Internal Server Error",
     503: "Service Unavailable",
 }
+JSON_POSTS = frozenset(("/v1/admit", "/v1/release", "/v1/renew"))
 ROUTES = {
     "/v1/admit": "POST",
     "/v1/release": "POST",
@@ -60,9 +61,14 @@ class Request:
 _OK_JSON_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
 
 
+def _ok_json(body: bytes) -> bytes:
+    """A 200 with a JSON body, keep-alive: nearly every answer."""
+    return b"".join((_OK_JSON_HEAD, str(len(body)).encode(), b"\r\n\r\n", body))
+
+
 def _response(status: int, body: bytes, content_type: str = "application/json", close: bool = False) -> bytes:
-    if status == 200 and not close and content_type == "application/json":  # nearly every answer
-        return b"".join((_OK_JSON_HEAD, str(len(body)).encode(), b"\r\n\r\n", body))
+    if status == 200 and not close and content_type == "application/json":
+        return _ok_json(body)
     head = f"HTTP/1.1 {status} {REASONS.get(status, 'OK')}\r\nContent-Type: {content_type}\r\n"
     head += f"Content-Length: {len(body)}\r\n"
     if status == 405:
@@ -222,6 +228,8 @@ class Connection:
     def _next_request(self) -> Request | None:
         """The first complete request in the buffer (taken out of it), or None."""
         buffer = self.buffer
+        if not buffer:  # the common end: every request that came is answered
+            return None
         if buffer[:1] in (b"\r", b"\n"):  # stray empty lines between requests are allowed
             buffer = self.buffer = buffer.lstrip(b"\r\n")
         end = buffer.find(b"\r\n\r\n")
@@ -253,27 +261,28 @@ class Connection:
     def _answer(self, request: Request) -> bytes:
         service = self.service
         close = not request.keep_alive
-        expected = ROUTES.get(request.path)
-        if expected is None:
-            service.metrics.count_bad_request("not_found")
-            return _response(404, _json({"error": f"no such path: {request.path[:200]}"}), close=close)
-        if request.method != expected:
-            service.metrics.count_bad_request("wrong_method")
-            return _response(405, _json({"error": f"{request.path} takes {expected}"}), close=close)
+        path = request.path
         try:
-            if request.path == "/healthz":
-                status, body = service.health()
-            elif request.path == "/metrics":
+            if path in JSON_POSTS and request.method == "POST":  # nearly every request
+                body = service.handle_json(path, request.body)
+                return _ok_json(body) if not close else _response(200, body, close=True)
+            expected = ROUTES.get(path)
+            if expected is None:
+                service.metrics.count_bad_request("not_found")
+                return _response(404, _json({"error": f"no such path: {path[:200]}"}), close=close)
+            if request.method != expected:
+                service.metrics.count_bad_request("wrong_method")
+                return _response(405, _json({"error": f"{path} takes {expected}"}), close=close)
+            if path == "/metrics":
                 return _response(200, service.metrics.render(), CONTENT_TYPE, close=close)
-            else:
-                return _response(200, service.handle_json(request.path, request.body), close=close)
+            status, health = service.health()
+            return _response(status, _json(health), close=close)
         except BadRequest as exc:
             service.metrics.count_bad_request(exc.kind)
             return _response(400, _json({"error": exc.error, "field": exc.field}), close=close)
         except Exception:  # a bug, not the input: answer, so the worker fails open or closed at once
-            log.exception("request %s %s failed", request.method, request.path)
+            log.exception("request %s %s failed", request.method, path)
             return _response(500, _json({"error": "internal error in the upload gate sidecar"}), close=True)
-        return _response(status, _json(body), close=close)
 
     # -- ending ------------------------------------------------------------------------
     def _refuse(self, exc: FramingError) -> None:
