@@ -36,6 +36,7 @@ import socket
 import stat
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from .service import GateService, LeaseBook
@@ -153,33 +154,27 @@ class SidecarServer:
                 connection = connections.get(fd)
                 if connection is None:
                     continue
-                try:
-                    if mask & READ_EVENTS:
-                        connection.readable(mask & PEER_SHUT_EVENTS)
-                    else:
-                        connection.writable()
-                except Exception:  # a bug in one request must not take the process down
-                    log.exception("connection failed")
-                    connection.close()
-                if connection.closed:
-                    self._forget(fd, connection)
+                if mask & READ_EVENTS:
+                    self._drive(fd, connection, connection.readable, mask & PEER_SHUT_EVENTS)
+                else:
+                    self._drive(fd, connection, connection.writable)
             now = time.monotonic()
             if now >= next_idle_check:
                 next_idle_check = now + self._idle_check_seconds
-                self._check_idle(now)
+                for fd, connection in list(connections.items()):
+                    self._drive(fd, connection, connection.idle_check, now, self.idle_timeout_seconds)
         for fd, connection in list(connections.items()):
-            connection.close()
-            self._forget(fd, connection)
+            self._drive(fd, connection, connection.close)
 
-    def _check_idle(self, now: float) -> None:
-        for fd, connection in list(self._connections.items()):
-            try:
-                connection.idle_check(now, self.idle_timeout_seconds)
-            except Exception:
-                log.exception("connection failed")
-                connection.close()
-            if connection.closed:
-                self._forget(fd, connection)
+    def _drive(self, fd: int, connection: Connection, step: Callable[..., None], *args: object) -> None:
+        """One step of a connection; forgets it once closed."""
+        try:
+            step(*args)
+        except Exception:  # a bug in one request must not take the process down
+            log.exception("connection failed")
+            connection.close()
+        if connection.closed:
+            self._forget(fd, connection)
 
     def _forget(self, fd: int, connection: Connection) -> None:
         # Closing the socket took it out of epoll. The number may already be a new

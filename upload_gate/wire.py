@@ -37,7 +37,6 @@ REASONS = {
     500: "Internal Server Error",
     503: "Service Unavailable",
 }
-JSON_POSTS = frozenset(("/v1/admit", "/v1/release", "/v1/renew"))
 ROUTES = {
     "/v1/admit": "POST",
     "/v1/release": "POST",
@@ -45,6 +44,7 @@ ROUTES = {
     "/healthz": "GET",
     "/metrics": "GET",
 }
+JSON_POSTS = frozenset(path for path, method in ROUTES.items() if method == "POST")  # all JSON bodies
 
 
 # -- HTTP/1.1 on a socket --------------------------------------------------------------------
