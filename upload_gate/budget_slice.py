@@ -205,8 +205,6 @@ class SliceAdmitted(Admitted):
     __slots__ = ()
 
     def headers(self) -> dict[str, str]:
-        try:
-            return self._headers
-        except AttributeError:
+        if self._headers is None:
             self._view = slice_view(*self._view)  # type: ignore[misc]
-            return Admitted.headers(self)
+        return Admitted.headers(self)

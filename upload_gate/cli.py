@@ -12,6 +12,7 @@ its command line.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import os
@@ -182,6 +183,9 @@ def serve(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    # What was built to start (modules, the table, the gate) lives as long as the process:
+    # kept out of the collector, so a full collection does not walk it on the request path.
+    gc.freeze()
     server.start()
     log.info("upload gate sidecar on %s (table version %s, mode %s)", server.address, gate.config_version, gate.mode)
     print(f"listening on {server.address}", flush=True)

@@ -50,16 +50,16 @@ class Decision:
         self.limit = limit
         self.lease = lease
         self._view = view
+        self._headers: dict[str, str] | None = None
         # Set when only the shadow limits admitted the upload (see upload_gate/shadow.py).
         self.shadow_lease: Lease | None = None
 
     def headers(self) -> dict[str, str]:
         """RateLimit-Policy, RateLimit and (when rejected) Retry-After, built once."""
-        try:
-            return self._headers
-        except AttributeError:  # not built yet: the slot stays empty until asked
-            self._headers: dict[str, str] = build_headers(self)
-            return self._headers
+        headers = self._headers
+        if headers is None:  # not built yet (a test, not an exception: this is the hot path)
+            headers = self._headers = build_headers(self)
+        return headers
 
     def as_dict(self) -> dict:
         """A JSON body for the response; an RFC 9457 problem (type, title, ...) when one applies."""
@@ -100,3 +100,4 @@ class Admitted(Decision):
     def __init__(self, lease: Lease, view: HeaderView) -> None:  # noqa: D107
         self.lease = lease
         self._view = view
+        self._headers = None

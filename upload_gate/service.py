@@ -214,12 +214,33 @@ class GateService:
 def admitted_json(lease_id: str, lease_expires_in_seconds: int, headers: dict[str, str]) -> bytes:
     """The admitted answer, formatted directly: the same JSON the encoder would write for
     the dict (docs/upload-gate.md), at a fraction of its cost on the sidecar's hot path."""
-    fields = ",".join(f"{_json_string(name)}:{_json_string(value)}" for name, value in headers.items())
     return (
         '{"admitted":true,"status":200,"reason":"","limit":null,"retry_after_seconds":null,'
         f'"lease_id":{_json_string(lease_id)},"lease_expires_in_seconds":{lease_expires_in_seconds},'
-        f'"headers":{{{fields}}},"problem":null}}'
+        f'"headers":{headers_json(headers)},"problem":null}}'
     ).encode()
+
+
+# RateLimit-Policy values as JSON text: a policy is one string per client and table version,
+# so it is escaped once rather than in every answer (its quotes make escaping the costly part).
+_POLICY_JSON: dict[str, str] = {}
+MAX_POLICIES_JSON = 4096
+
+
+def headers_json(headers: dict[str, str]) -> str:
+    """The JSON object of a decision's header fields."""
+    fields = []
+    for name, value in headers.items():
+        if name == "RateLimit-Policy":
+            text = _POLICY_JSON.get(value)
+            if text is None:
+                if len(_POLICY_JSON) >= MAX_POLICIES_JSON:
+                    _POLICY_JSON.clear()
+                text = _POLICY_JSON[value] = _json_string(value)
+        else:
+            text = _json_string(value)
+        fields.append(f"{_json_string(name)}:{text}")
+    return "{" + ",".join(fields) + "}"
 
 
 def _lease_id(payload: dict) -> str:

@@ -537,3 +537,12 @@ def test_the_admitted_answer_written_directly_is_the_json_of_the_documented_fiel
         "headers": headers,
         "problem": None,
     }
+
+
+def test_each_answer_carries_its_own_policy_when_policies_change_and_repeat():
+    # A policy's JSON text is remembered: answers after a table change must not reuse it.
+    first = {"RateLimit-Policy": '"rpm";q=600;w=60', "RateLimit": '"rpm";r=9;t=1'}
+    second = {"RateLimit-Policy": '"rpm";q=60;w=60', "RateLimit": '"rpm";r=0;t=2'}
+    for headers in (first, second, first, second):
+        assert json.loads(admitted_json("0a1b2c3d-17", 900, headers))["headers"] == headers
+    assert json.loads(admitted_json("0a1b2c3d-17", 900, {}))["headers"] == {}
