@@ -13,6 +13,10 @@ second, p50 / p99 microseconds of one pair (decision), and where a pair's time g
 client's own CPU (user + system, from getrusage: building the request, the JSON, the
 syscalls) and the server's CPU (from /proc/<pid>/stat), both per pair. Each client first
 warms up its connection. Bounded to about a minute.
+
+One more row, from one process: the same pairs with the client and every sidecar thread
+pinned to CPU 0. It is a diagnosis, not a way to deploy: it shows how much of a pair is the
+wake-ups that cross between CPUs (an idle vCPU halts, and waking it is slow).
 """
 
 from __future__ import annotations
@@ -44,6 +48,9 @@ PIPELINED = "sidecar pair (release sent)"
 # The same client and framing against a server that decides nothing: what the transport
 # alone allows on this machine.
 FLOOR = "transport only (no gate)"
+# The same pairs with the client and the sidecar pinned to one CPU: no wake-up has to cross
+# to the other (halted) vCPU. A diagnosis of where a pair's time goes, not a deployment.
+ONE_CPU = "sidecar pair, both on 1 CPU"
 CLIENTS = [f"partner-{i}" for i in range(100)]
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -199,6 +206,20 @@ def sidecar_worker_waiting_for_release(sock: str, pairs: int, warmup: int, barri
     sidecar_worker(sock, pairs, warmup, barrier, results, wait_for_release=True)
 
 
+def sidecar_worker_on_cpu_0(sock: str, pairs: int, warmup: int, barrier, results) -> None:
+    os.sched_setaffinity(0, {0})
+    sidecar_worker(sock, pairs, warmup, barrier, results)
+
+
+def pin_process(pid: int, cpus: set[int]) -> None:
+    """Every thread of a process on these CPUs (the affinity of a pid is its main thread's)."""
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            os.sched_setaffinity(int(task), cpus)
+        except ProcessLookupError:  # a thread that ended meanwhile
+            pass
+
+
 def redis_worker(url: str, decisions: int, warmup: int, barrier, results) -> None:
     import redis
 
@@ -280,6 +301,8 @@ def main() -> int:
     floor, floor_sock = start_floor_server(tmp)
     redis_server = None if args.skip_redis else start_redis()
     rows: list[tuple[str, dict]] = []
+    all_cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
+    can_pin = len(all_cpus) >= 2 and 0 in all_cpus
     try:
         for processes in (1, 4):
             per_process = pairs if processes == 1 else max(1, pairs // 2)
@@ -290,6 +313,14 @@ def main() -> int:
                 )
             )
             rows.append((FLOOR, run_clients(sidecar_worker, floor_sock, processes, per_process, warmup, floor.pid)))
+            if processes == 1 and can_pin:
+                pin_process(sidecar.pid, {0})
+                try:
+                    rows.append(
+                        (ONE_CPU, run_clients(sidecar_worker_on_cpu_0, sock, 1, per_process, warmup, sidecar.pid))
+                    )
+                finally:
+                    pin_process(sidecar.pid, all_cpus)
             rows.append(
                 (
                     "sidecar pair, release waits",
@@ -337,6 +368,14 @@ def main() -> int:
         f" from one process; the gate's decisions and bookkeeping take the sidecar from there to"
         f" {one['per_second']:,.0f}"
     )
+    one_cpu = next((row for name, row in rows if name == ONE_CPU), None)
+    if one_cpu is not None:
+        print(
+            f"the same pairs with the client and the sidecar on one CPU: {one_cpu['per_second']:,.0f} pairs/s"
+            f" ({one_cpu['client_cpu_us'] + one_cpu['server_cpu_us']:.0f} µs of CPU per pair against"
+            f" {one['client_cpu_us'] + one['server_cpu_us']:.0f}); on two CPUs the difference is the wake-ups"
+            " that cross to the other, idle, CPU"
+        )
     redis_rows = [row for name, row in rows if name.startswith("redis")]
     sidecar_rows = [row for name, row in rows if name == PIPELINED]
     for sidecar_row, redis_row in zip(sidecar_rows, redis_rows):
