@@ -185,6 +185,8 @@ def serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, stop)
     # What was built to start (modules, the table, the gate) lives as long as the process:
     # kept out of the collector, so a full collection does not walk it on the request path.
+    # Collected first, so no start-up garbage is kept for good.
+    gc.collect()
     gc.freeze()
     server.start()
     log.info("upload gate sidecar on %s (table version %s, mode %s)", server.address, gate.config_version, gate.mode)

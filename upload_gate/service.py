@@ -5,6 +5,7 @@ id, and the JSON-ready answers of admit / release / renew / healthz (docs/upload
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import secrets
@@ -221,26 +222,20 @@ def admitted_json(lease_id: str, lease_expires_in_seconds: int, headers: dict[st
     ).encode()
 
 
-# RateLimit-Policy values as JSON text: a policy is one string per client and table version,
-# so it is escaped once rather than in every answer (its quotes make escaping the costly part).
-_POLICY_JSON: dict[str, str] = {}
-MAX_POLICIES_JSON = 4096
-
-
 def headers_json(headers: dict[str, str]) -> str:
     """The JSON object of a decision's header fields."""
     fields = []
     for name, value in headers.items():
-        if name == "RateLimit-Policy":
-            text = _POLICY_JSON.get(value)
-            if text is None:
-                if len(_POLICY_JSON) >= MAX_POLICIES_JSON:
-                    _POLICY_JSON.clear()
-                text = _POLICY_JSON[value] = _json_string(value)
-        else:
-            text = _json_string(value)
+        text = _policy_json(value) if name == "RateLimit-Policy" else _json_string(value)
         fields.append(f"{_json_string(name)}:{text}")
     return "{" + ",".join(fields) + "}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _policy_json(policy: str) -> str:
+    """A RateLimit-Policy value as JSON text. A policy is one string per client and table
+    version, so it is escaped once, not in every answer (its quotes make escaping costly)."""
+    return _json_string(policy)
 
 
 def _lease_id(payload: dict) -> str:
