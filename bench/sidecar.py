@@ -17,11 +17,20 @@ warms up its connection. Bounded to about a minute.
 One more row, from one process: the same pairs with the client and every sidecar thread
 pinned to CPU 0. It is a diagnosis, not a way to deploy: it shows how much of a pair is the
 wake-ups that cross between CPUs (an idle vCPU halts, and waking it is slow).
+
+The header says how this machine's idle vCPUs wait (the cpuidle driver and, with the
+KVM guest driver haltpoll, guest_halt_poll_ns: 0 means an idle vCPU halts at once). With
+--guest-halt-poll-ns N (root, the haltpoll driver), the one-process pairs also run with
+guest halt polling set to N for the rows' duration, then set back: the same code, with
+idle vCPUs that poll for up to N ns before they halt (the driver's own default is 200000).
+
+    sudo .venv/bin/python bench/sidecar.py --guest-halt-poll-ns 200000
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing
 import os
 import shutil
@@ -32,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,6 +61,11 @@ FLOOR = "transport only (no gate)"
 # The same pairs with the client and the sidecar pinned to one CPU: no wake-up has to cross
 # to the other (halted) vCPU. A diagnosis of where a pair's time goes, not a deployment.
 ONE_CPU = "sidecar pair, both on 1 CPU"
+# The same pairs while idle vCPUs poll before they halt (--guest-halt-poll-ns).
+HALT_POLL_PAIR = "sidecar pair, vCPUs poll"
+HALT_POLL_FLOOR = "transport only, vCPUs poll"
+CPUIDLE_DRIVER = Path("/sys/devices/system/cpu/cpuidle/current_driver")
+GUEST_HALT_POLL_NS = Path("/sys/module/haltpoll/parameters/guest_halt_poll_ns")
 CLIENTS = [f"partner-{i}" for i in range(100)]
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -211,6 +226,52 @@ def sidecar_worker_on_cpu_0(sock: str, pairs: int, warmup: int, barrier, results
     sidecar_worker(sock, pairs, warmup, barrier, results)
 
 
+def cpuidle_driver() -> str | None:
+    try:
+        return CPUIDLE_DRIVER.read_text().strip()
+    except OSError:  # not Linux, or no cpuidle
+        return None
+
+
+def idle_vcpus() -> str:
+    """How this machine's idle CPUs wait, as the header line says it."""
+    driver = cpuidle_driver()
+    if driver is None:
+        return "cpuidle driver unknown"
+    if driver != "haltpoll":
+        return f"cpuidle driver {driver}"
+    try:
+        poll_ns = int(GUEST_HALT_POLL_NS.read_text())
+    except (OSError, ValueError):
+        return "cpuidle driver haltpoll, guest_halt_poll_ns unknown"
+    if poll_ns == 0:
+        return "cpuidle driver haltpoll, guest_halt_poll_ns 0 (an idle vCPU halts at once)"
+    return f"cpuidle driver haltpoll, guest_halt_poll_ns {poll_ns} (an idle vCPU polls first)"
+
+
+def halt_poll_refusal() -> str | None:
+    """Why guest halt polling cannot be set here, or None if it can."""
+    driver = cpuidle_driver()
+    if driver is None:
+        return "no cpuidle driver is reported"
+    if driver != "haltpoll":
+        return f"the cpuidle driver is {driver}, not haltpoll (not a KVM guest with it)"
+    if not os.access(GUEST_HALT_POLL_NS, os.W_OK):
+        return f"{GUEST_HALT_POLL_NS} is not writable (run as root)"
+    return None
+
+
+@contextlib.contextmanager
+def guest_halt_polling(poll_ns: int) -> Iterator[None]:
+    """guest_halt_poll_ns set to poll_ns inside the block, set back after it, whatever happens."""
+    was = GUEST_HALT_POLL_NS.read_text().strip()
+    GUEST_HALT_POLL_NS.write_text(str(poll_ns))
+    try:
+        yield
+    finally:
+        GUEST_HALT_POLL_NS.write_text(was)
+
+
 def pin_process(pid: int, cpus: set[int]) -> None:
     """Every thread of a process on these CPUs (the affinity of a pid is its main thread's)."""
     for task in os.listdir(f"/proc/{pid}/task"):
@@ -281,6 +342,10 @@ def run_clients(target, address: str, processes: int, count: int, warmup: int, s
 
 
 # -- the report -------------------------------------------------------------------------------
+def meets_goal(row: dict) -> bool:
+    return row["per_second"] >= GOAL_PAIRS_PER_SECOND and row["p99_us"] <= GOAL_P99_MICROSECONDS
+
+
 def print_row(name: str, row: dict) -> None:
     print(
         f"{name:<28} {row['processes']:>5} {row['per_second']:>11,.0f} {row['p50_us']:>9.0f} {row['p99_us']:>9.0f}"
@@ -293,7 +358,18 @@ def main() -> int:
     parser.add_argument("--pairs", type=int, default=20_000, help="admit+release pairs per client process")
     parser.add_argument("--skip-redis", action="store_true", help="only the sidecar")
     parser.add_argument("--smoke", action="store_true", help="a few hundred pairs, to check the bench runs")
+    parser.add_argument(
+        "--guest-halt-poll-ns",
+        type=int,
+        metavar="N",
+        help="also run the one-process pairs with idle vCPUs polling up to N ns before they halt (root, haltpoll)",
+    )
     args = parser.parse_args()
+    if args.guest_halt_poll_ns is not None:
+        if args.guest_halt_poll_ns <= 0:
+            parser.error("--guest-halt-poll-ns must be more than 0")
+        if refusal := halt_poll_refusal():
+            parser.error(f"--guest-halt-poll-ns: {refusal}")
     pairs = 300 if args.smoke else args.pairs
     warmup = 50 if args.smoke else 1000
     tmp = Path(tempfile.mkdtemp(prefix="bench-sidecar-"))
@@ -321,6 +397,14 @@ def main() -> int:
                     )
                 finally:
                     pin_process(sidecar.pid, all_cpus)
+            if processes == 1 and args.guest_halt_poll_ns:
+                with guest_halt_polling(args.guest_halt_poll_ns):
+                    rows.append(
+                        (HALT_POLL_PAIR, run_clients(sidecar_worker, sock, 1, per_process, warmup, sidecar.pid))
+                    )
+                    rows.append(
+                        (HALT_POLL_FLOOR, run_clients(sidecar_worker, floor_sock, 1, per_process, warmup, floor.pid))
+                    )
             rows.append(
                 (
                     "sidecar pair, release waits",
@@ -341,7 +425,10 @@ def main() -> int:
             redis_server[0].wait(30)
         shutil.rmtree(tmp, ignore_errors=True)
     load = os.getloadavg()[0]
-    print(f"sidecar over its Unix socket vs Redis GCRA (EVALSHA), {os.cpu_count()} cores, load average {load:.1f}")
+    print(
+        f"sidecar over its Unix socket vs Redis GCRA (EVALSHA), {os.cpu_count()} cores, load average {load:.1f},"
+        f" {idle_vcpus()}"
+    )
     print(
         f"{'':<29} {'procs':>5} {'per second':>11} {'p50 µs':>9} {'p99 µs':>9}"
         f" {'client CPU µs':>12} {'server CPU µs':>12}"
@@ -357,7 +444,8 @@ def main() -> int:
         f" sidecar's ({100 * one['server_cpu_us'] / wall_us:.0f} %); the rest is waiting (wake-ups, scheduling)"
     )
     print(
-        f"goal >= {GOAL_PAIRS_PER_SECOND:,} pairs/s from one process: {one['per_second']:,.0f}"
+        f"goal >= {GOAL_PAIRS_PER_SECOND:,} pairs/s from one process, idle vCPUs as the header says:"
+        f" {one['per_second']:,.0f}"
         f" ({'met' if one['per_second'] >= GOAL_PAIRS_PER_SECOND else 'NOT met'});"
         f" p99 <= {GOAL_P99_MICROSECONDS:.0f} µs: {one['p99_us']:.0f}"
         f" ({'met' if one['p99_us'] <= GOAL_P99_MICROSECONDS else 'NOT met'})"
@@ -375,6 +463,15 @@ def main() -> int:
             f" ({one_cpu['client_cpu_us'] + one_cpu['server_cpu_us']:.0f} µs of CPU per pair against"
             f" {one['client_cpu_us'] + one['server_cpu_us']:.0f}); on two CPUs the difference is the wake-ups"
             " that cross to the other, idle, CPU"
+        )
+    polling = next((row for name, row in rows if name == HALT_POLL_PAIR), None)
+    if polling is not None:
+        polling_floor = next(row for name, row in rows if name == HALT_POLL_FLOOR)
+        print(
+            f"the same pairs with guest_halt_poll_ns {args.guest_halt_poll_ns} (idle vCPUs poll before they halt):"
+            f" {polling['per_second']:,.0f} pairs/s from one process, p99 {polling['p99_us']:.0f} µs"
+            f" ({'met' if meets_goal(polling) else 'NOT met'}); the transport alone"
+            f" {polling_floor['per_second']:,.0f}"
         )
     redis_rows = [row for name, row in rows if name.startswith("redis")]
     sidecar_rows = [row for name, row in rows if name == PIPELINED]
