@@ -1,12 +1,46 @@
 """The fixtures every folder's tests use: the base set of users and partners, logging in, a fake AWS
 environment and moto's server. Plain builders are in tests/factories.py."""
 
+import functools
+import threading
 import urllib.request
 
 import pytest
+from django.core.handlers.wsgi import WSGIHandler
+from django.db import connection
 
 from core.roles import ENGINEERS_GROUP, OPS_GROUP
 from tests.factories import REGION, make_partner, make_user
+
+
+@pytest.fixture
+def database_turn(monkeypatch):
+    """On in-memory SQLite, the live server's request threads and the test's thread share one
+    connection, and Django's docs warn that queries made through it at the same time may fail
+    at random. One such failure leaves the shared connection needing a rollback, so every
+    transactional test after it fails at setup. Here the live server answers one request at a
+    time. Returns `in_turn(function)`, for a test whose own thread queries while requests are
+    answered, or None where each thread has a connection of its own (PostgreSQL)."""
+    if connection.vendor != "sqlite" or not connection.is_in_memory_db():
+        return None
+    turn = threading.RLock()
+
+    def in_turn(function):
+        @functools.wraps(function)
+        def wrapper(*args, **kwargs):
+            with turn:
+                return function(*args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(WSGIHandler, "__call__", in_turn(WSGIHandler.__call__))
+    return in_turn
+
+
+@pytest.fixture(autouse=True)
+def _live_server_requests_take_turns(request):
+    if "live_server" in request.fixturenames:
+        request.getfixturevalue("database_turn")
 
 
 @pytest.fixture

@@ -1,12 +1,7 @@
 """`manage.py run_fleet`: the simulated fleet reports to the dashboard in real time."""
 
-import functools
-import threading
-
 import pytest
-from django.core.handlers.wsgi import WSGIHandler
 from django.core.management import call_command
-from django.db import connection
 
 from fleet.management.commands import run_fleet
 from fleet.models import ScalingGroup
@@ -16,30 +11,15 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def database_used_in_turn(monkeypatch):
-    """On in-memory SQLite, the live server's request threads and this test's thread share
-    one connection, and Django's docs warn that queries made through it at the same time may
-    fail at random. A failure there leaves the shared connection broken for the tests after.
-    The fleet's own queries (enrolling, reading the desired capacity, deregistering) run in
-    this thread for the whole run, so here they and the requests take turns."""
-    if connection.vendor != "sqlite" or not connection.is_in_memory_db():
-        return
-    turn = threading.RLock()
-
-    def in_turn(function):
-        @functools.wraps(function)
-        def wrapper(*args, **kwargs):
-            with turn:
-                return function(*args, **kwargs)
-
-        return wrapper
-
-    monkeypatch.setattr(WSGIHandler, "__call__", in_turn(WSGIHandler.__call__))
-    for name in ("register", "desired_capacity", "deregister_all"):
-        monkeypatch.setattr(run_fleet, name, in_turn(getattr(run_fleet, name)))
+def fleet_queries_in_turn(database_turn, monkeypatch):
+    """The fleet's own queries (enrolling, reading the desired capacity, deregistering) run in
+    this test's thread for the whole run: on in-memory SQLite they take turns with requests."""
+    if database_turn is not None:
+        for name in ("register", "desired_capacity", "deregister_all"):
+            monkeypatch.setattr(run_fleet, name, database_turn(getattr(run_fleet, name)))
 
 
-def test_the_live_fleet_follows_the_local_group_and_reports(live_server, settings, database_used_in_turn):
+def test_the_live_fleet_follows_the_local_group_and_reports(live_server, settings, fleet_queries_in_turn):
     ScalingGroup.objects.update_or_create(
         name="local-fleet", defaults={"backend": ScalingGroup.Backend.LOCAL, "desired_capacity": 2}
     )
